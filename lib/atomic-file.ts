@@ -1,0 +1,89 @@
+// Files that are replaced whole and survive a crash: write a temp file, fsync it, rename it over
+// the old one, fsync the directory. `Bun.write` alone is neither atomic nor durable.
+import { closeSync, fsyncSync, openSync, readdirSync, unlinkSync } from 'node:fs'
+import { open, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+let tempSeq = 0
+
+function tempPathOf(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${tempSeq++}.tmp`)
+}
+
+/** Makes a rename (or create) in `dir` durable. */
+export function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Replaces `path` with `data` so that a reader or a crash sees either the old or the new file. */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const temp = tempPathOf(path)
+  const file = await open(temp, 'wx', 0o644)
+  try {
+    await file.writeFile(data)
+    await file.sync()
+  } catch (error) {
+    await file.close()
+    await unlink(temp).catch(() => {})
+    throw error
+  }
+  await file.close()
+  await rename(temp, path)
+  const dir = await open(dirname(path), 'r')
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
+  }
+}
+
+/** Removes temp files a crash left behind in `dir` (they were never renamed, so never seen). */
+export function sweepTempFiles(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    if (/^\..+\.\d+\.\d+\.tmp$/.test(name)) unlinkSync(join(dir, name))
+  }
+}
+
+/**
+ * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). Each
+ * `refresh()` resolves once a write that started after the call has reached the disk; calls
+ * that arrive during a write share the next one, so a burst costs two writes, not one each.
+ */
+export class FileView {
+  #running: Promise<void> | null = null
+  #next: Promise<void> | null = null
+  #written: string | null = null
+
+  constructor(
+    readonly path: string,
+    private readonly render: () => string,
+  ) {}
+
+  refresh(): Promise<void> {
+    if (this.#running === null) {
+      this.#running = this.#write().finally(() => {
+        this.#running = null
+      })
+      return this.#running
+    }
+    this.#next ??= this.#running
+      .catch(() => {})
+      .then(() => {
+        this.#next = null
+        return this.refresh()
+      })
+    return this.#next
+  }
+
+  async #write(): Promise<void> {
+    const text = this.render()
+    if (text === this.#written) return
+    await writeFileAtomic(this.path, text)
+    this.#written = text
+  }
+}

@@ -1,0 +1,229 @@
+// The coordinator's view of one transaction: preparing → deciding (commit | abort) → done.
+// Pure: the shell carries out the actions in order, and a `persist` is durable before any later
+// action of the same step leaves the node. Presumed abort: without a durable commit record, a
+// transaction is aborted.
+import { backoffMs, type Backoff } from './backoff.ts'
+import type { Decision, Prng, Vote } from './types.ts'
+
+export type CoordinatorPhase = 'preparing' | 'deciding' | 'done'
+
+/** One outstanding message to a participant: `retryAt` is null while a send is in flight. */
+export type Retry = Readonly<{ attempt: number; retryAt: number | null }>
+
+export type CoordinatorTxn = Readonly<{
+  txn: string
+  participants: readonly string[]
+  phase: CoordinatorPhase
+  /** Set once, never changed: the decision is logged before anyone hears of it. */
+  decision: Decision | null
+  votes: Readonly<Record<string, Vote>>
+  reasons: Readonly<Record<string, string>>
+  acks: readonly string[]
+  /** Participants that refused the decision (a heuristic outcome contradicts it). */
+  refusals: Readonly<Record<string, string>>
+  /** Until when prepare may take; after it, a participant that has not voted counts as `no`. */
+  deadline: number
+  /** Participants that still owe a vote (preparing) or an acknowledgement (deciding). */
+  outstanding: Readonly<Record<string, Retry>>
+}>
+
+export type CoordinatorRecord =
+  | { type: 'begin'; txn: string; participants: readonly string[] }
+  | { type: 'decision'; txn: string; decision: Decision }
+  | { type: 'done'; txn: string }
+
+export type CoordinatorMessage =
+  | { type: 'prepare'; txn: string; participants: readonly string[] }
+  | { type: 'decide'; txn: string; decision: Decision }
+
+export type CoordinatorEvent =
+  | { type: 'vote'; from: string; vote: Vote; reason?: string; now: number }
+  | { type: 'ack'; from: string; now: number }
+  /** The participant answered the decision with a refusal (409): its outcome differs. */
+  | { type: 'refused'; from: string; error: string; now: number }
+  /** A send got no answer (refused connection, timeout, 5xx): try again after a backoff. */
+  | { type: 'unreachable'; to: string; now: number }
+  | { type: 'tick'; now: number }
+
+export type CoordinatorAction =
+  | { type: 'persist'; record: CoordinatorRecord }
+  | { type: 'send'; to: string; message: CoordinatorMessage }
+
+export type CoordinatorEnv = Readonly<{ prng: Prng; timeoutMs: number; backoff: Backoff }>
+
+type Step = [CoordinatorTxn, CoordinatorAction[]]
+
+/** Starts a transaction: log that it began (so a restart can abort it), then ask for votes. */
+export function begin(
+  txn: string,
+  participants: readonly string[],
+  now: number,
+  env: CoordinatorEnv,
+): Step {
+  if (participants.length === 0) throw new Error('assertion: a transaction needs participants')
+  const state: CoordinatorTxn = {
+    txn,
+    participants,
+    phase: 'preparing',
+    decision: null,
+    votes: {},
+    reasons: {},
+    acks: [],
+    refusals: {},
+    deadline: now + env.timeoutMs,
+    outstanding: inFlight(participants, 0),
+  }
+  const persist: CoordinatorAction = { type: 'persist', record: { type: 'begin', txn, participants } }
+  return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
+}
+
+export function coordinatorStep(state: CoordinatorTxn, event: CoordinatorEvent, env: CoordinatorEnv): Step {
+  switch (event.type) {
+    case 'vote':
+      return onVote(state, event.from, event.vote, event.reason)
+    case 'ack':
+      return onAck(state, event.from, null)
+    case 'refused':
+      return onAck(state, event.from, event.error)
+    case 'unreachable':
+      return onUnreachable(state, event.to, event.now, env)
+    case 'tick':
+      return onTick(state, event.now, env)
+  }
+}
+
+export type Tally = 'pending' | 'won' | 'lost'
+
+/** Unanimity, not majority: one `no` loses, all `yes` wins, anything else is still pending. */
+export function tally(participants: readonly string[], votes: Readonly<Record<string, Vote>>): Tally {
+  let yes = 0
+  for (const id of participants) {
+    if (votes[id] === 'no') return 'lost'
+    if (votes[id] === 'yes') yes += 1
+  }
+  return yes === participants.length ? 'won' : 'pending'
+}
+
+function onVote(state: CoordinatorTxn, from: string, vote: Vote, reason?: string): Step {
+  // Late, duplicate and foreign votes are normal on a lossy network: ignore them.
+  if (state.phase !== 'preparing' || !state.participants.includes(from)) return [state, []]
+  if (state.votes[from] !== undefined) return [state, []]
+  const votes = { ...state.votes, [from]: vote }
+  const reasons = reason ? { ...state.reasons, [from]: reason } : state.reasons
+  const next: CoordinatorTxn = { ...state, votes, reasons, outstanding: without(state.outstanding, from) }
+  const result = tally(state.participants, votes)
+  if (result === 'pending') return [next, []]
+  return decide(next, result === 'won' ? 'commit' : 'abort')
+}
+
+function decide(state: CoordinatorTxn, decision: Decision): Step {
+  if (state.decision !== null) throw new Error(`assertion: ${state.txn} is already decided`)
+  // A participant that voted `no` has aborted on its own: it needs no abort and owes no ack.
+  const targets = state.participants.filter((id) => decision === 'commit' || state.votes[id] !== 'no')
+  const acks = state.participants.filter((id) => !targets.includes(id))
+  const next: CoordinatorTxn = { ...state, phase: 'deciding', decision, acks, outstanding: inFlight(targets, 0) }
+  const persist: CoordinatorAction = { type: 'persist', record: { type: 'decision', txn: state.txn, decision } }
+  if (targets.length === 0) return finish(next, [persist])
+  return [next, [persist, ...targets.map((to) => decideTo(next, to))]]
+}
+
+function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Step {
+  if (state.phase !== 'deciding' || state.outstanding[from] === undefined) return [state, []]
+  const next: CoordinatorTxn = {
+    ...state,
+    acks: [...state.acks, from],
+    refusals: refusal === null ? state.refusals : { ...state.refusals, [from]: refusal },
+    outstanding: without(state.outstanding, from),
+  }
+  if (Object.keys(next.outstanding).length > 0) return [next, []]
+  return finish(next, [])
+}
+
+function finish(state: CoordinatorTxn, actions: CoordinatorAction[]): Step {
+  const done: CoordinatorAction = { type: 'persist', record: { type: 'done', txn: state.txn } }
+  return [{ ...state, phase: 'done' }, [...actions, done]]
+}
+
+function onUnreachable(state: CoordinatorTxn, to: string, now: number, env: CoordinatorEnv): Step {
+  const retry = state.outstanding[to]
+  if (state.phase === 'done' || retry === undefined || retry.retryAt !== null) return [state, []]
+  const retryAt = now + backoffMs(retry.attempt, env.prng, env.backoff)
+  return [{ ...state, outstanding: { ...state.outstanding, [to]: { ...retry, retryAt } } }, []]
+}
+
+function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
+  if (state.phase === 'preparing' && now >= state.deadline) {
+    const silent = state.participants.filter((id) => state.votes[id] === undefined)
+    const reasons = { ...state.reasons }
+    for (const id of silent) reasons[id] = 'no vote before the prepare timeout'
+    return decide({ ...state, reasons }, 'abort')
+  }
+  if (state.phase === 'done') return [state, []]
+  const due = Object.entries(state.outstanding).filter(([, r]) => r.retryAt !== null && r.retryAt <= now)
+  if (due.length === 0) return [state, []]
+  const outstanding = { ...state.outstanding }
+  for (const [id, r] of due) outstanding[id] = { attempt: r.attempt + 1, retryAt: null }
+  const next = { ...state, outstanding }
+  const send = next.phase === 'preparing' ? prepareTo : decideTo
+  return [next, due.map(([id]) => send(next, id))]
+}
+
+/** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
+ * has its decision sent again to everyone who has not acknowledged it. */
+export function resume(state: CoordinatorTxn): Step {
+  if (state.phase === 'preparing') {
+    return decide({ ...state, votes: {} }, 'abort')
+  }
+  if (state.phase === 'done') return [state, []]
+  const pending = Object.keys(state.outstanding)
+  const next = { ...state, outstanding: inFlight(pending, 0) }
+  return [next, pending.map((to) => decideTo(next, to))]
+}
+
+/** Rebuilds every transaction's state from the coordinator's records, in their order. */
+export function recoverCoordinator(records: Iterable<CoordinatorRecord>): Map<string, CoordinatorTxn> {
+  const txns = new Map<string, CoordinatorTxn>()
+  for (const r of records) {
+    const prior = txns.get(r.txn)
+    if (r.type === 'begin') {
+      txns.set(r.txn, {
+        txn: r.txn,
+        participants: r.participants,
+        phase: 'preparing',
+        decision: null,
+        votes: {},
+        reasons: {},
+        acks: [],
+        refusals: {},
+        deadline: 0,
+        outstanding: {},
+      })
+    } else if (prior && r.type === 'decision') {
+      // Votes are not logged, so after a restart every participant is sent the decision again.
+      const outstanding = inFlight(prior.participants, 0)
+      txns.set(r.txn, { ...prior, phase: 'deciding', decision: r.decision, outstanding })
+    } else if (prior && r.type === 'done') {
+      txns.set(r.txn, { ...prior, phase: 'done', acks: prior.participants, outstanding: {} })
+    }
+  }
+  return txns
+}
+
+function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
+  const message: CoordinatorMessage = { type: 'prepare', txn: state.txn, participants: state.participants }
+  return { type: 'send', to, message }
+}
+
+function decideTo(state: CoordinatorTxn, to: string): CoordinatorAction {
+  if (state.decision === null) throw new Error(`assertion: ${state.txn} has no decision to send`)
+  return { type: 'send', to, message: { type: 'decide', txn: state.txn, decision: state.decision } }
+}
+
+function inFlight(ids: readonly string[], attempt: number): Record<string, Retry> {
+  return Object.fromEntries(ids.map((id) => [id, { attempt, retryAt: null }]))
+}
+
+function without<T>(record: Readonly<Record<string, T>>, key: string): Record<string, T> {
+  const { [key]: _, ...rest } = record
+  return rest
+}

@@ -1,0 +1,7 @@
+// Words both roles share. Time enters the core as `now` (milliseconds) inside events, and
+// randomness as a `Prng`, so the same core runs on a real clock or in a seeded simulation.
+
+export type Decision = 'commit' | 'abort'
+export type Vote = 'yes' | 'no'
+/** A source of uniform numbers in [0, 1): `Math.random` in a shell, a seeded PRNG in tests. */
+export type Prng = () => number

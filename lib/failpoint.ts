@@ -1,0 +1,37 @@
+// Crash points for tests: `TWOPHASE_FAILPOINTS=point[@txn],...` makes the node kill itself with
+// SIGKILL when it reaches `point` (for transaction `txn`, or any). A testing aid: a real crash at
+// an exact protocol step, with no branch in the protocol core.
+
+/** Every crash point, named after the protocol step it follows. */
+export const FAILPOINTS = [
+  'participant-after-vote-logged', // yes vote durable, reply not sent
+  'participant-after-outcome-logged', // commit/abort durable, acknowledgement not sent
+  'coordinator-after-begin-logged', // transaction logged as begun, no prepare sent
+  'coordinator-after-decision-logged', // decision durable, not sent to anyone
+  'coordinator-after-first-ack', // one participant acknowledged the decision, others not yet
+] as const
+
+export type Failpoint = (typeof FAILPOINTS)[number]
+
+export function parseFailpoints(spec: string | undefined): Map<Failpoint, string | null> {
+  const points = new Map<Failpoint, string | null>()
+  for (const item of (spec ?? '').split(',').filter((s) => s.trim() !== '')) {
+    const [name, txn] = item.trim().split('@') as [string, string | undefined]
+    if (!(FAILPOINTS as readonly string[]).includes(name)) {
+      throw new Error(`unknown failpoint "${name}" in TWOPHASE_FAILPOINTS; known: ${FAILPOINTS.join(', ')}`)
+    }
+    points.set(name as Failpoint, txn ?? null)
+  }
+  return points
+}
+
+const active = parseFailpoints(process.env.TWOPHASE_FAILPOINTS)
+
+/** Crashes the process here if the environment armed `point` (for `txn`). */
+export function failpoint(point: Failpoint, txn: string): void {
+  if (!active.has(point)) return
+  const only = active.get(point)
+  if (only !== null && only !== txn) return
+  process.stderr.write(`failpoint ${point} hit for ${txn}: crashing\n`)
+  process.kill(process.pid, 'SIGKILL')
+}

@@ -1,0 +1,15 @@
+/** Runs tasks one at a time per key (a transaction id), any number of keys concurrently. */
+export class KeyedQueue {
+  readonly #tails = new Map<string, Promise<unknown>>()
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve()
+    const result = previous.then(task)
+    const tail = result.catch(() => {})
+    this.#tails.set(key, tail)
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+    })
+    return result
+  }
+}
