@@ -32,8 +32,10 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
     await node.start()
     for (const txn of options.txns) {
       if (!node.txns.has(txn) && options.participants.length === 0) {
-        throw new UsageError('no participants configured: set PEER_PARTICIPANT0_HOST and ' +
-          'PEER_PARTICIPANT0_PORT, or pass --participant host:port')
+        throw new UsageError(
+          'no participants configured: set PEER_PARTICIPANT0_HOST and ' +
+            'PEER_PARTICIPANT0_PORT, or pass --participant host:port',
+        )
       }
       const decided = await node.run(txn, options.participants)
       log(`${txn}=${decided.decision}`)
@@ -53,14 +55,20 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
 }
 
 /** Waits until every participant acknowledged `txn`'s decision; a reason if that fails. */
-async function settle(node: CoordinatorNode, txn: string, deliverTimeoutMs: number): Promise<string | null> {
+async function settle(
+  node: CoordinatorNode,
+  txn: string,
+  deliverTimeoutMs: number,
+): Promise<string | null> {
   const timeout = Bun.sleep(deliverTimeoutMs).then(() => null)
   const done: CoordinatorTxn | null = await Promise.race([node.when(txn, 'done'), timeout])
   const t = done ?? node.txns.get(txn)!
   if (done === null) {
     const missing = t.participants.filter((p) => !t.acks.includes(p))
-    return `${txn}=${t.decision} is recorded but ${missing.join(', ')} did not acknowledge it within ` +
+    return (
+      `${txn}=${t.decision} is recorded but ${missing.join(', ')} did not acknowledge it within ` +
       `${deliverTimeoutMs} ms; run the coordinator again to deliver it`
+    )
   }
   const refused = Object.entries(t.refusals)
   if (refused.length > 0) {
@@ -82,7 +90,10 @@ function parseBatchArgs(argv: string[]): BatchOptions {
     allowPositionals: true,
     strict: true,
   })
-  const participants = [...participantsFromEnv(Bun.env), ...(values.participant ?? []).map(participantUrl)]
+  const participants = [
+    ...participantsFromEnv(Bun.env),
+    ...(values.participant ?? []).map(participantUrl),
+  ]
   const txns = positionals.length > 0 ? positionals : ['t1', 't2']
   for (const txn of txns) {
     if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)

@@ -11,7 +11,9 @@ import { parsePort, fail } from './lib.ts'
 export function createApp(node: ParticipantNode): Hono {
   const app = new Hono()
   useJsonErrors(app)
-  app.post('/prepare', async (c) => answer(c, await node.handle({ type: 'prepare', txn: await txnOf(c) })))
+  app.post('/prepare', async (c) =>
+    answer(c, await node.handle({ type: 'prepare', txn: await txnOf(c) })),
+  )
   app.post('/commit', async (c) =>
     answer(c, await node.handle({ type: 'decide', txn: await txnOf(c), decision: 'commit' })),
   )
@@ -43,7 +45,9 @@ function answer(c: Context, reply: Reply): Response {
   if (reply.kind === 'conflict') return c.json({ error: reply.error, txn: reply.txn }, 409)
   const json = wantsJson(c)
   if (reply.kind === 'vote') {
-    return json ? c.json({ txn: reply.txn, vote: reply.vote, reason: reply.reason }) : c.text(reply.vote)
+    return json
+      ? c.json({ txn: reply.txn, vote: reply.vote, reason: reply.reason })
+      : c.text(reply.vote)
   }
   return json ? c.json({ txn: reply.txn, state: reply.state }) : c.text(reply.state)
 }

@@ -39,11 +39,15 @@ export function participantUrl(value: string): string {
   try {
     url = new URL(withScheme)
   } catch {
-    throw new UsageError(`invalid participant ${JSON.stringify(value)}: expected host:port or http://host:port`)
+    throw new UsageError(
+      `invalid participant ${JSON.stringify(value)}: expected host:port or http://host:port`,
+    )
   }
   const badScheme = url.protocol !== 'http:' && url.protocol !== 'https:'
   if (badScheme || url.port === '' || url.search !== '' || url.hash !== '') {
-    throw new UsageError(`invalid participant ${JSON.stringify(value)}: expected host:port or http://host:port`)
+    throw new UsageError(
+      `invalid participant ${JSON.stringify(value)}: expected host:port or http://host:port`,
+    )
   }
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`
 }
@@ -61,7 +65,9 @@ export function participantsFromEnv(env: Record<string, string | undefined>): st
       const host = env[`PEER_PARTICIPANT${n}_HOST`]
       const port = env[`PEER_PARTICIPANT${n}_PORT`]
       if (!host || !port) {
-        throw new UsageError(`PEER_PARTICIPANT${n}_HOST and PEER_PARTICIPANT${n}_PORT must both be set`)
+        throw new UsageError(
+          `PEER_PARTICIPANT${n}_HOST and PEER_PARTICIPANT${n}_PORT must both be set`,
+        )
       }
       const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
       return participantUrl(`${hostPart}:${parsePort(port, `PEER_PARTICIPANT${n}_PORT`)}`)

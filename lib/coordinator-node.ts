@@ -39,7 +39,10 @@ export type CoordinatorOptions = {
 type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void }
 
 /** `decision.txt`: `txn=commit|abort`, one line per decided transaction, in decision order. */
-export function renderDecisionFile(order: readonly string[], txns: Map<string, CoordinatorTxn>): string {
+export function renderDecisionFile(
+  order: readonly string[],
+  txns: Map<string, CoordinatorTxn>,
+): string {
   return order.map((txn) => `${txn}=${txns.get(txn)!.decision}\n`).join('')
 }
 
@@ -170,7 +173,9 @@ export class CoordinatorNode {
 }
 
 function reached(state: CoordinatorTxn, phase: 'decided' | 'done'): boolean {
-  return phase === 'decided' ? state.decision !== null && state.phase !== 'preparing' : state.phase === 'done'
+  return phase === 'decided'
+    ? state.decision !== null && state.phase !== 'preparing'
+    : state.phase === 'done'
 }
 
 type SendOptions = { requestMs: number; coordinator?: string }
@@ -211,7 +216,8 @@ function eventOf(
 ): CoordinatorEvent {
   const now = Date.now()
   const error = typeof reply?.error === 'string' ? reply.error : `HTTP ${status}`
-  if (status >= 500 || status === 408 || status === 429) return { type: 'unreachable', to: from, now }
+  if (status >= 500 || status === 408 || status === 429)
+    return { type: 'unreachable', to: from, now }
   if (message.type === 'prepare') {
     if (status === 200 && (reply?.vote === 'yes' || reply?.vote === 'no')) {
       const reason = typeof reply.reason === 'string' ? reply.reason : undefined

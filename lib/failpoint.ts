@@ -18,7 +18,9 @@ export function parseFailpoints(spec: string | undefined): Map<Failpoint, string
   for (const item of (spec ?? '').split(',').filter((s) => s.trim() !== '')) {
     const [name, txn] = item.trim().split('@') as [string, string | undefined]
     if (!(FAILPOINTS as readonly string[]).includes(name)) {
-      throw new Error(`unknown failpoint "${name}" in TWOPHASE_FAILPOINTS; known: ${FAILPOINTS.join(', ')}`)
+      throw new Error(
+        `unknown failpoint "${name}" in TWOPHASE_FAILPOINTS; known: ${FAILPOINTS.join(', ')}`,
+      )
     }
     points.set(name as Failpoint, txn ?? null)
   }

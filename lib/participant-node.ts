@@ -44,7 +44,10 @@ export class ParticipantNode {
   /** Each transaction's events are handled one at a time. */
   readonly #queue = new KeyedQueue()
 
-  constructor(readonly dir: string, votes: VotesFile | null) {
+  constructor(
+    readonly dir: string,
+    votes: VotesFile | null,
+  ) {
     sweepTempFiles(dir)
     this.log = new DurableLog<ParticipantRecord>(join(dir, PARTICIPANT_DB))
     this.txns = recoverParticipant(this.log.records())
@@ -72,7 +75,8 @@ export class ParticipantNode {
     this.txns.set(event.txn, next)
     let reply: Reply | null = null
     for (const action of actions) {
-      if (action.type === 'check') return this.#run({ type: 'checked', txn: event.txn, ...this.#check(event.txn) })
+      if (action.type === 'check')
+        return this.#run({ type: 'checked', txn: event.txn, ...this.#check(event.txn) })
       if (action.type === 'persist') await this.#persist(action.record)
       if (action.type === 'reply') reply = action.reply
     }

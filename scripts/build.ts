@@ -23,5 +23,6 @@ export async function build(outdir: string): Promise<string[]> {
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { outdir: { type: 'string' } }, strict: true })
-  for (const path of await build(resolve(values.outdir ?? join(ROOT, 'dist')))) console.log(`built ${path}`)
+  for (const path of await build(resolve(values.outdir ?? join(ROOT, 'dist'))))
+    console.log(`built ${path}`)
 }

@@ -30,13 +30,22 @@ try {
     stdio: ['ignore', 'inherit', 'inherit'],
   })
   const code = await coordinator.exited
-  console.log(`coordinator exited with ${code} after ${(performance.now() - started).toFixed(0)} ms\n`)
+  console.log(
+    `coordinator exited with ${code} after ${(performance.now() - started).toFixed(0)} ms\n`,
+  )
   const files = [{ name: 'coordinator/decision.txt', text: read(join(dir, 'decision.txt')) }]
-  for (const [i, n] of nodes.entries()) files.push({ name: `participant${i}/state.txt`, text: read(join(n.dir, 'state.txt')) })
+  for (const [i, n] of nodes.entries())
+    files.push({ name: `participant${i}/state.txt`, text: read(join(n.dir, 'state.txt')) })
   for (const f of files) console.log(`${f.name}:\n${f.text.trimEnd().replace(/^/gm, '  ')}\n`)
-  ok = code === 0 && files[0]!.text === EXPECTED.decision && files.slice(1).every((f) => f.text === EXPECTED.state)
-  console.log(ok ? 'PASS: every participant reached the coordinator\'s decision (t1 committed, t2 aborted)'
-    : 'FAIL: the files above differ from t1=commit/committed, t2=abort/aborted')
+  ok =
+    code === 0 &&
+    files[0]!.text === EXPECTED.decision &&
+    files.slice(1).every((f) => f.text === EXPECTED.state)
+  console.log(
+    ok
+      ? "PASS: every participant reached the coordinator's decision (t1 committed, t2 aborted)"
+      : 'FAIL: the files above differ from t1=commit/committed, t2=abort/aborted',
+  )
 } finally {
   for (const n of nodes) n.proc.kill('SIGTERM')
   await Promise.all(nodes.map((n) => n.proc.exited))

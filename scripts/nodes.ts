@@ -23,7 +23,10 @@ export type ParticipantOptions = {
 }
 
 /** Starts a participant in `dir` on loopback and resolves once it is listening. */
-export async function spawnParticipant(dir: string, options: ParticipantOptions = {}): Promise<Node> {
+export async function spawnParticipant(
+  dir: string,
+  options: ParticipantOptions = {},
+): Promise<Node> {
   if (options.votes !== undefined) writeFileSync(join(dir, 'votes.txt'), options.votes)
   const proc = Bun.spawn([...(options.command ?? PARTICIPANT), ...(options.args ?? [])], {
     cwd: dir,
@@ -78,7 +81,8 @@ export function peerEnv(nodes: readonly { port: number }[]): Record<string, stri
 export function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith('PEER_PARTICIPANT') && k !== 'TWOPHASE_FAILPOINTS') env[k] = v
+    if (v !== undefined && !k.startsWith('PEER_PARTICIPANT') && k !== 'TWOPHASE_FAILPOINTS')
+      env[k] = v
   }
   return env
 }

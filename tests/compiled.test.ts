@@ -16,10 +16,16 @@ afterAll(() => rmSync(dist, { recursive: true, force: true }))
 test('the compiled participant and coordinator pass the classic exercise', async () => {
   const participant = [join(dist, 'participant')]
   const votes = ['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n']
-  const nodes = await Promise.all(votes.map((v) => startParticipant(tempDir(), { votes: v, command: participant })))
+  const nodes = await Promise.all(
+    votes.map((v) => startParticipant(tempDir(), { votes: v, command: participant })),
+  )
   const dir = tempDir()
-  const run = await runCoordinator(dir, [], { env: peerEnv(nodes), command: [join(dist, 'coordinator')] })
+  const run = await runCoordinator(dir, [], {
+    env: peerEnv(nodes),
+    command: [join(dist, 'coordinator')],
+  })
   expect(run.code).toBe(0)
   expect(readFileSync(join(dir, 'decision.txt'), 'utf8')).toBe('t1=commit\nt2=abort\n')
-  for (const n of nodes) expect(readFileSync(join(n.dir, 'state.txt'), 'utf8')).toBe('t1=committed\nt2=aborted\n')
+  for (const n of nodes)
+    expect(readFileSync(join(n.dir, 'state.txt'), 'utf8')).toBe('t1=committed\nt2=aborted\n')
 })

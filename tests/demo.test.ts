@@ -4,7 +4,10 @@ import { join } from 'node:path'
 import { ROOT } from '../scripts/nodes.ts'
 
 test('the demo runs the classic exercise and reports PASS with exit status 0', async () => {
-  const proc = Bun.spawn([process.execPath, join(ROOT, 'scripts/demo.ts')], { stdout: 'pipe', stderr: 'pipe' })
+  const proc = Bun.spawn([process.execPath, join(ROOT, 'scripts/demo.ts')], {
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
   const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
   expect(code).toBe(0)
   expect(stdout).toContain('coordinator/decision.txt:\n  t1=commit\n  t2=abort\n')

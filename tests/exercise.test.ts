@@ -21,7 +21,10 @@ afterEach(cleanup)
 const read = (dir: string, file: string) => readFileSync(join(dir, file), 'utf8')
 
 /** One participant per entry: its votes.txt text, or undefined for none (every vote yes). */
-async function participants(votes: readonly (string | undefined)[], command?: Command): Promise<Node[]> {
+async function participants(
+  votes: readonly (string | undefined)[],
+  command?: Command,
+): Promise<Node[]> {
   return Promise.all(votes.map((v) => startParticipant(tempDir(), { votes: v, command })))
 }
 
@@ -48,7 +51,9 @@ describe('the classic exercise', () => {
     const dir = tempDir()
     const coordinator = spawnCoordinator(dir, [], { env: peerEnv(ports.map((port) => ({ port }))) })
     const votes = ['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n']
-    const nodes = await Promise.all(votes.map((v, i) => startParticipant(tempDir(), { votes: v, port: ports[i] })))
+    const nodes = await Promise.all(
+      votes.map((v, i) => startParticipant(tempDir(), { votes: v, port: ports[i] })),
+    )
     expect(await coordinator.exited).toBe(0)
     expect(read(dir, 'decision.txt')).toBe('t1=commit\nt2=abort\n')
     for (const node of nodes) expect(read(node.dir, 'state.txt')).toBe('t1=committed\nt2=aborted\n')
@@ -57,7 +62,10 @@ describe('the classic exercise', () => {
   test('transactions given as arguments run in order, and --participant works like the env', async () => {
     const nodes = await participants([undefined, undefined, undefined])
     const dir = tempDir()
-    const flags = nodes.flatMap((n, i) => ['--participant', i === 0 ? n.url : `127.0.0.1:${n.port}`])
+    const flags = nodes.flatMap((n, i) => [
+      '--participant',
+      i === 0 ? n.url : `127.0.0.1:${n.port}`,
+    ])
     const run = await runCoordinator(dir, ['order-9', 'order-10', ...flags])
     expect(run.code).toBe(0)
     expect(run.stdout).toBe('order-9=commit\norder-10=commit\n')
@@ -79,7 +87,11 @@ describe('crashes', () => {
     const dir = tempDir()
     const env = peerEnv(nodes)
     // The victim dies before answering, so t1 aborts; delivering that abort to it must wait.
-    const first = await runCoordinator(dir, ['t1', '--timeout', '1000', '--deliver-timeout', '500'], { env })
+    const first = await runCoordinator(
+      dir,
+      ['t1', '--timeout', '1000', '--deliver-timeout', '500'],
+      { env },
+    )
     expect(await crashing.proc.exited).toBe(137)
     expect(first.code).toBe(1)
     expect(first.stderr.trim().split('\n')).toHaveLength(1)
@@ -112,7 +124,9 @@ describe('crashes', () => {
       const nodes = await participants(['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n'])
       const dir = tempDir()
       const env = peerEnv(nodes)
-      const crashed = await runCoordinator(dir, [], { env: { ...env, TWOPHASE_FAILPOINTS: `${point}@t1` } })
+      const crashed = await runCoordinator(dir, [], {
+        env: { ...env, TWOPHASE_FAILPOINTS: `${point}@t1` },
+      })
       expect(crashed.code).toBe(137)
       const states = await Promise.all(nodes.map((n) => getJson(`${n.url}/transactions/t1`)))
       const committed = states.filter((s) => s.state === 'committed').length
@@ -123,7 +137,8 @@ describe('crashes', () => {
       const rerun = await runCoordinator(dir, [], { env })
       expect(rerun.code).toBe(0)
       expect(read(dir, 'decision.txt')).toBe('t1=commit\nt2=abort\n')
-      for (const node of nodes) expect(read(node.dir, 'state.txt')).toBe('t1=committed\nt2=aborted\n')
+      for (const node of nodes)
+        expect(read(node.dir, 'state.txt')).toBe('t1=committed\nt2=aborted\n')
     },
   )
 })
@@ -141,12 +156,15 @@ describe('coordinator errors are one line and a non-zero exit', () => {
     expect(read(dir, 'decision.txt')).toBe('')
   })
 
-  test.each(['nonsense', 'ftp://host:1', 'host', 'http://h:1/?q'])('a bad --participant %s', async (value) => {
-    const run = await runCoordinator(tempDir(), ['--participant', value])
-    expect(run.code).toBe(2)
-    expect(run.stderr).toStartWith(`error: invalid participant ${JSON.stringify(value)}`)
-    expect(run.stderr.trim().split('\n')).toHaveLength(1)
-  })
+  test.each(['nonsense', 'ftp://host:1', 'host', 'http://h:1/?q'])(
+    'a bad --participant %s',
+    async (value) => {
+      const run = await runCoordinator(tempDir(), ['--participant', value])
+      expect(run.code).toBe(2)
+      expect(run.stderr).toStartWith(`error: invalid participant ${JSON.stringify(value)}`)
+      expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    },
+  )
 
   test('an unknown flag and a bad transaction id', async () => {
     const flag = await runCoordinator(tempDir(), ['--bogus'])
@@ -158,7 +176,11 @@ describe('coordinator errors are one line and a non-zero exit', () => {
   })
 
   test('a participant that never answers makes the transaction abort, then the run fail', async () => {
-    const silent = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Promise<Response>(() => {}) })
+    const silent = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: () => new Promise<Response>(() => {}),
+    })
     try {
       const nodes = await participants([undefined, undefined])
       const dir = tempDir()
@@ -167,7 +189,9 @@ describe('coordinator errors are one line and a non-zero exit', () => {
       const run = await runCoordinator(dir, args)
       expect(run.code).toBe(1)
       expect(run.stdout).toBe('t1=abort\n')
-      expect(run.stderr).toStartWith(`error: t1=abort is recorded but http://127.0.0.1:${silent.port}`)
+      expect(run.stderr).toStartWith(
+        `error: t1=abort is recorded but http://127.0.0.1:${silent.port}`,
+      )
       expect(run.stderr.trim().split('\n')).toHaveLength(1)
       for (const node of nodes) expect(read(node.dir, 'state.txt')).toBe('t1=aborted\n')
     } finally {

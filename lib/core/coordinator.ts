@@ -73,11 +73,18 @@ export function begin(
     deadline: now + env.timeoutMs,
     outstanding: inFlight(participants, 0),
   }
-  const persist: CoordinatorAction = { type: 'persist', record: { type: 'begin', txn, participants } }
+  const persist: CoordinatorAction = {
+    type: 'persist',
+    record: { type: 'begin', txn, participants },
+  }
   return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
 }
 
-export function coordinatorStep(state: CoordinatorTxn, event: CoordinatorEvent, env: CoordinatorEnv): Step {
+export function coordinatorStep(
+  state: CoordinatorTxn,
+  event: CoordinatorEvent,
+  env: CoordinatorEnv,
+): Step {
   switch (event.type) {
     case 'vote':
       return onVote(state, event.from, event.vote, event.reason)
@@ -95,7 +102,10 @@ export function coordinatorStep(state: CoordinatorTxn, event: CoordinatorEvent, 
 export type Tally = 'pending' | 'won' | 'lost'
 
 /** Unanimity, not majority: one `no` loses, all `yes` wins, anything else is still pending. */
-export function tally(participants: readonly string[], votes: Readonly<Record<string, Vote>>): Tally {
+export function tally(
+  participants: readonly string[],
+  votes: Readonly<Record<string, Vote>>,
+): Tally {
   let yes = 0
   for (const id of participants) {
     if (votes[id] === 'no') return 'lost'
@@ -110,7 +120,12 @@ function onVote(state: CoordinatorTxn, from: string, vote: Vote, reason?: string
   if (state.votes[from] !== undefined) return [state, []]
   const votes = { ...state.votes, [from]: vote }
   const reasons = reason ? { ...state.reasons, [from]: reason } : state.reasons
-  const next: CoordinatorTxn = { ...state, votes, reasons, outstanding: without(state.outstanding, from) }
+  const next: CoordinatorTxn = {
+    ...state,
+    votes,
+    reasons,
+    outstanding: without(state.outstanding, from),
+  }
   const result = tally(state.participants, votes)
   if (result === 'pending') return [next, []]
   return decide(next, result === 'won' ? 'commit' : 'abort')
@@ -119,10 +134,21 @@ function onVote(state: CoordinatorTxn, from: string, vote: Vote, reason?: string
 function decide(state: CoordinatorTxn, decision: Decision): Step {
   if (state.decision !== null) throw new Error(`assertion: ${state.txn} is already decided`)
   // A participant that voted `no` has aborted on its own: it needs no abort and owes no ack.
-  const targets = state.participants.filter((id) => decision === 'commit' || state.votes[id] !== 'no')
+  const targets = state.participants.filter(
+    (id) => decision === 'commit' || state.votes[id] !== 'no',
+  )
   const acks = state.participants.filter((id) => !targets.includes(id))
-  const next: CoordinatorTxn = { ...state, phase: 'deciding', decision, acks, outstanding: inFlight(targets, 0) }
-  const persist: CoordinatorAction = { type: 'persist', record: { type: 'decision', txn: state.txn, decision } }
+  const next: CoordinatorTxn = {
+    ...state,
+    phase: 'deciding',
+    decision,
+    acks,
+    outstanding: inFlight(targets, 0),
+  }
+  const persist: CoordinatorAction = {
+    type: 'persist',
+    record: { type: 'decision', txn: state.txn, decision },
+  }
   if (targets.length === 0) return finish(next, [persist])
   return [next, [persist, ...targets.map((to) => decideTo(next, to))]]
 }
@@ -159,7 +185,9 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
     return decide({ ...state, reasons }, 'abort')
   }
   if (state.phase === 'done') return [state, []]
-  const due = Object.entries(state.outstanding).filter(([, r]) => r.retryAt !== null && r.retryAt <= now)
+  const due = Object.entries(state.outstanding).filter(
+    ([, r]) => r.retryAt !== null && r.retryAt <= now,
+  )
   if (due.length === 0) return [state, []]
   const outstanding = { ...state.outstanding }
   for (const [id, r] of due) outstanding[id] = { attempt: r.attempt + 1, retryAt: null }
@@ -181,7 +209,9 @@ export function resume(state: CoordinatorTxn): Step {
 }
 
 /** Rebuilds every transaction's state from the coordinator's records, in their order. */
-export function recoverCoordinator(records: Iterable<CoordinatorRecord>): Map<string, CoordinatorTxn> {
+export function recoverCoordinator(
+  records: Iterable<CoordinatorRecord>,
+): Map<string, CoordinatorTxn> {
   const txns = new Map<string, CoordinatorTxn>()
   for (const r of records) {
     const prior = txns.get(r.txn)
@@ -210,7 +240,11 @@ export function recoverCoordinator(records: Iterable<CoordinatorRecord>): Map<st
 }
 
 function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
-  const message: CoordinatorMessage = { type: 'prepare', txn: state.txn, participants: state.participants }
+  const message: CoordinatorMessage = {
+    type: 'prepare',
+    txn: state.txn,
+    participants: state.participants,
+  }
   return { type: 'send', to, message }
 }
 

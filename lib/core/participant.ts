@@ -89,7 +89,10 @@ function onChecked(state: ParticipantTxn, vote: Vote, reason: string | null): Pa
   }
   // A `no` is a unilateral abort: allowed because no promise was made yet.
   const next: ParticipantTxn = { ...state, state: 'aborted', vote: 'no', reason }
-  return [next, [persistOf(next), { type: 'release', txn: state.txn }, voteReply(next, 'no', reason)]]
+  return [
+    next,
+    [persistOf(next), { type: 'release', txn: state.txn }, voteReply(next, 'no', reason)],
+  ]
 }
 
 function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean): ParticipantStep {
@@ -133,7 +136,9 @@ function persistOf(state: ParticipantTxn): ParticipantAction {
 }
 
 /** Rebuilds every transaction's state from the persisted records, in their order. */
-export function recoverParticipant(records: Iterable<ParticipantRecord>): Map<string, ParticipantTxn> {
+export function recoverParticipant(
+  records: Iterable<ParticipantRecord>,
+): Map<string, ParticipantTxn> {
   const txns = new Map<string, ParticipantTxn>()
   for (const r of records) {
     const prior = txns.get(r.txn) ?? unknownTxn(r.txn)

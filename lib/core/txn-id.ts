@@ -9,5 +9,7 @@ export function isTxnId(value: unknown): value is string {
 export function txnIdError(value: unknown): string {
   if (value === undefined) return 'missing "txn": expected a transaction id such as "t1"'
   if (typeof value !== 'string') return `invalid "txn": expected a string, got ${typeof value}`
-  return `invalid "txn" ${JSON.stringify(value.slice(0, 140))}: expected 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit`
+  const shown = JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  const rule = '1-128 of A-Z a-z 0-9 . _ : - starting with a letter or digit'
+  return `invalid "txn" ${shown}: expected ${rule}`
 }

@@ -34,7 +34,10 @@ export async function cleanup(): Promise<void> {
 }
 
 /** Starts a participant in `dir` (see scripts/nodes.ts) that `cleanup` will kill. */
-export async function startParticipant(dir: string, options: ParticipantOptions = {}): Promise<Node> {
+export async function startParticipant(
+  dir: string,
+  options: ParticipantOptions = {},
+): Promise<Node> {
   const node = await spawnParticipant(dir, options)
   started.add(node.proc)
   return node
