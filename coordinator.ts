@@ -1,12 +1,16 @@
 // The coordinator: runs two-phase commit over the participants.
 //   bun coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--dir .]
-// Participants also come from PEER_PARTICIPANT<N>_HOST / _PORT. Transactions run one after
-// another (t1 t2 when none are given); a re-run re-delivers what an earlier run decided.
+//   bun coordinator.ts serve [--port 8000] [--participant host:port]... [--dir .]
+// Participants also come from PEER_PARTICIPANT<N>_HOST / _PORT. In batch mode transactions run
+// one after another (t1 t2 when none are given); a re-run re-delivers what an earlier run decided.
+// `serve` is a long-running coordinator with an HTTP API.
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import {
   CoordinatorNode,
   UsageError,
+  createCoordinatorApp,
+  parsePort,
   fail,
   isTxnId,
   parseMs,
@@ -78,40 +82,104 @@ async function settle(
   return null
 }
 
+const COMMON_FLAGS = {
+  participant: { type: 'string', multiple: true },
+  timeout: { type: 'string' },
+  dir: { type: 'string' },
+} as const
+
+/** Participants from the environment, then from the flags, without repeats. */
+function participantsOf(flags: string[] | undefined): string[] {
+  return [...new Set([...participantsFromEnv(Bun.env), ...(flags ?? []).map(participantUrl)])]
+}
+
 function parseBatchArgs(argv: string[]): BatchOptions {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: {
-      participant: { type: 'string', multiple: true },
-      timeout: { type: 'string' },
-      'deliver-timeout': { type: 'string' },
-      dir: { type: 'string' },
-    },
+    options: { ...COMMON_FLAGS, 'deliver-timeout': { type: 'string' } },
     allowPositionals: true,
     strict: true,
   })
-  const participants = [
-    ...participantsFromEnv(Bun.env),
-    ...(values.participant ?? []).map(participantUrl),
-  ]
+  const participants = participantsOf(values.participant)
   const txns = positionals.length > 0 ? positionals : ['t1', 't2']
   for (const txn of txns) {
     if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)
   }
   return {
     dir: resolve(values.dir ?? '.'),
-    participants: [...new Set(participants)],
+    participants,
     txns: [...new Set(txns)],
     timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
     deliverTimeoutMs: parseMs(values['deliver-timeout'] ?? '30000', 'deliver-timeout'),
   }
 }
 
+export type ServeOptions = {
+  dir: string
+  participants: readonly string[]
+  port: number
+  hostname: string
+  /** The URL participants use to ask this coordinator about transactions in doubt. */
+  advertise?: string
+  timeoutMs: number
+  ackWaitMs: number
+}
+
+/** Starts the coordinator service: recovery first, then the HTTP API. */
+export async function serve(options: ServeOptions) {
+  const node = new CoordinatorNode({ dir: options.dir, timeoutMs: options.timeoutMs })
+  const app = createCoordinatorApp(node, options)
+  const server = Bun.serve({ port: options.port, hostname: options.hostname, fetch: app.fetch })
+  const local = options.hostname === '0.0.0.0' ? '127.0.0.1' : options.hostname
+  node.options.selfUrl = options.advertise ?? `http://${local}:${server.port}`
+  await node.start()
+  return { node, server, url: node.options.selfUrl }
+}
+
+function parseServeArgs(argv: string[]): ServeOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      ...COMMON_FLAGS,
+      port: { type: 'string' },
+      host: { type: 'string' },
+      advertise: { type: 'string' },
+      'ack-wait': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: true,
+  })
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  return {
+    dir: resolve(values.dir ?? '.'),
+    participants: participantsOf(values.participant),
+    port: parsePort(values.port ?? '8000', 'port'),
+    hostname: values.host ?? '0.0.0.0',
+    ...(values.advertise ? { advertise: participantUrl(values.advertise) } : {}),
+    timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
+    ackWaitMs: parseMs(values['ack-wait'] ?? '1000', 'ack-wait'),
+  }
+}
+
+async function main(argv: string[]): Promise<never> {
+  if (argv[0] === 'serve') {
+    const { server, url } = await serve(parseServeArgs(argv.slice(1)))
+    console.log(`coordinator listening on ${url}`)
+    await new Promise<void>((done) => {
+      process.on('SIGTERM', done)
+      process.on('SIGINT', done)
+    })
+    await server.stop()
+    process.exit(0)
+  }
+  const problem = await runBatch(parseBatchArgs(argv))
+  if (problem) fail(new Error(problem))
+  process.exit(0)
+}
+
 if (import.meta.main) {
   try {
-    const problem = await runBatch(parseBatchArgs(Bun.argv.slice(2)))
-    if (problem) fail(new Error(problem))
-    process.exit(0)
+    await main(Bun.argv.slice(2))
   } catch (error) {
     fail(error)
   }

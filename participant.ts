@@ -1,77 +1,169 @@
 // A participant node: guards a resource, votes on prepare, and records the outcome.
-//   bun participant.ts [--port 9000] [--host 0.0.0.0] [--dir .]
+//   bun participant.ts [--port 9000] [--host 0.0.0.0] [--dir .] [--in-doubt-after MS]
+//   bun participant.ts resolve TXN commit|abort [--dir .]   (operator's heuristic outcome)
 import { Hono, type Context } from 'hono'
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
-import { isTxnId, txnIdError, type Reply } from './lib.ts'
-import { httpError, readJsonObject, useJsonErrors, wantsJson } from './lib.ts'
-import { ParticipantNode, readVotesFile } from './lib.ts'
-import { parsePort, fail } from './lib.ts'
+import {
+  ParticipantNode,
+  UsageError,
+  fail,
+  httpError,
+  isTxnId,
+  parseMs,
+  parsePort,
+  readJsonObject,
+  readVotesFile,
+  resolveHeuristically,
+  txnIdError,
+  useJsonErrors,
+  wantsJson,
+  writeAddressFile,
+  type Decision,
+  type Reply,
+} from './lib.ts'
 
 export function createApp(node: ParticipantNode): Hono {
   const app = new Hono()
   useJsonErrors(app)
-  app.post('/prepare', async (c) =>
-    answer(c, await node.handle({ type: 'prepare', txn: await txnOf(c) })),
-  )
-  app.post('/commit', async (c) =>
-    answer(c, await node.handle({ type: 'decide', txn: await txnOf(c), decision: 'commit' })),
-  )
-  app.post('/abort', async (c) =>
-    answer(c, await node.handle({ type: 'decide', txn: await txnOf(c), decision: 'abort' })),
-  )
+  app.post('/prepare', async (c) => {
+    const body = await readJsonObject(c)
+    const event = {
+      type: 'prepare',
+      txn: txnOf(body),
+      now: Date.now(),
+      ...contextOf(body),
+    } as const
+    return answer(c, await node.handle(event))
+  })
+  app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
+  app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
+  app.post('/decision-request', async (c) => {
+    const txn = txnOf(await readJsonObject(c))
+    return answer(c, await node.handle({ type: 'decision-request', txn }), true)
+  })
+  app.post('/resolve', async (c) => {
+    const body = await readJsonObject(c)
+    const event = { type: 'resolve', txn: txnOf(body), decision: decisionOf(body) } as const
+    return answer(c, await node.handle(event), true)
+  })
   app.get('/transactions/:txn', (c) => {
     const txn = c.req.param('txn')
     if (!isTxnId(txn)) throw httpError(400, txnIdError(txn))
     const t = node.state(txn)
     return c.json({ txn, state: t.state, vote: t.vote, reason: t.reason, heuristic: t.heuristic })
   })
-  app.get('/status', (c) => {
-    const prepared = [...node.txns.values()].filter((t) => t.state === 'prepared').map((t) => t.txn)
-    return c.json({ role: 'participant', dir: node.dir, counts: node.counts(), prepared })
-  })
+  app.get('/status', (c) => c.json(statusOf(node)))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
 }
 
-async function txnOf(c: Context): Promise<string> {
-  const body = await readJsonObject(c)
+function statusOf(node: ParticipantNode) {
+  const txns = [...node.txns.values()]
+  return {
+    role: 'participant',
+    dir: node.dir,
+    counts: node.counts(),
+    prepared: txns.filter((t) => t.state === 'prepared').map((t) => t.txn),
+    inDoubt: node.inDoubt(),
+    heuristic: txns.filter((t) => t.heuristic).map((t) => ({ txn: t.txn, state: t.state })),
+  }
+}
+
+async function decide(node: ParticipantNode, c: Context, decision: Decision): Promise<Reply> {
+  return node.handle({ type: 'decide', txn: txnOf(await readJsonObject(c)), decision })
+}
+
+function txnOf(body: Record<string, unknown>): string {
   if (!isTxnId(body.txn)) throw httpError(400, txnIdError(body.txn))
   return body.txn
 }
 
-/** The classic answers are plain text (`yes`, `no`, `committed`); JSON on request. */
-function answer(c: Context, reply: Reply): Response {
-  if (reply.kind === 'conflict') return c.json({ error: reply.error, txn: reply.txn }, 409)
-  const json = wantsJson(c)
-  if (reply.kind === 'vote') {
-    return json
-      ? c.json({ txn: reply.txn, vote: reply.vote, reason: reply.reason })
-      : c.text(reply.vote)
-  }
-  return json ? c.json({ txn: reply.txn, state: reply.state }) : c.text(reply.state)
+function decisionOf(body: Record<string, unknown>): Decision {
+  if (body.decision === 'commit' || body.decision === 'abort') return body.decision
+  throw httpError(
+    400,
+    `invalid "decision" ${JSON.stringify(body.decision)}: expected commit or abort`,
+  )
 }
 
-async function main(): Promise<void> {
+/** Whom to ask if the transaction ends up in doubt: optional, but checked when given. */
+function contextOf(body: Record<string, unknown>): { coordinator?: string; peers?: string[] } {
+  const { coordinator, participants } = body
+  if (coordinator !== undefined && !isHttpUrl(coordinator)) {
+    throw httpError(400, 'invalid "coordinator": expected an http(s) URL')
+  }
+  const peersOk =
+    participants === undefined ||
+    (Array.isArray(participants) && participants.length <= 64 && participants.every(isHttpUrl))
+  if (!peersOk) throw httpError(400, 'invalid "participants": expected up to 64 http(s) URLs')
+  return {
+    ...(coordinator === undefined ? {} : { coordinator: coordinator as string }),
+    ...(participants === undefined ? {} : { peers: participants as string[] }),
+  }
+}
+
+function isHttpUrl(value: unknown): boolean {
+  return typeof value === 'string' && value.length <= 2048 && /^https?:\/\/[^\s]+$/.test(value)
+}
+
+/** The classic answers are plain text (`yes`, `no`, `committed`); JSON on request. */
+function answer(c: Context, reply: Reply, json = wantsJson(c)): Response {
+  if (reply.kind === 'conflict') return c.json({ error: reply.error, txn: reply.txn }, 409)
+  if (reply.kind === 'vote') {
+    const { txn, vote, reason } = reply
+    return json ? c.json({ txn, vote, reason }) : c.text(vote)
+  }
+  const state = reply.kind === 'uncertain' ? 'prepared' : reply.state
+  return json ? c.json({ txn: reply.txn, state }) : c.text(state)
+}
+
+async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({
-    options: { port: { type: 'string' }, host: { type: 'string' }, dir: { type: 'string' } },
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      dir: { type: 'string' },
+      'in-doubt-after': { type: 'string' },
+    },
     strict: true,
   })
   const dir = resolve(values.dir ?? '.')
   const port = parsePort(values.port ?? Bun.env.PORT ?? '9000', 'port')
   const hostname = values.host ?? Bun.env.HOST ?? '0.0.0.0'
-  const node = new ParticipantNode(dir, readVotesFile(dir))
+  const inDoubtAfterMs = parseMs(values['in-doubt-after'] ?? '5000', 'in-doubt-after')
+  const node = new ParticipantNode(dir, readVotesFile(dir), { inDoubtAfterMs })
   await node.start()
   const server = Bun.serve({ port, hostname, fetch: createApp(node).fetch })
-  console.log(`participant listening on http://${hostname}:${server.port} (dir ${dir})`)
+  const url = `http://${hostname}:${server.port}`
+  await writeAddressFile(dir, url)
+  console.log(`participant listening on ${url} (dir ${dir})`)
   const stop = () => void server.stop().then(() => process.exit(0))
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
 }
 
+async function resolveCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { dir: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  })
+  const [txn, decision] = positionals
+  if (positionals.length !== 2 || (decision !== 'commit' && decision !== 'abort')) {
+    throw new UsageError('usage: participant.ts resolve TXN commit|abort [--dir DIR]')
+  }
+  if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)
+  console.log(await resolveHeuristically(resolve(values.dir ?? '.'), txn, decision))
+}
+
 if (import.meta.main) {
   try {
-    await main()
+    const argv = Bun.argv.slice(2)
+    if (argv[0] === 'resolve') await resolveCommand(argv.slice(1))
+    else await serve(argv)
   } catch (error) {
     fail(error)
   }

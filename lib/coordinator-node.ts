@@ -58,7 +58,7 @@ export class CoordinatorNode {
   readonly #waiters = new Map<string, Waiter[]>()
   #timer: Timer | null = null
 
-  constructor(private readonly options: CoordinatorOptions) {
+  constructor(readonly options: CoordinatorOptions) {
     sweepTempFiles(options.dir)
     this.log = new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
     const records = this.log.records()

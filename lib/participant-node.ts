@@ -9,7 +9,10 @@ import {
   recoverParticipant,
   unknownTxn,
   voteFromFile,
+  defaultParticipantEnv,
+  type ParticipantEnv,
   type ParticipantEvent,
+  type Prng,
   type ParticipantRecord,
   type ParticipantTxn,
   type Reply,
@@ -17,6 +20,7 @@ import {
   type VotesFile,
 } from './core.ts'
 import { failpoint } from './failpoint.ts'
+import { askOutcome } from './in-doubt.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { DurableLog } from './log.ts'
 
@@ -36,28 +40,54 @@ export function renderStateFile(txns: Iterable<ParticipantTxn>): string {
   return ids.map((id) => `${id}=${byId.get(id)}\n`).join('')
 }
 
+export type ParticipantNodeOptions = {
+  /** How long a transaction may stay prepared before the participant asks about its outcome. */
+  inDoubtAfterMs?: number
+  /** How often the in-doubt clock is checked. */
+  tickMs?: number
+  /** How long one question to the coordinator or a peer may take. */
+  requestMs?: number
+  prng?: Prng
+}
+
+/** A transaction that has been prepared longer than the in-doubt limit, for `/status`. */
+export type InDoubt = { txn: string; waitedMs: number; asks: number; coordinator: string | null }
+
 export class ParticipantNode {
   readonly txns: Map<string, ParticipantTxn>
   readonly log: DurableLog<ParticipantRecord>
   readonly #view: FileView
   readonly #votes: VotesFile | null
+  readonly #env: ParticipantEnv
   /** Each transaction's events are handled one at a time. */
   readonly #queue = new KeyedQueue()
+  /** The transactions now prepared: the only ones the in-doubt clock looks at. */
+  readonly #prepared = new Set<string>()
+  #timer: Timer | null = null
 
   constructor(
     readonly dir: string,
     votes: VotesFile | null,
+    private readonly options: ParticipantNodeOptions = {},
   ) {
     sweepTempFiles(dir)
+    this.#env = {
+      ...defaultParticipantEnv,
+      inDoubtAfterMs: options.inDoubtAfterMs ?? defaultParticipantEnv.inDoubtAfterMs,
+      prng: options.prng ?? Math.random,
+    }
     this.log = new DurableLog<ParticipantRecord>(join(dir, PARTICIPANT_DB))
-    this.txns = recoverParticipant(this.log.records())
+    this.txns = recoverParticipant(this.log.records(), this.#env)
+    for (const t of this.txns.values()) if (t.state === 'prepared') this.#prepared.add(t.txn)
     this.#votes = votes
     this.#view = new FileView(join(dir, 'state.txt'), () => renderStateFile(this.txns.values()))
   }
 
-  /** Rewrites state.txt from the log: a crash between log and view loses nothing. */
-  start(): Promise<void> {
-    return this.#view.refresh()
+  /** Rewrites state.txt from the log (a crash between log and view loses nothing) and starts
+   * the in-doubt clock. */
+  async start(): Promise<void> {
+    await this.#view.refresh()
+    this.#timer = setInterval(() => this.#tick(), this.options.tickMs ?? 50)
   }
 
   state(txn: string): ParticipantTxn {
@@ -66,22 +96,33 @@ export class ParticipantNode {
 
   /** Handles one event after every earlier event of the same transaction; resolves to the reply,
    * which is sent only after everything it depends on is durable. */
-  handle(event: ParticipantEvent): Promise<Reply> {
-    return this.#queue.run(event.txn, () => this.#run(event))
-  }
-
-  async #run(event: ParticipantEvent): Promise<Reply> {
-    const [next, actions] = participantStep(this.state(event.txn), event)
-    this.txns.set(event.txn, next)
-    let reply: Reply | null = null
-    for (const action of actions) {
-      if (action.type === 'check')
-        return this.#run({ type: 'checked', txn: event.txn, ...this.#check(event.txn) })
-      if (action.type === 'persist') await this.#persist(action.record)
-      if (action.type === 'reply') reply = action.reply
-    }
+  async handle(event: ParticipantEvent): Promise<Reply> {
+    const reply = await this.#queue.run(event.txn, () => this.#run(event))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
     return reply
+  }
+
+  async #run(event: ParticipantEvent): Promise<Reply | null> {
+    const [next, actions] = participantStep(this.state(event.txn), event, this.#env)
+    this.#set(next)
+    let reply: Reply | null = null
+    for (const action of actions) {
+      if (action.type === 'check') {
+        const checked = this.#check(event.txn)
+        return this.#run({ type: 'checked', txn: event.txn, now: Date.now(), ...checked })
+      }
+      if (action.type === 'persist') await this.#persist(action.record)
+      if (action.type === 'reply') reply = action.reply
+      if (action.type === 'ask') void this.#ask(action.txn, action.coordinator, action.peers)
+    }
+    return reply
+  }
+
+  #set(next: ParticipantTxn): void {
+    if (next.state === 'unknown' && !this.txns.has(next.txn) && next.coordinator === null) return
+    this.txns.set(next.txn, next)
+    if (next.state === 'prepared') this.#prepared.add(next.txn)
+    else this.#prepared.delete(next.txn)
   }
 
   async #persist(record: ParticipantRecord): Promise<void> {
@@ -99,13 +140,48 @@ export class ParticipantNode {
     return this.#votes === null ? { vote: 'yes' } : voteFromFile(this.#votes, txn)
   }
 
+  #tick(): void {
+    const now = Date.now()
+    for (const txn of this.#prepared) {
+      const askAt = this.txns.get(txn)?.askAt
+      if (askAt != null && askAt <= now)
+        void this.#queue.run(txn, () => this.#run({ type: 'tick', txn, now }))
+    }
+  }
+
+  /** Asks who might know the outcome; what it learns goes back into the core as an event. */
+  async #ask(txn: string, coordinator: string | null, peers: readonly string[]): Promise<void> {
+    const requestMs = this.options.requestMs ?? 2000
+    const decision = await askOutcome(txn, { coordinator, peers, requestMs })
+    const event: ParticipantEvent =
+      decision === null
+        ? { type: 'unresolved', txn, now: Date.now() }
+        : { type: 'decide', txn, decision }
+    await this.#queue.run(txn, () => this.#run(event))
+  }
+
+  /** Prepared transactions past the in-doubt limit, longest waiting first. */
+  inDoubt(now = Date.now()): InDoubt[] {
+    const list: InDoubt[] = []
+    for (const txn of this.#prepared) {
+      const t = this.txns.get(txn)!
+      const waitedMs = now - (t.preparedAt ?? now)
+      if (waitedMs >= this.#env.inDoubtAfterMs) {
+        list.push({ txn, waitedMs, asks: t.asks, coordinator: t.coordinator })
+      }
+    }
+    return list.sort((a, b) => b.waitedMs - a.waitedMs)
+  }
+
   counts(): Record<string, number> {
     const counts: Record<string, number> = { prepared: 0, committed: 0, aborted: 0 }
-    for (const t of this.txns.values()) counts[t.state] = (counts[t.state] ?? 0) + 1
+    for (const t of this.txns.values()) if (t.state !== 'unknown') counts[t.state]! += 1
     return counts
   }
 
   close(): void {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
     this.log.close()
   }
 }

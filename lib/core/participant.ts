@@ -1,7 +1,8 @@
 // The participant's view of one transaction: unknown → prepared → committed | aborted, or
 // unknown → aborted. Pure: the shell carries out the actions in order, and a `persist` is durable
 // before any later action of the same step leaves the node.
-import type { Decision, Vote } from './types.ts'
+import { backoffMs, type Backoff } from './backoff.ts'
+import type { Decision, Prng, Vote } from './types.ts'
 
 /** A participant's state of one transaction. A `prepared` participant has promised to commit on
  * request: it must never abort on its own (only a decision or an operator's heuristic moves it). */
@@ -15,6 +16,15 @@ export type ParticipantTxn = Readonly<{
   reason: string | null
   /** Set when an operator forced the outcome (`resolve`) instead of the coordinator. */
   heuristic: boolean
+  /** Whom a prepared participant in doubt asks: the coordinator's URL and all participants'. */
+  coordinator: string | null
+  peers: readonly string[]
+  /** When the yes vote was logged (ms); the in-doubt clock starts here. */
+  preparedAt: number | null
+  /** When to ask next about the outcome; null while a question is out or when not prepared. */
+  askAt: number | null
+  /** How many times it has asked without learning the outcome. */
+  asks: number
 }>
 
 /** What a participant persists. Replaying these records in order rebuilds its state. */
@@ -24,23 +34,35 @@ export type ParticipantRecord = Readonly<{
   vote?: Vote
   reason?: string
   heuristic?: boolean
+  coordinator?: string
+  peers?: readonly string[]
+  /** When it was logged (ms). */
+  at?: number
 }>
 
 export type ParticipantEvent =
-  | { type: 'prepare'; txn: string }
+  | { type: 'prepare'; txn: string; now?: number; coordinator?: string; peers?: readonly string[] }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
-  | { type: 'checked'; txn: string; vote: Vote; reason?: string }
+  | { type: 'checked'; txn: string; vote: Vote; reason?: string; now?: number }
   | { type: 'decide'; txn: string; decision: Decision }
   /** An operator's forced outcome for a transaction whose coordinator is gone for good. */
   | { type: 'resolve'; txn: string; decision: Decision }
+  /** A peer in doubt asks what we know (cooperative termination). */
+  | { type: 'decision-request'; txn: string }
+  | { type: 'tick'; txn: string; now: number }
+  /** Nobody asked knew the outcome: ask again later. */
+  | { type: 'unresolved'; txn: string; now: number }
 
 export type Reply =
   | { kind: 'vote'; txn: string; vote: Vote; reason: string | null }
   | { kind: 'outcome'; txn: string; state: 'committed' | 'aborted' }
+  | { kind: 'uncertain'; txn: string }
   | { kind: 'conflict'; txn: string; error: string }
 
 export type ParticipantAction =
   | { type: 'check'; txn: string }
+  /** Ask the coordinator, then the peers, for the outcome of a transaction in doubt. */
+  | { type: 'ask'; txn: string; coordinator: string | null; peers: readonly string[] }
   | { type: 'persist'; record: ParticipantRecord }
   /** Resource work: make the prepared work visible, or drop it and its locks. */
   | { type: 'apply'; txn: string }
@@ -49,21 +71,59 @@ export type ParticipantAction =
 
 type ParticipantStep = [ParticipantTxn, ParticipantAction[]]
 
-export function unknownTxn(txn: string): ParticipantTxn {
-  return { txn, state: 'unknown', vote: null, reason: null, heuristic: false }
+export type ParticipantEnv = Readonly<{ inDoubtAfterMs: number; prng: Prng; backoff: Backoff }>
+
+export const defaultParticipantEnv: ParticipantEnv = {
+  inDoubtAfterMs: 5000,
+  prng: () => 0.5,
+  backoff: { baseMs: 100, capMs: 5000 },
 }
 
-export function participantStep(state: ParticipantTxn, event: ParticipantEvent): ParticipantStep {
+export function unknownTxn(txn: string): ParticipantTxn {
+  return {
+    txn,
+    state: 'unknown',
+    vote: null,
+    reason: null,
+    heuristic: false,
+    coordinator: null,
+    peers: [],
+    preparedAt: null,
+    askAt: null,
+    asks: 0,
+  }
+}
+
+export function participantStep(
+  state: ParticipantTxn,
+  event: ParticipantEvent,
+  env: ParticipantEnv = defaultParticipantEnv,
+): ParticipantStep {
   switch (event.type) {
     case 'prepare':
-      return onPrepare(state)
+      return onPrepare(withContext(state, event))
     case 'checked':
-      return onChecked(state, event.vote, event.reason ?? null)
+      return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env)
     case 'decide':
       return onDecide(state, event.decision, false)
     case 'resolve':
       return onDecide(state, event.decision, true)
+    case 'decision-request':
+      return onDecisionRequest(state)
+    case 'tick':
+      return onTick(state, event.now)
+    case 'unresolved':
+      return onUnresolved(state, event.now, env)
   }
+}
+
+/** Remembers whom to ask if this transaction ends up in doubt (only before it is prepared). */
+function withContext(
+  state: ParticipantTxn,
+  event: { coordinator?: string; peers?: readonly string[] },
+): ParticipantTxn {
+  if (state.state !== 'unknown') return state
+  return { ...state, coordinator: event.coordinator ?? null, peers: event.peers ?? [] }
 }
 
 function voteReply(state: ParticipantTxn, vote: Vote, reason: string | null): ParticipantAction {
@@ -80,11 +140,24 @@ function onPrepare(state: ParticipantTxn): ParticipantStep {
   return [state, [voteReply(state, 'yes', null)]]
 }
 
-function onChecked(state: ParticipantTxn, vote: Vote, reason: string | null): ParticipantStep {
+function onChecked(
+  state: ParticipantTxn,
+  vote: Vote,
+  reason: string | null,
+  now: number,
+  env: ParticipantEnv,
+): ParticipantStep {
   // A check that raced with a decision for the same transaction is stale: answer as prepare would.
   if (state.state !== 'unknown') return onPrepare(state)
   if (vote === 'yes') {
-    const next: ParticipantTxn = { ...state, state: 'prepared', vote: 'yes' }
+    const askAt = now + env.inDoubtAfterMs
+    const next: ParticipantTxn = {
+      ...state,
+      state: 'prepared',
+      vote: 'yes',
+      preparedAt: now,
+      askAt,
+    }
     return [next, [persistOf(next), voteReply(next, 'yes', null)]]
   }
   // A `no` is a unilateral abort: allowed because no promise was made yet.
@@ -102,10 +175,41 @@ function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean)
   if (refusal !== null) {
     return [state, [{ type: 'reply', reply: { kind: 'conflict', txn: state.txn, error: refusal } }]]
   }
-  const next: ParticipantTxn = { ...state, state: wanted, heuristic }
+  const next: ParticipantTxn = { ...state, state: wanted, heuristic, askAt: null }
   const work: ParticipantAction =
     decision === 'commit' ? { type: 'apply', txn: state.txn } : { type: 'release', txn: state.txn }
   return [next, [persistOf(next), work, outcomeReply(state.txn, wanted)]]
+}
+
+function onDecisionRequest(state: ParticipantTxn): ParticipantStep {
+  if (state.state === 'prepared')
+    return [state, [{ type: 'reply', reply: { kind: 'uncertain', txn: state.txn } }]]
+  if (state.state !== 'unknown') return [state, [outcomeReply(state.txn, state.state)]]
+  // Never voted, so free to abort: after this it can never vote yes, and the asker may abort.
+  const reason = 'aborted on a cooperative termination request from a peer in doubt'
+  const next: ParticipantTxn = { ...state, state: 'aborted', reason }
+  return [
+    next,
+    [persistOf(next), { type: 'release', txn: state.txn }, outcomeReply(state.txn, 'aborted')],
+  ]
+}
+
+function onTick(state: ParticipantTxn, now: number): ParticipantStep {
+  if (state.state !== 'prepared' || state.askAt === null || now < state.askAt) return [state, []]
+  const ask: ParticipantAction = {
+    type: 'ask',
+    txn: state.txn,
+    coordinator: state.coordinator,
+    peers: state.peers,
+  }
+  return [{ ...state, askAt: null }, [ask]]
+}
+
+function onUnresolved(state: ParticipantTxn, now: number, env: ParticipantEnv): ParticipantStep {
+  // Blocking is correct: a prepared participant keeps asking, and never decides on its own.
+  if (state.state !== 'prepared' || state.askAt !== null) return [state, []]
+  const askAt = now + backoffMs(state.asks, env.prng, env.backoff)
+  return [{ ...state, askAt, asks: state.asks + 1 }, []]
 }
 
 /** Why a decision cannot be taken in this state, or null when it can. Outcomes never flip. */
@@ -131,23 +235,34 @@ function persistOf(state: ParticipantTxn): ParticipantAction {
     ...(state.vote ? { vote: state.vote } : {}),
     ...(state.reason ? { reason: state.reason } : {}),
     ...(state.heuristic ? { heuristic: true } : {}),
+    ...(state.state === 'prepared' && state.coordinator ? { coordinator: state.coordinator } : {}),
+    ...(state.state === 'prepared' && state.peers.length > 0 ? { peers: state.peers } : {}),
+    ...(state.state === 'prepared' && state.preparedAt !== null ? { at: state.preparedAt } : {}),
   }
   return { type: 'persist', record }
 }
 
-/** Rebuilds every transaction's state from the persisted records, in their order. */
+/** Rebuilds every transaction's state from the persisted records, in their order. A prepared
+ * transaction is still in doubt: it asks about its outcome once `inDoubtAfterMs` has passed. */
 export function recoverParticipant(
   records: Iterable<ParticipantRecord>,
+  env: ParticipantEnv = defaultParticipantEnv,
 ): Map<string, ParticipantTxn> {
   const txns = new Map<string, ParticipantTxn>()
   for (const r of records) {
     const prior = txns.get(r.txn) ?? unknownTxn(r.txn)
+    const prepared = r.state === 'prepared'
+    const preparedAt = prepared ? (r.at ?? 0) : prior.preparedAt
     txns.set(r.txn, {
-      txn: r.txn,
+      ...prior,
       state: r.state,
       vote: r.vote ?? prior.vote,
       reason: r.reason ?? prior.reason,
       heuristic: r.heuristic ?? false,
+      coordinator: r.coordinator ?? prior.coordinator,
+      peers: r.peers ?? prior.peers,
+      preparedAt,
+      askAt: prepared ? (preparedAt ?? 0) + env.inDoubtAfterMs : null,
     })
   }
   return txns
