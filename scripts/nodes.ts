@@ -28,9 +28,33 @@ export async function spawnParticipant(
   options: ParticipantOptions = {},
 ): Promise<Node> {
   if (options.votes !== undefined) writeFileSync(join(dir, 'votes.txt'), options.votes)
-  const proc = Bun.spawn([...(options.command ?? PARTICIPANT), ...(options.args ?? [])], {
+  const env = { PORT: String(options.port ?? 0), HOST: '127.0.0.1', ...options.env }
+  return spawnNode([...(options.command ?? PARTICIPANT), ...(options.args ?? [])], dir, env)
+}
+
+export type ServiceOptions = {
+  participants: readonly string[]
+  port?: number
+  args?: string[]
+  env?: Record<string, string | undefined>
+}
+
+/** Starts `coordinator.ts serve` in `dir` on loopback and resolves once it is listening. */
+export function spawnCoordinatorService(dir: string, options: ServiceOptions): Promise<Node> {
+  const args = ['serve', '--host', '127.0.0.1', '--port', String(options.port ?? 0)]
+  for (const p of options.participants) args.push('--participant', p)
+  return spawnNode([...COORDINATOR, ...args, ...(options.args ?? [])], dir, options.env ?? {})
+}
+
+/** Runs `command` in `dir` and resolves once it prints "listening on URL". */
+export async function spawnNode(
+  command: readonly string[],
+  dir: string,
+  env: Record<string, string | undefined>,
+): Promise<Node> {
+  const proc = Bun.spawn([...command], {
     cwd: dir,
-    env: { ...cleanEnv(), PORT: String(options.port ?? 0), HOST: '127.0.0.1', ...options.env },
+    env: { ...cleanEnv(), ...env },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

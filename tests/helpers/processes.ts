@@ -7,8 +7,10 @@ import type { Subprocess } from 'bun'
 import {
   COORDINATOR,
   cleanEnv,
+  spawnCoordinatorService,
   spawnParticipant,
   type Command,
+  type ServiceOptions,
   type Node,
   type NodeProcess,
   type ParticipantOptions,
@@ -41,6 +43,22 @@ export async function startParticipant(
   const node = await spawnParticipant(dir, options)
   started.add(node.proc)
   return node
+}
+
+/** Starts `coordinator.ts serve` in `dir` that `cleanup` will kill. */
+export async function startCoordinatorService(dir: string, options: ServiceOptions): Promise<Node> {
+  const node = await spawnCoordinatorService(dir, options)
+  started.add(node.proc)
+  return node
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(body),
+  })
+  return { status: response.status, body: await response.json() }
 }
 
 export type Run = { code: number; stdout: string; stderr: string }

@@ -1,0 +1,65 @@
+// A fault-injecting HTTP proxy between the coordinator and one participant: per path it passes,
+// refuses (503), drops (holds the request until the fault heals, then fails it), or delays.
+export type Fault = 'pass' | 'refuse' | 'drop' | { delayMs: number }
+
+export class FaultProxy {
+  readonly #server: ReturnType<typeof Bun.serve>
+  #faults = new Map<string, Fault>() // by path; '*' for every path
+  #dropped: (() => void)[] = []
+  /** Requests that reached the proxy, by path. */
+  readonly seen = new Map<string, number>()
+
+  constructor(readonly target: string) {
+    this.#server = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: (request) => this.#handle(request),
+    })
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#server.port}`
+  }
+
+  /** Applies `fault` to requests for `path` (or every path with '*'). */
+  set(fault: Fault, path = '*'): void {
+    this.#faults.set(path, fault)
+  }
+
+  /** Clears every fault; requests that were dropped now fail, as a lost request eventually does. */
+  heal(): void {
+    this.#faults.clear()
+    for (const release of this.#dropped.splice(0)) release()
+  }
+
+  stop(): void {
+    this.heal()
+    this.#server.stop(true)
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname
+    this.seen.set(path, (this.seen.get(path) ?? 0) + 1)
+    const fault = this.#faults.get(path) ?? this.#faults.get('*') ?? 'pass'
+    if (fault === 'refuse') return new Response('proxy: refused', { status: 503 })
+    if (fault === 'drop') {
+      await new Promise<void>((release) => this.#dropped.push(release))
+      return new Response('proxy: dropped', { status: 503 })
+    }
+    if (typeof fault === 'object') await Bun.sleep(fault.delayMs)
+    const body = request.method === 'GET' ? undefined : await request.arrayBuffer()
+    try {
+      const response = await fetch(`${this.target}${path}`, {
+        method: request.method,
+        headers: request.headers,
+        body,
+      })
+      return new Response(await response.arrayBuffer(), {
+        status: response.status,
+        headers: response.headers,
+      })
+    } catch {
+      return new Response('proxy: target unreachable', { status: 502 })
+    }
+  }
+}
