@@ -63,11 +63,12 @@ export type ParticipantAction =
   | { type: 'check'; txn: string }
   /** Ask the coordinator, then the peers, for the outcome of a transaction in doubt. */
   | { type: 'ask'; txn: string; coordinator: string | null; peers: readonly string[] }
-  | { type: 'persist'; record: ParticipantRecord }
-  /** Resource work: make the prepared work visible, or drop it and its locks. */
-  | { type: 'apply'; txn: string }
-  | { type: 'release'; txn: string }
+  /** Make `record` durable; with `effect`, atomically with it: `apply` makes the prepared work
+   * visible, `release` drops it; either way its locks are released. */
+  | { type: 'persist'; record: ParticipantRecord; effect?: Effect }
   | { type: 'reply'; reply: Reply }
+
+export type Effect = 'apply' | 'release'
 
 type ParticipantStep = [ParticipantTxn, ParticipantAction[]]
 
@@ -162,10 +163,7 @@ function onChecked(
   }
   // A `no` is a unilateral abort: allowed because no promise was made yet.
   const next: ParticipantTxn = { ...state, state: 'aborted', vote: 'no', reason }
-  return [
-    next,
-    [persistOf(next), { type: 'release', txn: state.txn }, voteReply(next, 'no', reason)],
-  ]
+  return [next, [persistOf(next, 'release'), voteReply(next, 'no', reason)]]
 }
 
 function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean): ParticipantStep {
@@ -176,9 +174,8 @@ function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean)
     return [state, [{ type: 'reply', reply: { kind: 'conflict', txn: state.txn, error: refusal } }]]
   }
   const next: ParticipantTxn = { ...state, state: wanted, heuristic, askAt: null }
-  const work: ParticipantAction =
-    decision === 'commit' ? { type: 'apply', txn: state.txn } : { type: 'release', txn: state.txn }
-  return [next, [persistOf(next), work, outcomeReply(state.txn, wanted)]]
+  const effect = decision === 'commit' ? 'apply' : 'release'
+  return [next, [persistOf(next, effect), outcomeReply(state.txn, wanted)]]
 }
 
 function onDecisionRequest(state: ParticipantTxn): ParticipantStep {
@@ -188,10 +185,7 @@ function onDecisionRequest(state: ParticipantTxn): ParticipantStep {
   // Never voted, so free to abort: after this it can never vote yes, and the asker may abort.
   const reason = 'aborted on a cooperative termination request from a peer in doubt'
   const next: ParticipantTxn = { ...state, state: 'aborted', reason }
-  return [
-    next,
-    [persistOf(next), { type: 'release', txn: state.txn }, outcomeReply(state.txn, 'aborted')],
-  ]
+  return [next, [persistOf(next, 'release'), outcomeReply(state.txn, 'aborted')]]
 }
 
 function onTick(state: ParticipantTxn, now: number): ParticipantStep {
@@ -227,7 +221,7 @@ function outcomeReply(txn: string, state: 'committed' | 'aborted'): ParticipantA
   return { type: 'reply', reply: { kind: 'outcome', txn, state } }
 }
 
-function persistOf(state: ParticipantTxn): ParticipantAction {
+function persistOf(state: ParticipantTxn, effect?: Effect): ParticipantAction {
   if (state.state === 'unknown') throw new Error('assertion: unknown is never persisted')
   const record: ParticipantRecord = {
     txn: state.txn,
@@ -239,7 +233,7 @@ function persistOf(state: ParticipantTxn): ParticipantAction {
     ...(state.state === 'prepared' && state.peers.length > 0 ? { peers: state.peers } : {}),
     ...(state.state === 'prepared' && state.preparedAt !== null ? { at: state.preparedAt } : {}),
   }
-  return { type: 'persist', record }
+  return effect ? { type: 'persist', record, effect } : { type: 'persist', record }
 }
 
 /** Rebuilds every transaction's state from the persisted records, in their order. A prepared
