@@ -14,6 +14,7 @@ import {
   fail,
   isTxnId,
   parseMs,
+  namedParticipant,
   participantUrl,
   participantsFromEnv,
   type CoordinatorTxn,
@@ -88,9 +89,12 @@ const COMMON_FLAGS = {
   dir: { type: 'string' },
 } as const
 
-/** Participants from the environment, then from the flags, without repeats. */
-function participantsOf(flags: string[] | undefined): string[] {
-  return [...new Set([...participantsFromEnv(Bun.env), ...(flags ?? []).map(participantUrl)])]
+/** Participants from the environment, then from the flags, without repeats, and their names. */
+function participantsOf(flags: string[] | undefined) {
+  const named = (flags ?? []).map(namedParticipant)
+  const names = Object.fromEntries(named.filter((n) => n.name).map((n) => [n.name!, n.url]))
+  const participants = [...new Set([...participantsFromEnv(Bun.env), ...named.map((n) => n.url)])]
+  return { participants, names }
 }
 
 function parseBatchArgs(argv: string[]): BatchOptions {
@@ -100,7 +104,7 @@ function parseBatchArgs(argv: string[]): BatchOptions {
     allowPositionals: true,
     strict: true,
   })
-  const participants = participantsOf(values.participant)
+  const { participants } = participantsOf(values.participant)
   const txns = positionals.length > 0 ? positionals : ['t1', 't2']
   for (const txn of txns) {
     if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)
@@ -117,6 +121,7 @@ function parseBatchArgs(argv: string[]): BatchOptions {
 export type ServeOptions = {
   dir: string
   participants: readonly string[]
+  names?: Readonly<Record<string, string>>
   port: number
   hostname: string
   /** The URL participants use to ask this coordinator about transactions in doubt. */
@@ -152,7 +157,7 @@ function parseServeArgs(argv: string[]): ServeOptions {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
   return {
     dir: resolve(values.dir ?? '.'),
-    participants: participantsOf(values.participant),
+    ...participantsOf(values.participant),
     port: parsePort(values.port ?? '8000', 'port'),
     hostname: values.host ?? '0.0.0.0',
     ...(values.advertise ? { advertise: participantUrl(values.advertise) } : {}),

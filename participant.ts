@@ -19,7 +19,10 @@ import {
   useJsonErrors,
   wantsJson,
   writeAddressFile,
+  OpError,
+  parseOps,
   type Decision,
+  type Op,
   type Reply,
 } from './lib.ts'
 
@@ -28,13 +31,7 @@ export function createApp(node: ParticipantNode): Hono {
   useJsonErrors(app)
   app.post('/prepare', async (c) => {
     const body = await readJsonObject(c)
-    const event = {
-      type: 'prepare',
-      txn: txnOf(body),
-      now: Date.now(),
-      ...contextOf(body),
-    } as const
-    return answer(c, await node.handle(event))
+    return answer(c, await node.prepare(txnOf(body), opsOf(body), contextOf(body)))
   })
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
@@ -53,6 +50,17 @@ export function createApp(node: ParticipantNode): Hono {
     const t = node.state(txn)
     return c.json({ txn, state: t.state, vote: t.vote, reason: t.reason, heuristic: t.heuristic })
   })
+  app.get('/kv/:key', async (c) => {
+    const key = c.req.param('key')
+    const value = await node.store.get(key)
+    if (value === undefined) return c.json({ error: `no such key: ${key}`, key }, 404)
+    return c.json({ key, value })
+  })
+  app.get('/kv', async (c) => {
+    const prefix = c.req.query('prefix') ?? ''
+    const limit = limitOf(c.req.query('limit'))
+    return c.json({ items: await node.store.list(prefix, limit) })
+  })
   app.get('/status', (c) => c.json(statusOf(node)))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
@@ -67,11 +75,32 @@ function statusOf(node: ParticipantNode) {
     prepared: txns.filter((t) => t.state === 'prepared').map((t) => t.txn),
     inDoubt: node.inDoubt(),
     heuristic: txns.filter((t) => t.heuristic).map((t) => ({ txn: t.txn, state: t.state })),
+    locks: Object.fromEntries(node.store.locks()),
+    flushes: node.store.flushes,
   }
 }
 
 async function decide(node: ParticipantNode, c: Context, decision: Decision): Promise<Reply> {
   return node.handle({ type: 'decide', txn: txnOf(await readJsonObject(c)), decision })
+}
+
+function opsOf(body: Record<string, unknown>): Op[] {
+  if (body.ops === undefined) return []
+  try {
+    return parseOps(body.ops)
+  } catch (error) {
+    if (error instanceof OpError) throw httpError(400, error.message)
+    throw error
+  }
+}
+
+function limitOf(value: string | undefined): number {
+  if (value === undefined) return 100
+  const limit = Number(value)
+  if (!/^\d+$/.test(value) || limit < 1 || limit > 10_000) {
+    throw httpError(400, `invalid limit ${JSON.stringify(value)}: expected 1-10000`)
+  }
+  return limit
 }
 
 function txnOf(body: Record<string, unknown>): string {

@@ -52,6 +52,14 @@ export function participantUrl(value: string): string {
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`
 }
 
+/** `--participant [NAME=]host:port` or `[NAME=]URL`: the URL, and the name if one was given. */
+export function namedParticipant(value: string): { name: string | null; url: string } {
+  const match = /^([A-Za-z][A-Za-z0-9_-]*)=(.+)$/.exec(value)
+  return match
+    ? { name: match[1]!, url: participantUrl(match[2]!) }
+    : { name: null, url: participantUrl(value) }
+}
+
 /** Participants from `PEER_PARTICIPANT<N>_HOST` / `_PORT`, N = 0, 1, 2, … in numeric order. */
 export function participantsFromEnv(env: Record<string, string | undefined>): string[] {
   const indexes = new Set<number>()

@@ -1,11 +1,13 @@
 // The coordinator service's HTTP API: start transactions, look them up, see the cluster.
 import { Hono } from 'hono'
 import type { CoordinatorNode } from './coordinator-node.ts'
-import { isTxnId, txnIdError, type CoordinatorTxn } from './core.ts'
+import { OpError, isTxnId, parseOps, txnIdError, type CoordinatorTxn, type Op } from './core.ts'
 import { httpError, readJsonObject, useJsonErrors } from './http-app.ts'
 
 export type CoordinatorApiOptions = {
   participants: readonly string[]
+  /** Names given with `--participant NAME=host:port`, to address participants in `ops`. */
+  names?: Readonly<Record<string, string>>
   /** How long POST /transactions waits for acknowledgements after the decision. */
   ackWaitMs: number
 }
@@ -22,7 +24,8 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     if (!node.txns.has(id) && options.participants.length === 0) {
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
-    await node.run(id, options.participants)
+    const { involved, ops } = routeOps(body.ops, options)
+    await node.run(id, involved, ops)
     const settled = await Promise.race([node.when(id, 'done'), Bun.sleep(options.ackWaitMs)])
     return c.json(outcomeOf(settled ?? node.txns.get(id)!))
   })
@@ -37,6 +40,53 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
   app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
+}
+
+type Routed = { involved: string[]; ops: Record<string, readonly Op[]> }
+
+/** Which participants a transaction involves, and the operations each is asked to prepare:
+ * none (every participant votes), one list for all (a replicated write), or a list per
+ * participant named by index, name or URL (those without operations are not involved). */
+function routeOps(value: unknown, options: CoordinatorApiOptions): Routed {
+  const all = [...options.participants]
+  if (value === undefined) return { involved: all, ops: {} }
+  if (Array.isArray(value)) {
+    const ops = parseOrThrow(value, 'ops')
+    return { involved: all, ops: Object.fromEntries(all.map((p) => [p, ops])) }
+  }
+  if (typeof value !== 'object' || value === null) {
+    throw httpError(400, 'invalid "ops": expected an array, or an object of arrays by participant')
+  }
+  const ops: Record<string, readonly Op[]> = {}
+  for (const [key, list] of Object.entries(value)) {
+    const url = participantOf(key, options)
+    const parsed = parseOrThrow(list, `ops.${key}`)
+    if (parsed.length > 0) ops[url] = [...(ops[url] ?? []), ...parsed]
+  }
+  const involved = all.filter((p) => ops[p] !== undefined)
+  if (involved.length === 0) throw httpError(400, 'invalid "ops": no participant has operations')
+  return { involved, ops }
+}
+
+function participantOf(key: string, options: CoordinatorApiOptions): string {
+  const byIndex = /^\d+$/.test(key) ? options.participants[Number(key)] : undefined
+  const url = byIndex ?? options.names?.[key] ?? options.participants.find((p) => p === key)
+  if (url === undefined) {
+    throw httpError(
+      400,
+      `invalid "ops": no participant ${JSON.stringify(key)} (index, name or URL)`,
+    )
+  }
+  return url
+}
+
+function parseOrThrow(value: unknown, at: string): Op[] {
+  try {
+    return parseOps(value)
+  } catch (error) {
+    if (error instanceof OpError) throw httpError(400, error.message.replace('"ops"', `"${at}"`))
+    throw error
+  }
 }
 
 function idOf(body: Record<string, unknown>): string {

@@ -15,6 +15,7 @@ import {
   type CoordinatorMessage,
   type CoordinatorRecord,
   type CoordinatorTxn,
+  type Op,
   type Prng,
 } from './core.ts'
 import { failpoint } from './failpoint.ts'
@@ -87,9 +88,13 @@ export class CoordinatorNode {
   }
 
   /** Starts `txn` unless the log already knows it; resolves once it is decided. */
-  run(txn: string, participants: readonly string[]): Promise<CoordinatorTxn> {
+  run(
+    txn: string,
+    participants: readonly string[],
+    ops: Readonly<Record<string, readonly Op[]>> = {},
+  ): Promise<CoordinatorTxn> {
     if (!this.txns.has(txn)) {
-      const started = begin(txn, participants, Date.now(), this.#env)
+      const started = begin(txn, participants, Date.now(), this.#env, ops)
       this.txns.set(txn, started[0])
       void this.#queue.run(txn, () => this.#apply(started))
     }
@@ -189,7 +194,12 @@ export async function sendMessage(
   const path = message.type === 'prepare' ? 'prepare' : message.decision
   const body =
     message.type === 'prepare'
-      ? { txn: message.txn, participants: message.participants, coordinator: options.coordinator }
+      ? {
+          txn: message.txn,
+          participants: message.participants,
+          coordinator: options.coordinator,
+          ops: message.ops,
+        }
       : { txn: message.txn }
   let status: number
   let reply: Record<string, unknown> | null

@@ -1,6 +1,13 @@
 // The durable log: records in SQLite (WAL, synchronous=FULL), appended with group commit.
 import { Database } from 'bun:sqlite'
 
+type Pending<R> = {
+  record: R
+  effect: (() => void) | undefined
+  resolve: () => void
+  reject: (e: unknown) => void
+}
+
 /**
  * An append-only log of JSON records. `append` resolves only once its record is on stable
  * storage. Records appended while the event loop is busy share one SQLite transaction (one
@@ -8,7 +15,7 @@ import { Database } from 'bun:sqlite'
  */
 export class DurableLog<R> {
   readonly #db: Database
-  #pending: { record: R; resolve: () => void; reject: (e: unknown) => void }[] = []
+  #pending: Pending<R>[] = []
   #scheduled = false
   /** How many forced writes (SQLite commits) this log has made: one per group. */
   flushes = 0
@@ -27,9 +34,15 @@ export class DurableLog<R> {
     return rows.map((row) => JSON.parse(row.record) as R)
   }
 
-  append(record: R): Promise<void> {
+  /** The database the log lives in, for data kept beside it (the participant's store). */
+  get db(): Database {
+    return this.#db
+  }
+
+  /** Appends `record`; `effect` (more writes to `db`) commits atomically with it. */
+  append(record: R, effect?: () => void): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
-    this.#pending.push({ record, resolve, reject })
+    this.#pending.push({ record, effect, resolve, reject })
     if (!this.#scheduled) {
       this.#scheduled = true
       // setImmediate, not a microtask: requests already waiting on sockets get to add theirs.
@@ -45,7 +58,10 @@ export class DurableLog<R> {
     try {
       const insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
       this.#db.transaction(() => {
-        for (const { record } of group) insert.run(JSON.stringify(record))
+        for (const { record, effect } of group) {
+          insert.run(JSON.stringify(record))
+          effect?.()
+        }
       })()
       this.flushes += 1
     } catch (error) {

@@ -1,5 +1,5 @@
-// The participant's shell around the core: it owns the durable log, the state.txt view and the
-// resource checks, and carries out the core's actions in order.
+// The participant's shell around the core: it owns the store (data and durable log), the
+// state.txt view and the resource checks, and carries out the core's actions in order.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileView, sweepTempFiles } from './atomic-file.ts'
@@ -13,18 +13,18 @@ import {
   type ParticipantEnv,
   type ParticipantEvent,
   type Prng,
+  type Op,
   type ParticipantRecord,
   type ParticipantTxn,
   type Reply,
-  type Vote,
+  type Effect,
   type VotesFile,
 } from './core.ts'
 import { failpoint } from './failpoint.ts'
 import { askOutcome } from './in-doubt.ts'
 import { KeyedQueue } from './keyed-queue.ts'
-import { DurableLog } from './log.ts'
-
-export const PARTICIPANT_DB = 'participant.db'
+import { SqliteStore } from './store/sqlite-store.ts'
+import type { ParticipantStore, Verdict } from './store/store.ts'
 
 /** Reads `votes.txt` in `dir`: null when absent; throws naming the line when malformed. */
 export function readVotesFile(dir: string): VotesFile | null {
@@ -48,14 +48,16 @@ export type ParticipantNodeOptions = {
   /** How long one question to the coordinator or a peer may take. */
   requestMs?: number
   prng?: Prng
+  /** Where data and log live; SQLite in `dir` by default. */
+  store?: ParticipantStore
 }
 
 /** A transaction that has been prepared longer than the in-doubt limit, for `/status`. */
 export type InDoubt = { txn: string; waitedMs: number; asks: number; coordinator: string | null }
 
 export class ParticipantNode {
-  readonly txns: Map<string, ParticipantTxn>
-  readonly log: DurableLog<ParticipantRecord>
+  txns = new Map<string, ParticipantTxn>()
+  readonly store: ParticipantStore
   readonly #view: FileView
   readonly #votes: VotesFile | null
   readonly #env: ParticipantEnv
@@ -63,6 +65,8 @@ export class ParticipantNode {
   readonly #queue = new KeyedQueue()
   /** The transactions now prepared: the only ones the in-doubt clock looks at. */
   readonly #prepared = new Set<string>()
+  /** Operations of prepare requests waiting for their check. */
+  readonly #ops = new Map<string, readonly Op[]>()
   #timer: Timer | null = null
 
   constructor(
@@ -76,9 +80,7 @@ export class ParticipantNode {
       inDoubtAfterMs: options.inDoubtAfterMs ?? defaultParticipantEnv.inDoubtAfterMs,
       prng: options.prng ?? Math.random,
     }
-    this.log = new DurableLog<ParticipantRecord>(join(dir, PARTICIPANT_DB))
-    this.txns = recoverParticipant(this.log.records(), this.#env)
-    for (const t of this.txns.values()) if (t.state === 'prepared') this.#prepared.add(t.txn)
+    this.store = options.store ?? new SqliteStore(dir)
     this.#votes = votes
     this.#view = new FileView(join(dir, 'state.txt'), () => renderStateFile(this.txns.values()))
   }
@@ -86,12 +88,30 @@ export class ParticipantNode {
   /** Rewrites state.txt from the log (a crash between log and view loses nothing) and starts
    * the in-doubt clock. */
   async start(): Promise<void> {
+    this.txns = recoverParticipant(await this.store.load(), this.#env)
+    for (const t of this.txns.values()) if (t.state === 'prepared') this.#prepared.add(t.txn)
     await this.#view.refresh()
     this.#timer = setInterval(() => this.#tick(), this.options.tickMs ?? 50)
   }
 
   state(txn: string): ParticipantTxn {
     return this.txns.get(txn) ?? unknownTxn(txn)
+  }
+
+  /** Handles a prepare request that carries `ops` (the data work this participant guards). */
+  prepare(
+    txn: string,
+    ops: readonly Op[],
+    context: { coordinator?: string; peers?: string[] } = {},
+  ) {
+    return this.#queue.run(txn, async () => {
+      this.#ops.set(txn, ops)
+      try {
+        return (await this.#run({ type: 'prepare', txn, now: Date.now(), ...context }))!
+      } finally {
+        this.#ops.delete(txn)
+      }
+    })
   }
 
   /** Handles one event after every earlier event of the same transaction; resolves to the reply,
@@ -108,10 +128,10 @@ export class ParticipantNode {
     let reply: Reply | null = null
     for (const action of actions) {
       if (action.type === 'check') {
-        const checked = this.#check(event.txn)
+        const checked = await this.#check(event.txn)
         return this.#run({ type: 'checked', txn: event.txn, now: Date.now(), ...checked })
       }
-      if (action.type === 'persist') await this.#persist(action.record)
+      if (action.type === 'persist') await this.#persist(action.record, action.effect)
       if (action.type === 'reply') reply = action.reply
       if (action.type === 'ask') void this.#ask(action.txn, action.coordinator, action.peers)
     }
@@ -125,8 +145,8 @@ export class ParticipantNode {
     else this.#prepared.delete(next.txn)
   }
 
-  async #persist(record: ParticipantRecord): Promise<void> {
-    await this.log.append(record)
+  async #persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
+    await this.store.persist(record, effect)
     if (record.state === 'prepared') {
       failpoint('participant-after-vote-logged', record.txn)
       return
@@ -135,9 +155,12 @@ export class ParticipantNode {
     failpoint('participant-after-outcome-logged', record.txn)
   }
 
-  /** The resource's own verdict on `txn`. */
-  #check(txn: string): { vote: Vote; reason?: string } {
-    return this.#votes === null ? { vote: 'yes' } : voteFromFile(this.#votes, txn)
+  /** The resource's own verdict on `txn`: votes.txt, when present, can only say no; then the
+   * store checks the operations against the data and takes their locks. */
+  async #check(txn: string): Promise<Verdict> {
+    const fromFile = this.#votes === null ? null : voteFromFile(this.#votes, txn)
+    if (fromFile?.vote === 'no') return fromFile
+    return this.store.check(txn, this.#ops.get(txn) ?? [])
   }
 
   #tick(): void {
@@ -179,9 +202,9 @@ export class ParticipantNode {
     return counts
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
-    this.log.close()
+    await this.store.close()
   }
 }

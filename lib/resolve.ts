@@ -71,8 +71,9 @@ async function resolveOnline(
 async function resolveOffline(dir: string, txn: string, decision: Decision): Promise<Reply> {
   const node = new ParticipantNode(dir, null)
   try {
+    await node.start()
     return await node.handle({ type: 'resolve', txn, decision })
   } finally {
-    node.close()
+    await node.close()
   }
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { createApp } from '../participant.ts'
-import { MAX_BODY_BYTES, ParticipantNode, parseVotes, readVotesFile } from '../lib.ts'
+import { MAX_BODY_BYTES, ParticipantNode, SqliteStore, parseVotes, readVotesFile } from '../lib.ts'
 import type { VotesFile } from '../lib.ts'
 
 const dirs: string[] = []
@@ -83,7 +83,7 @@ async function status(p: Participant): Promise<unknown> {
 async function snapshot(p: Participant, txns: readonly string[]) {
   return {
     state: stateBytes(p),
-    records: p.node.log.records().length,
+    records: (p.node.store as SqliteStore).records().length,
     txns: await Promise.all(txns.map((t) => txnState(p, t))),
     status: await status(p),
   }
@@ -166,9 +166,9 @@ describe('prepare', () => {
 
   test('a yes vote is in the log by the time it is answered', async () => {
     const p = await open()
-    expect(p.node.log.records()).toEqual([])
+    expect((p.node.store as SqliteStore).records()).toEqual([])
     expect(await (await prepare(p, 't1')).text()).toBe('yes')
-    expect(p.node.log.records()).toEqual([
+    expect((p.node.store as SqliteStore).records()).toEqual([
       expect.objectContaining({ txn: 't1', state: 'prepared' }),
     ])
     // A prepared transaction is not decided: state.txt does not list it.
@@ -261,7 +261,7 @@ describe('idempotency and refusals', () => {
     const p = await open()
     const answers = await Promise.all(Array.from({ length: 5 }, () => prepare(p, 't1')))
     for (const res of answers) expect(await res.text()).toBe('yes')
-    expect(p.node.log.records().length).toBe(1)
+    expect((p.node.store as SqliteStore).records().length).toBe(1)
   })
 
   test('a committed transaction still answers prepare with its yes vote', async () => {
@@ -529,7 +529,7 @@ describe('durability and recovery', () => {
     // Its vote is remembered, not asked again.
     const again = await prepare(second, 't1')
     expect(await again.text()).toBe('yes')
-    expect(second.node.log.records().length).toBe(1)
+    expect((second.node.store as SqliteStore).records().length).toBe(1)
     expect((await commit(second, 't1')).status).toBe(200)
     expect(stateText(second)).toBe('t1=committed\n')
     expect(await txnState(second, 't1')).toBe('committed')
@@ -569,7 +569,7 @@ describe('durability and recovery', () => {
   test('a fresh node writes an empty state.txt', async () => {
     const p = await open()
     expect(stateText(p)).toBe('')
-    expect(p.node.log.records()).toEqual([])
+    expect((p.node.store as SqliteStore).records()).toEqual([])
   })
 })
 

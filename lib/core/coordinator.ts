@@ -3,6 +3,7 @@
 // action of the same step leaves the node. Presumed abort: without a durable commit record, a
 // transaction is aborted.
 import { backoffMs, type Backoff } from './backoff.ts'
+import type { Op } from './ops.ts'
 import type { Decision, Prng, Vote } from './types.ts'
 
 export type CoordinatorPhase = 'preparing' | 'deciding' | 'done'
@@ -25,6 +26,9 @@ export type CoordinatorTxn = Readonly<{
   deadline: number
   /** Participants that still owe a vote (preparing) or an acknowledgement (deciding). */
   outstanding: Readonly<Record<string, Retry>>
+  /** The data operations each participant is asked to prepare (kept in memory only: after a
+   * restart an undecided transaction aborts, so its operations are never needed again). */
+  ops?: Readonly<Record<string, readonly Op[]>>
 }>
 
 export type CoordinatorRecord =
@@ -33,7 +37,7 @@ export type CoordinatorRecord =
   | { type: 'done'; txn: string }
 
 export type CoordinatorMessage =
-  | { type: 'prepare'; txn: string; participants: readonly string[] }
+  | { type: 'prepare'; txn: string; participants: readonly string[]; ops?: readonly Op[] }
   | { type: 'decide'; txn: string; decision: Decision }
 
 export type CoordinatorEvent =
@@ -59,6 +63,7 @@ export function begin(
   participants: readonly string[],
   now: number,
   env: CoordinatorEnv,
+  ops: Readonly<Record<string, readonly Op[]>> = {},
 ): Step {
   if (participants.length === 0) throw new Error('assertion: a transaction needs participants')
   const state: CoordinatorTxn = {
@@ -72,6 +77,7 @@ export function begin(
     refusals: {},
     deadline: now + env.timeoutMs,
     outstanding: inFlight(participants, 0),
+    ...(Object.keys(ops).length > 0 ? { ops } : {}),
   }
   const persist: CoordinatorAction = {
     type: 'persist',
@@ -240,10 +246,12 @@ export function recoverCoordinator(
 }
 
 function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
+  const ops = state.ops?.[to]
   const message: CoordinatorMessage = {
     type: 'prepare',
     txn: state.txn,
     participants: state.participants,
+    ...(ops && ops.length > 0 ? { ops } : {}),
   }
   return { type: 'send', to, message }
 }

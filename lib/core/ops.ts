@@ -1,0 +1,144 @@
+// Operations a transaction carries to a participant, checked at prepare and applied at commit.
+// Pure: the store supplies the committed values through `read`.
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+export type Op =
+  | { op: 'set'; key: string; value: Json }
+  | { op: 'delete'; key: string }
+  /** Fails if the key exists. */
+  | { op: 'insert'; key: string; value: Json }
+  /** Numeric; a missing key counts as 0. Fails if the result would fall below `min`. */
+  | { op: 'add'; key: string; amount: number; min?: number }
+  /** Fails unless the committed value equals `equals` (absent when `equals` is omitted). */
+  | { op: 'check'; key: string; equals?: Json }
+
+export const MAX_KEY_BYTES = 256
+export const MAX_VALUE_BYTES = 64 * 1024
+export const MAX_OPS = 1000
+
+/** Thrown for a malformed op list: the request is bad (400), not a reason to vote no. */
+export class OpError extends Error {}
+
+/** Checks the shape of `value` as an op list; throws an OpError saying what is wrong. */
+export function parseOps(value: unknown): Op[] {
+  if (!Array.isArray(value)) throw new OpError('invalid "ops": expected an array of operations')
+  if (value.length > MAX_OPS) throw new OpError(`invalid "ops": more than ${MAX_OPS} operations`)
+  return value.map((op, i) => parseOp(op, `ops[${i}]`))
+}
+
+function parseOp(raw: unknown, at: string): Op {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new OpError(`invalid ${at}: expected an object such as {"op":"set","key":"k","value":1}`)
+  }
+  const o = raw as Record<string, unknown>
+  const key = keyOf(o.key, at)
+  switch (o.op) {
+    case 'set':
+    case 'insert':
+      return { op: o.op, key, value: valueOf(o, 'value', at) }
+    case 'delete':
+      return { op: 'delete', key }
+    case 'add': {
+      const amount = numberOf(o.amount, `${at}.amount`)
+      const min = o.min === undefined ? undefined : numberOf(o.min, `${at}.min`)
+      return min === undefined ? { op: 'add', key, amount } : { op: 'add', key, amount, min }
+    }
+    case 'check':
+      return 'equals' in o
+        ? { op: 'check', key, equals: valueOf(o, 'equals', at) }
+        : { op: 'check', key }
+    default:
+      throw new OpError(
+        `invalid ${at}.op ${JSON.stringify(o.op)}: expected set, delete, insert, add or check`,
+      )
+  }
+}
+
+function keyOf(key: unknown, at: string): string {
+  if (typeof key !== 'string' || key === '')
+    throw new OpError(`invalid ${at}.key: expected a string`)
+  if (utf8Length(key) > MAX_KEY_BYTES) {
+    throw new OpError(`invalid ${at}.key: longer than ${MAX_KEY_BYTES} bytes`)
+  }
+  return key
+}
+
+function valueOf(o: Record<string, unknown>, field: string, at: string): Json {
+  if (!(field in o)) throw new OpError(`invalid ${at}: missing "${field}"`)
+  const text = JSON.stringify(o[field])
+  if (utf8Length(text) > MAX_VALUE_BYTES) {
+    throw new OpError(`invalid ${at}.${field}: larger than ${MAX_VALUE_BYTES} bytes as JSON`)
+  }
+  return o[field] as Json
+}
+
+function numberOf(value: unknown, at: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new OpError(`invalid ${at}: expected a finite number`)
+  }
+  return value
+}
+
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length
+}
+
+/** The keys `ops` touch, each once, in first-use order: what prepare locks. */
+export function keysOf(ops: readonly Op[]): string[] {
+  return [...new Set(ops.map((o) => o.key))]
+}
+
+/** True when `ops` only read: such a participant has nothing to commit. */
+export function isReadOnly(ops: readonly Op[]): boolean {
+  return ops.every((o) => o.op === 'check')
+}
+
+/** New values by key after `ops`; `undefined` deletes the key. */
+export type Writes = Map<string, Json | undefined>
+
+export type Evaluation = { ok: true; writes: Writes } | { ok: false; reason: string }
+
+/** Runs `ops` in order over the committed values that `read` returns (undefined = absent):
+ * the writes they make, or the first reason they cannot all hold. */
+export function evaluateOps(
+  ops: readonly Op[],
+  read: (key: string) => Json | undefined,
+): Evaluation {
+  const writes: Writes = new Map()
+  const current = (key: string) => (writes.has(key) ? writes.get(key) : read(key))
+  for (const o of ops) {
+    const value = current(o.key)
+    const failure = failureOf(o, value)
+    if (failure !== null) return { ok: false, reason: failure }
+    if (o.op === 'set' || o.op === 'insert') writes.set(o.key, o.value)
+    if (o.op === 'delete') writes.set(o.key, undefined)
+    if (o.op === 'add') writes.set(o.key, ((value as number | undefined) ?? 0) + o.amount)
+  }
+  return { ok: true, writes }
+}
+
+/** Why `o` cannot apply to a key whose value is `value`, or null when it can. */
+function failureOf(o: Op, value: Json | undefined): string | null {
+  if (o.op === 'insert' && value !== undefined) return `key ${o.key} already exists`
+  if (o.op === 'add') {
+    if (value !== undefined && typeof value !== 'number') return `key ${o.key} is not a number`
+    const result = (value ?? 0) + o.amount
+    if (o.min !== undefined && result < o.min) return `add would take ${o.key} below ${o.min}`
+  }
+  if (o.op === 'check' && canonical(value) !== canonical(o.equals)) {
+    const shown = value === undefined ? 'absent' : canonical(value)
+    return `check failed: key ${o.key} is ${shown.slice(0, 100)}`
+  }
+  return null
+}
+
+/** JSON with object keys sorted, so equal values have equal text; undefined stays undefined. */
+export function canonical(value: Json | undefined): string {
+  if (value === undefined) return 'undefined'
+  return JSON.stringify(value, (_, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  )
+}

@@ -1,0 +1,100 @@
+// The embedded store: data and log in one SQLite database (WAL, synchronous=FULL) in the node's
+// directory, so a commit's writes and its outcome record share one atomic, durable transaction.
+import { join } from 'node:path'
+import { evaluateOps, type Effect, type Json, type Op, type ParticipantRecord } from '../core.ts'
+import { DurableLog } from '../log.ts'
+import { PreparedWork, lockReason } from './locks.ts'
+import type { ParticipantStore, StoredRecord, Verdict } from './store.ts'
+
+export const PARTICIPANT_DB = 'participant.db'
+
+export class SqliteStore implements ParticipantStore {
+  readonly #log: DurableLog<StoredRecord>
+  readonly #work = new PreparedWork()
+
+  constructor(dir: string) {
+    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB))
+    this.#log.db.run('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+  }
+
+  get flushes(): number {
+    return this.#log.flushes
+  }
+
+  async load(): Promise<ParticipantRecord[]> {
+    const records = this.#log.records()
+    for (const r of records) {
+      if (r.state === 'prepared') this.#work.hold(r.txn, r.ops ?? [])
+      else this.#work.release(r.txn)
+    }
+    return records.map(({ ops: _, ...record }) => record)
+  }
+
+  async check(txn: string, ops: readonly Op[]): Promise<Verdict> {
+    const conflict = this.#work.conflict(txn, ops)
+    if (conflict) return { vote: 'no', reason: lockReason(conflict) }
+    const evaluation = evaluateOps(ops, (key) => this.#read(key))
+    if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason }
+    this.#work.hold(txn, ops)
+    return { vote: 'yes' }
+  }
+
+  async persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
+    const ops = this.#work.opsOf(record.txn)
+    const stored: StoredRecord =
+      record.state === 'prepared' && ops.length > 0 ? { ...record, ops } : record
+    const apply = effect === 'apply' ? () => this.#apply(record.txn, ops) : undefined
+    await this.#log.append(stored, apply)
+    // Locks go only once the outcome is durable: until then the old values are what is committed.
+    if (effect) this.#work.release(record.txn)
+  }
+
+  #apply(txn: string, ops: readonly Op[]): void {
+    const evaluation = evaluateOps(ops, (key) => this.#read(key))
+    // The keys were locked since prepare, so what held then holds now.
+    if (!evaluation.ok) throw new Error(`assertion: ${txn} no longer applies: ${evaluation.reason}`)
+    const upsert = this.#log.db.query(
+      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?2',
+    )
+    const remove = this.#log.db.query('DELETE FROM kv WHERE key = ?')
+    for (const [key, value] of evaluation.writes) {
+      if (value === undefined) remove.run(key)
+      else upsert.run(key, JSON.stringify(value))
+    }
+  }
+
+  #read(key: string): Json | undefined {
+    const row = this.#log.db.query('SELECT value FROM kv WHERE key = ?').get(key) as {
+      value: string
+    } | null
+    return row === null ? undefined : (JSON.parse(row.value) as Json)
+  }
+
+  async get(key: string): Promise<Json | undefined> {
+    return this.#read(key)
+  }
+
+  async list(prefix: string, limit: number): Promise<{ key: string; value: Json }[]> {
+    // Keys sort bytewise, so those with the prefix are contiguous from the prefix on.
+    const rows = this.#log.db.query('SELECT key, value FROM kv WHERE key >= ? ORDER BY key')
+    const found: { key: string; value: Json }[] = []
+    for (const row of rows.iterate(prefix) as Iterable<{ key: string; value: string }>) {
+      if (!row.key.startsWith(prefix) || found.length >= limit) break
+      found.push({ key: row.key, value: JSON.parse(row.value) as Json })
+    }
+    return found
+  }
+
+  locks(): Map<string, string> {
+    return this.#work.locks()
+  }
+
+  /** Every record as stored, oldest first (with prepared operations). */
+  records(): StoredRecord[] {
+    return this.#log.records()
+  }
+
+  async close(): Promise<void> {
+    this.#log.close()
+  }
+}

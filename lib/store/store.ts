@@ -1,0 +1,29 @@
+// What a participant needs from the place its data and log live: SQLite beside it, or
+// PostgreSQL with its own prepared transactions.
+import type { Effect, Json, Op, ParticipantRecord, Vote } from '../core.ts'
+
+/** A participant record as a store keeps it: a `prepared` one carries its operations. */
+export type StoredRecord = ParticipantRecord & { ops?: readonly Op[] }
+
+export type Verdict = { vote: Vote; reason?: string }
+
+export interface ParticipantStore {
+  /** Every record, oldest first; rebuilds the store's prepared work and locks as it goes. */
+  load(): Promise<ParticipantRecord[]>
+  /** Checks `ops` against the committed data and the locks (no wait) and, on `yes`, takes a
+   * lock on every key they touch. Nothing is durable yet: `persist` of `prepared` makes it so. */
+  check(txn: string, ops: readonly Op[]): Promise<Verdict>
+  /** Makes `record` durable; `apply` or `release` of the transaction's work is atomic with it. */
+  persist(record: ParticipantRecord, effect?: Effect): Promise<void>
+  /** The committed value of `key`, or undefined when absent. */
+  get(key: string): Promise<Json | undefined>
+  list(prefix: string, limit: number): Promise<{ key: string; value: Json }[]>
+  /** Keys locked now, by the transaction holding each. */
+  locks(): Map<string, string>
+  /** Forced writes so far (SQLite commits or PostgreSQL commits), for benchmarks and tests. */
+  readonly flushes: number
+  close(): Promise<void>
+}
+
+/** Thrown when the store cannot be reached (database down): the request may be retried. */
+export class StoreUnavailable extends Error {}
