@@ -3,7 +3,7 @@
 //   bun participant.ts resolve TXN commit|abort [--dir .]   (operator's heuristic outcome)
 import { Hono, type Context } from 'hono'
 import { parseArgs } from 'node:util'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import {
   ParticipantNode,
   UsageError,
@@ -20,7 +20,11 @@ import {
   wantsJson,
   writeAddressFile,
   OpError,
+  PgStore,
+  SqliteStore,
   parseOps,
+  startPgCluster,
+  type ParticipantStore,
   type Decision,
   type Op,
   type Reply,
@@ -155,6 +159,7 @@ async function serve(argv: string[]): Promise<void> {
       host: { type: 'string' },
       dir: { type: 'string' },
       'in-doubt-after': { type: 'string' },
+      store: { type: 'string' },
     },
     strict: true,
   })
@@ -162,7 +167,8 @@ async function serve(argv: string[]): Promise<void> {
   const port = parsePort(values.port ?? Bun.env.PORT ?? '9000', 'port')
   const hostname = values.host ?? Bun.env.HOST ?? '0.0.0.0'
   const inDoubtAfterMs = parseMs(values['in-doubt-after'] ?? '5000', 'in-doubt-after')
-  const node = new ParticipantNode(dir, readVotesFile(dir), { inDoubtAfterMs })
+  const store = await openStore(values.store ?? 'sqlite', dir)
+  const node = new ParticipantNode(dir, readVotesFile(dir), { inDoubtAfterMs, store })
   await node.start()
   const server = Bun.serve({ port, hostname, fetch: createApp(node).fetch })
   const url = `http://${hostname}:${server.port}`
@@ -171,6 +177,22 @@ async function serve(argv: string[]): Promise<void> {
   const stop = () => void server.stop().then(() => process.exit(0))
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+}
+
+/** `--store sqlite` (default: SQLite in the node's directory), `--store postgres://…`, or
+ * `--store postgres`: a private throwaway PostgreSQL cluster under DIR/postgres, for trying out. */
+async function openStore(spec: string, dir: string): Promise<ParticipantStore> {
+  if (spec === 'sqlite') return new SqliteStore(dir)
+  if (/^postgres(ql)?:\/\//.test(spec)) return new PgStore(spec)
+  if (spec !== 'postgres') {
+    throw new UsageError(
+      `invalid --store ${JSON.stringify(spec)}: expected sqlite, postgres or a postgres:// URL`,
+    )
+  }
+  const cluster = await startPgCluster(join(dir, 'postgres'), { adopt: true })
+  console.log(`private PostgreSQL at ${cluster.url} (data ${cluster.dataDir})`)
+  process.on('exit', () => void cluster.stop())
+  return new PgStore(cluster.url)
 }
 
 async function resolveCommand(argv: string[]): Promise<void> {

@@ -4,6 +4,7 @@ import type { Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { methodNotAllowed } from 'hono/method-not-allowed'
+import { StoreUnavailable } from './store/store.ts'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -23,6 +24,8 @@ export function useJsonErrors(app: Hono): void {
   app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404))
   app.onError((error, c) => {
     if (error instanceof HTTPException) return error.getResponse()
+    // The store (a database) is down: the request may be retried, so say so.
+    if (error instanceof StoreUnavailable) return c.json({ error: error.message }, 503)
     console.error(error)
     return c.json({ error: 'internal error' }, 500)
   })

@@ -11,6 +11,7 @@ import {
   voteFromFile,
   defaultParticipantEnv,
   type ParticipantEnv,
+  type ParticipantAction,
   type ParticipantEvent,
   type Prng,
   type Op,
@@ -123,8 +124,21 @@ export class ParticipantNode {
   }
 
   async #run(event: ParticipantEvent): Promise<Reply | null> {
-    const [next, actions] = participantStep(this.state(event.txn), event, this.#env)
+    const previous = this.state(event.txn)
+    const [next, actions] = participantStep(previous, event, this.#env)
     this.#set(next)
+    try {
+      return await this.#carryOut(event, actions)
+    } catch (error) {
+      // Nothing of this step reached the disk: forget it, so no later answer relies on it.
+      this.#set(previous)
+      if (next.state === 'prepared' && previous.state === 'unknown')
+        await this.store.discard(event.txn)
+      throw error
+    }
+  }
+
+  async #carryOut(event: ParticipantEvent, actions: ParticipantAction[]): Promise<Reply | null> {
     let reply: Reply | null = null
     for (const action of actions) {
       if (action.type === 'check') {
@@ -139,7 +153,11 @@ export class ParticipantNode {
   }
 
   #set(next: ParticipantTxn): void {
-    if (next.state === 'unknown' && !this.txns.has(next.txn) && next.coordinator === null) return
+    if (next.state === 'unknown' && next.coordinator === null) {
+      this.txns.delete(next.txn) // never kept: unknown is the default
+      this.#prepared.delete(next.txn)
+      return
+    }
     this.txns.set(next.txn, next)
     if (next.state === 'prepared') this.#prepared.add(next.txn)
     else this.#prepared.delete(next.txn)

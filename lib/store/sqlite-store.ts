@@ -49,6 +49,10 @@ export class SqliteStore implements ParticipantStore {
     if (effect) this.#work.release(record.txn)
   }
 
+  async discard(txn: string): Promise<void> {
+    this.#work.release(txn)
+  }
+
   #apply(txn: string, ops: readonly Op[]): void {
     const evaluation = evaluateOps(ops, (key) => this.#read(key))
     // The keys were locked since prepare, so what held then holds now.

@@ -15,6 +15,8 @@ export interface ParticipantStore {
   check(txn: string, ops: readonly Op[]): Promise<Verdict>
   /** Makes `record` durable; `apply` or `release` of the transaction's work is atomic with it. */
   persist(record: ParticipantRecord, effect?: Effect): Promise<void>
+  /** Drops the work and locks of a `yes` whose `prepared` record could not be made durable. */
+  discard(txn: string): Promise<void>
   /** The committed value of `key`, or undefined when absent. */
   get(key: string): Promise<Json | undefined>
   list(prefix: string, limit: number): Promise<{ key: string; value: Json }[]>

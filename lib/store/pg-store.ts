@@ -1,0 +1,224 @@
+// A participant whose data and log live in PostgreSQL, prepared with PostgreSQL's own
+// PREPARE TRANSACTION: the database itself keeps a yes vote's work and row locks through crashes.
+//
+// Log rows (table twophase_log) and what they prove:
+// - `context` (autocommit, before PREPARE): whom to ask in doubt, the operations, the time;
+// - `prepared` (inside the prepared transaction): visible only once COMMIT PREPARED ran, so a
+//   visible one means committed even if the `committed` row after it was lost in a crash;
+// - `committed` (autocommit, after COMMIT PREPARED) and `aborted` (autocommit, before ROLLBACK
+//   PREPARED, so a crash between the two is finished at start-up).
+// A transaction listed in pg_prepared_xacts with no outcome row is prepared: in doubt.
+import { SQL, type ReservedSQL } from 'bun'
+import {
+  evaluateOps,
+  keysOf,
+  type Effect,
+  type Json,
+  type Op,
+  type ParticipantRecord,
+} from '../core.ts'
+import { PreparedWork, lockReason } from './locks.ts'
+import { StoreUnavailable, type ParticipantStore, type Verdict } from './store.ts'
+
+type Context = Pick<ParticipantRecord, 'coordinator' | 'peers' | 'at'> & { ops?: readonly Op[] }
+type LogRow = ParticipantRecord & { kind?: 'context'; ops?: readonly Op[] }
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS twophase_kv (
+    key text PRIMARY KEY, value jsonb, present boolean NOT NULL DEFAULT false);
+  CREATE TABLE IF NOT EXISTS twophase_log (
+    seq bigserial PRIMARY KEY, txn text NOT NULL, record jsonb NOT NULL);`
+
+export class PgStore implements ParticipantStore {
+  readonly #sql: SQL
+  readonly #work = new PreparedWork()
+  /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */
+  readonly #open = new Map<string, ReservedSQL>()
+  #database = ''
+  flushes = 0
+
+  constructor(readonly url: string) {
+    this.#sql = new SQL({ url, max: 20 })
+  }
+
+  /** The global transaction id: PostgreSQL's are cluster-wide, so it names the database. */
+  #gid(txn: string): string {
+    return `tp:${this.#database}:${txn}` // txn ids are [A-Za-z0-9._:-]: safe in a literal
+  }
+
+  async load(): Promise<ParticipantRecord[]> {
+    await this.#sql.unsafe(SCHEMA).simple()
+    const [{ db }] = await this.#sql`SELECT current_database() AS db`
+    this.#database = db as string
+    const rows = (await this.#sql`SELECT record FROM twophase_log ORDER BY seq`) as {
+      record: LogRow
+    }[]
+    const prefix = `tp:${this.#database}:`
+    const pending = (await this.#sql`
+      SELECT gid FROM pg_prepared_xacts
+      WHERE database = current_database() AND starts_with(gid, ${prefix})`) as { gid: string }[]
+    return this.#replay(
+      rows.map((r) => r.record),
+      pending.map((p) => p.gid.slice(prefix.length)),
+    )
+  }
+
+  async #replay(rows: LogRow[], inDoubt: string[]): Promise<ParticipantRecord[]> {
+    const contexts = new Map<string, Context>()
+    const outcome = new Map<string, ParticipantRecord>()
+    const records: ParticipantRecord[] = []
+    for (const { kind, ops, ...r } of rows) {
+      if (kind === 'context') contexts.set(r.txn, { ...r, ops })
+      else if (r.state === 'prepared') outcome.set(r.txn, { ...r, state: 'committed' })
+      else outcome.set(r.txn, r)
+    }
+    for (const r of outcome.values()) records.push(r)
+    for (const txn of inDoubt) {
+      const decided = outcome.get(txn)
+      if (decided?.state === 'aborted')
+        await this.#finish(txn, 'ROLLBACK') // crashed in between
+      else if (decided === undefined) {
+        const { ops, ...context } = contexts.get(txn) ?? {}
+        this.#work.hold(txn, ops ?? [])
+        records.push({ txn, state: 'prepared', vote: 'yes', ...context })
+      }
+    }
+    return records
+  }
+
+  async check(txn: string, ops: readonly Op[]): Promise<Verdict> {
+    const conflict = this.#work.conflict(txn, ops)
+    if (conflict) return { vote: 'no', reason: lockReason(conflict) }
+    let conn: ReservedSQL | null = null
+    try {
+      const keys = keysOf(ops)
+      // Every key gets a row, present or not, so that FOR UPDATE can lock even absent keys.
+      await this.#sql`INSERT INTO twophase_kv (key) SELECT unnest(${keys}::text[])
+        ON CONFLICT DO NOTHING`
+      conn = await this.#sql.reserve()
+      await conn`BEGIN`
+      const verdict = await this.#lockAndWrite(conn, txn, ops, keys)
+      if (verdict.vote === 'yes') this.#open.set(txn, conn)
+      else await rollback(conn)
+      return verdict
+    } catch (error) {
+      if (conn) await rollback(conn)
+      return { vote: 'no', reason: `database unavailable: ${messageOf(error)}` }
+    }
+  }
+
+  async #lockAndWrite(conn: ReservedSQL, txn: string, ops: readonly Op[], keys: string[]) {
+    let rows: { key: string; value: Json; present: boolean }[]
+    try {
+      rows = await conn`SELECT key, value, present FROM twophase_kv
+        WHERE key = ANY(${keys}::text[]) ORDER BY key FOR UPDATE NOWAIT`
+    } catch (error) {
+      if ((error as { errno?: string }).errno !== '55P03') throw error
+      return { vote: 'no', reason: `a key of ${txn} is locked by another transaction` } as Verdict
+    }
+    const committed = new Map(rows.filter((r) => r.present).map((r) => [r.key, r.value]))
+    const evaluation = evaluateOps(ops, (key) => committed.get(key))
+    if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason } as Verdict
+    for (const [key, value] of evaluation.writes) {
+      if (value === undefined)
+        await conn`UPDATE twophase_kv SET value = NULL, present = false WHERE key = ${key}`
+      else
+        await conn`UPDATE twophase_kv SET value = ${JSON.stringify(value)}::text::jsonb,
+          present = true WHERE key = ${key}`
+    }
+    this.#work.hold(txn, ops)
+    return { vote: 'yes' } as Verdict
+  }
+
+  async persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
+    try {
+      if (record.state === 'prepared') await this.#prepare(record)
+      else if (record.state === 'committed') await this.#commit(record)
+      else await this.#abort(record)
+      this.flushes += 1
+    } catch (error) {
+      throw new StoreUnavailable(`database unavailable: ${messageOf(error)}`)
+    }
+    if (effect) this.#work.release(record.txn)
+  }
+
+  async #prepare(record: ParticipantRecord): Promise<void> {
+    const conn = this.#open.get(record.txn)
+    if (!conn) throw new Error(`assertion: ${record.txn} has no open database transaction`)
+    const context = { ...record, kind: 'context', ops: this.#work.opsOf(record.txn) }
+    await appendLog(this.#sql, context)
+    await appendLog(conn, record)
+    await conn.unsafe(`PREPARE TRANSACTION '${this.#gid(record.txn)}'`)
+    this.#open.delete(record.txn)
+    conn.release()
+  }
+
+  async #commit(record: ParticipantRecord): Promise<void> {
+    await this.#finish(record.txn, 'COMMIT')
+    await appendLog(this.#sql, record)
+  }
+
+  async #abort(record: ParticipantRecord): Promise<void> {
+    await appendLog(this.#sql, record)
+    await this.#finish(record.txn, 'ROLLBACK')
+  }
+
+  /** COMMIT or ROLLBACK PREPARED; a transaction already finished (42704) is fine: a retry. */
+  async #finish(txn: string, verb: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    try {
+      await this.#sql.unsafe(`${verb} PREPARED '${this.#gid(txn)}'`)
+    } catch (error) {
+      if ((error as { errno?: string }).errno !== '42704') throw error
+    }
+  }
+
+  /** Drops the open transaction of a `yes` that could not be made durable. */
+  async discard(txn: string): Promise<void> {
+    const conn = this.#open.get(txn)
+    this.#open.delete(txn)
+    if (conn) await rollback(conn)
+    this.#work.release(txn)
+  }
+
+  async get(key: string): Promise<Json | undefined> {
+    const rows = await this.#sql`SELECT value FROM twophase_kv WHERE key = ${key} AND present`
+    return rows.length === 0 ? undefined : (rows[0].value as Json)
+  }
+
+  async list(prefix: string, limit: number): Promise<{ key: string; value: Json }[]> {
+    return (await this.#sql`SELECT key, value FROM twophase_kv
+      WHERE present AND starts_with(key, ${prefix}) ORDER BY key COLLATE "C" LIMIT ${limit}`) as {
+      key: string
+      value: Json
+    }[]
+  }
+
+  locks(): Map<string, string> {
+    return this.#work.locks()
+  }
+
+  async close(): Promise<void> {
+    for (const txn of [...this.#open.keys()]) await this.discard(txn)
+    await this.#sql.close()
+  }
+}
+
+/** Appends a log row, inside `db`'s transaction if it has one (jsonb from text: Bun would
+ * otherwise send a string parameter as a JSON string). */
+async function appendLog(db: SQL | ReservedSQL, record: { txn: string }): Promise<void> {
+  await db`INSERT INTO twophase_log (txn, record)
+    VALUES (${record.txn}, ${JSON.stringify(record)}::text::jsonb)`
+}
+
+async function rollback(conn: ReservedSQL): Promise<void> {
+  try {
+    await conn`ROLLBACK`
+  } catch {
+    // The connection is gone, and with it the transaction.
+  }
+  conn.release()
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

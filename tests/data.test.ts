@@ -1,0 +1,211 @@
+// Transactions that carry data: operation semantics, no-wait locks and reads, through HTTP on real
+// processes. The same suite runs with every participant on SQLite and with one on PostgreSQL.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startPgCluster, type PgCluster } from '../lib/pg-cluster.ts'
+import {
+  cleanup,
+  getJson,
+  kill,
+  postJson,
+  startCoordinatorService,
+  startParticipant,
+  tempDir,
+  type Node,
+} from './helpers/processes.ts'
+
+let pg: PgCluster | null = null
+let pgDir = ''
+let databases = 0
+
+beforeAll(async () => {
+  pgDir = mkdtempSync(join(tmpdir(), 'twophase-pg-')) // outlives each test's cleanup
+  pg = await startPgCluster(pgDir)
+}, 120_000)
+afterAll(async () => {
+  await pg?.stop()
+  rmSync(pgDir, { recursive: true, force: true })
+})
+afterEach(cleanup)
+
+/** A fresh database on the shared test cluster, so every test starts from empty data. */
+async function freshDatabase(): Promise<string> {
+  const { SQL } = await import('bun')
+  const admin = new SQL({ url: pg!.url, max: 1 })
+  const name = `t${++databases}`
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  await admin.close()
+  return pg!.url.replace(/\/postgres$/, `/${name}`)
+}
+
+type StoreKind = 'sqlite' | 'postgres'
+
+async function participant(kind: StoreKind, dir = tempDir(), port?: number, store?: string) {
+  const args: string[] = kind === 'postgres' ? ['--store', store ?? (await freshDatabase())] : []
+  const node = await startParticipant(dir, { args, port })
+  return { node, store: args[1] }
+}
+
+async function prepare(node: Node, txn: string, ops: unknown) {
+  return postJson(`${node.url}/prepare`, { txn, ops })
+}
+
+async function value(node: Node, key: string) {
+  const response = await fetch(`${node.url}/kv/${encodeURIComponent(key)}`)
+  return response.status === 404 ? undefined : ((await response.json()) as { value: unknown }).value
+}
+
+describe.each(['sqlite', 'postgres'] as const)('a participant on %s', (kind) => {
+  test('set, add, insert, delete and check apply at commit and are read back', async () => {
+    const { node } = await participant(kind)
+    const ops = [
+      { op: 'set', key: 'name', value: { first: 'Ada', tags: ['x'] } },
+      { op: 'add', key: 'balance', amount: 100 },
+      { op: 'insert', key: 'acct:1', value: 1 },
+      { op: 'insert', key: 'acct:2', value: 2 },
+      { op: 'check', key: 'missing' },
+    ]
+    expect((await prepare(node, 'd1', ops)).body).toEqual({ txn: 'd1', vote: 'yes', reason: null })
+    expect(await value(node, 'balance')).toBeUndefined() // invisible until committed
+    expect((await postJson(`${node.url}/commit`, { txn: 'd1' })).status).toBe(200)
+    expect(await value(node, 'name')).toEqual({ first: 'Ada', tags: ['x'] })
+    expect(await value(node, 'balance')).toBe(100)
+    const listed = await getJson(`${node.url}/kv?prefix=acct:&limit=10`)
+    expect(listed.items).toEqual([
+      { key: 'acct:1', value: 1 },
+      { key: 'acct:2', value: 2 },
+    ])
+    expect((await getJson(`${node.url}/kv?prefix=acct:&limit=1`)).items).toHaveLength(1)
+    const next = [
+      { op: 'check', key: 'balance', equals: 100 },
+      { op: 'delete', key: 'acct:1' },
+      { op: 'add', key: 'balance', amount: -30, min: 0 },
+    ]
+    expect((await prepare(node, 'd2', next)).body.vote).toBe('yes')
+    await postJson(`${node.url}/commit`, { txn: 'd2' })
+    expect(await value(node, 'acct:1')).toBeUndefined()
+    expect(await value(node, 'balance')).toBe(70)
+    expect((await fetch(`${node.url}/kv/acct:1`)).status).toBe(404)
+  })
+
+  test.each([
+    ['insert on an existing key', [{ op: 'insert', key: 'k', value: 2 }], 'key k already exists'],
+    [
+      'add below its minimum',
+      [{ op: 'add', key: 'k', amount: -5, min: 0 }],
+      'add would take k below 0',
+    ],
+    ['add to a non-number', [{ op: 'add', key: 's', amount: 1 }], 'key s is not a number'],
+    ['check that differs', [{ op: 'check', key: 'k', equals: 2 }], 'check failed: key k is 1'],
+  ])('%s votes no with the reason, and changes nothing', async (_, ops, reason) => {
+    const { node } = await participant(kind)
+    await prepare(node, 'seed', [
+      { op: 'set', key: 'k', value: 1 },
+      { op: 'set', key: 's', value: 'text' },
+    ])
+    await postJson(`${node.url}/commit`, { txn: 'seed' })
+    expect((await prepare(node, 'bad', ops)).body).toEqual({ txn: 'bad', vote: 'no', reason })
+    expect(await getJson(`${node.url}/transactions/bad`)).toMatchObject({ state: 'aborted' })
+    expect(await value(node, 'k')).toBe(1)
+    expect((await getJson(`${node.url}/status`)).locks).toEqual({})
+  })
+
+  test('two transactions on one key: the second is refused with the lock holder named', async () => {
+    const { node } = await participant(kind)
+    expect((await prepare(node, 't7', [{ op: 'set', key: 'balance', value: 1 }])).body.vote).toBe(
+      'yes',
+    )
+    const second = await prepare(node, 't8', [{ op: 'add', key: 'balance', amount: 1 }])
+    expect(second.body).toEqual({
+      txn: 't8',
+      vote: 'no',
+      reason: 'key balance is locked by transaction t7',
+    })
+    expect((await getJson(`${node.url}/status`)).locks).toEqual({ balance: 't7' })
+    await postJson(`${node.url}/commit`, { txn: 't7' })
+    expect((await getJson(`${node.url}/status`)).locks).toEqual({})
+    expect((await prepare(node, 't9', [{ op: 'add', key: 'balance', amount: 1 }])).body.vote).toBe(
+      'yes',
+    )
+    await postJson(`${node.url}/abort`, { txn: 't9' })
+    expect(await value(node, 'balance')).toBe(1)
+  })
+
+  test('a prepared participant killed and restarted still holds its locks', async () => {
+    const dir = tempDir()
+    const { node, store } = await participant(kind, dir)
+    expect((await prepare(node, 'held', [{ op: 'set', key: 'k', value: 'new' }])).body.vote).toBe(
+      'yes',
+    )
+    await kill(node)
+    const back = (await participant(kind, dir, node.port, store)).node
+    expect((await getJson(`${back.url}/transactions/held`)).state).toBe('prepared')
+    const blocked = await prepare(back, 'other', [{ op: 'set', key: 'k', value: 'x' }])
+    expect(blocked.body.vote).toBe('no')
+    expect(blocked.body.reason).toStartWith('key k is locked by transaction')
+    expect((await postJson(`${back.url}/commit`, { txn: 'held' })).status).toBe(200)
+    expect(await value(back, 'k')).toBe('new')
+    expect((await prepare(back, 'after', [{ op: 'set', key: 'k', value: 'x' }])).body.vote).toBe(
+      'yes',
+    )
+  })
+
+  test('malformed operations are a 400 that changes nothing', async () => {
+    const { node } = await participant(kind)
+    const bad = [
+      'nope',
+      [{ op: 'set', key: 'k' }],
+      [{ op: 'frob', key: 'k' }],
+      [{ op: 'add', key: 'k', amount: '1' }],
+      [{ op: 'set', key: 'x'.repeat(257), value: 1 }],
+      [{ op: 'set', key: 'k', value: 'v'.repeat(70_000) }],
+      [{ op: 'delete' }],
+    ]
+    for (const ops of bad) {
+      const reply = await prepare(node, 'm1', ops)
+      expect(reply.status).toBe(400)
+      expect(typeof reply.body.error).toBe('string')
+    }
+    expect((await getJson(`${node.url}/transactions/m1`)).state).toBe('unknown')
+  })
+
+  test('through the coordinator: a replicated write, per-participant ops, and a lock conflict', async () => {
+    const nodes = [(await participant(kind)).node, (await participant('sqlite')).node]
+    const coordinator = await startCoordinatorService(tempDir(), {
+      participants: [`a=${nodes[0]!.url}`, nodes[1]!.url],
+    })
+    const tx = (body: unknown) => postJson(`${coordinator.url}/transactions`, body)
+    const replicated = await tx({ id: 'r1', ops: [{ op: 'set', key: 'balance', value: 1000 }] })
+    expect(replicated.body.decision).toBe('commit')
+    for (const n of nodes) expect(await value(n, 'balance')).toBe(1000)
+    const transfer = await tx({
+      id: 'r2',
+      ops: {
+        a: [{ op: 'add', key: 'balance', amount: -100, min: 0 }],
+        1: [{ op: 'add', key: 'balance', amount: 100 }],
+      },
+    })
+    expect(transfer.body.decision).toBe('commit')
+    expect([await value(nodes[0]!, 'balance'), await value(nodes[1]!, 'balance')]).toEqual([
+      900, 1100,
+    ])
+    const overdraft = await tx({
+      id: 'r3',
+      ops: { 0: [{ op: 'add', key: 'balance', amount: -1000, min: 0 }] },
+    })
+    expect(overdraft.body.decision).toBe('abort')
+    expect(overdraft.body.reasons[nodes[0]!.url]).toBe('add would take balance below 0')
+    expect(Object.keys(overdraft.body.votes)).toEqual([nodes[0]!.url]) // only the involved one
+    expect((await getJson(`${nodes[1]!.url}/transactions/r3`)).state).toBe('unknown')
+    // A transaction holds the key; a concurrent one through the coordinator is refused.
+    await prepare(nodes[1]!, 'holder', [{ op: 'set', key: 'balance', value: 0 }])
+    const refused = await tx({ id: 'r4', ops: { 1: [{ op: 'add', key: 'balance', amount: 1 }] } })
+    expect(refused.body.decision).toBe('abort')
+    expect(refused.body.reasons[nodes[1]!.url]).toBe('key balance is locked by transaction holder')
+    const malformed = await tx({ ops: { 9: [] } })
+    expect(malformed.status).toBe(400)
+    expect((await tx({ ops: [{ op: 'nope' }] })).status).toBe(400)
+  })
+})
