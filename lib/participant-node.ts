@@ -145,7 +145,8 @@ export class ParticipantNode {
         const checked = await this.#check(event.txn)
         return this.#run({ type: 'checked', txn: event.txn, now: Date.now(), ...checked })
       }
-      if (action.type === 'persist') await this.#persist(action.record, action.effect)
+      if (action.type === 'persist' && action.optional) await this.#persistIfYouCan(action)
+      else if (action.type === 'persist') await this.#persist(action.record, action.effect)
       if (action.type === 'reply') reply = action.reply
       if (action.type === 'ask') void this.#ask(action.txn, action.coordinator, action.peers)
     }
@@ -161,6 +162,16 @@ export class ParticipantNode {
     this.txns.set(next.txn, next)
     if (next.state === 'prepared') this.#prepared.add(next.txn)
     else this.#prepared.delete(next.txn)
+  }
+
+  /** A record the protocol lets us lose: when the store is down, forget it and go on. */
+  async #persistIfYouCan(action: ParticipantAction & { type: 'persist' }): Promise<void> {
+    try {
+      await this.#persist(action.record, action.effect)
+    } catch {
+      await this.store.discard(action.record.txn)
+      this.#set(unknownTxn(action.record.txn))
+    }
   }
 
   async #persist(record: ParticipantRecord, effect?: Effect): Promise<void> {

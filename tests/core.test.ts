@@ -164,14 +164,18 @@ const participantRows: ParticipantRow[] = [
     state: prepared,
     actions: [{ type: 'persist', record: preparedRecord }, voteReply('yes', null)],
   },
-  // Rule: a `no` is a unilateral abort, allowed because no promise was made (Protocol rules).
+  // Rule: a `no` is a unilateral abort, allowed because no promise was made (Protocol rules);
+  // under presumed abort its record is optional: forgetting a `no` is safe.
   {
-    rule: 'checked no persists aborted, releases the work and replies no with the reason',
+    rule: 'checked no persists aborted (optional), releases the work and replies no with the reason',
     given: told,
     event: checked('no', NO_REASON),
     state: abortedNo,
     actions: [
-      persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release'),
+      {
+        ...persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release'),
+        optional: true,
+      },
       voteReply('no', NO_REASON),
     ],
   },
@@ -180,7 +184,10 @@ const participantRows: ParticipantRow[] = [
     given: unknown,
     event: checked('no'),
     state: { ...unknown, state: 'aborted', vote: 'no' },
-    actions: [persist({ state: 'aborted', vote: 'no' }, 'release'), voteReply('no', null)],
+    actions: [
+      { ...persist({ state: 'aborted', vote: 'no' }, 'release'), optional: true },
+      voteReply('no', null),
+    ],
   },
   // Rule: a repeated prepare returns the recorded vote and persists nothing (Protocol rules).
   {

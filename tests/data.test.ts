@@ -209,3 +209,41 @@ describe.each(['sqlite', 'postgres'] as const)('a participant on %s', (kind) => 
     expect((await tx({ ops: [{ op: 'nope' }] })).status).toBe(400)
   })
 })
+
+describe('a participant on PostgreSQL when the database crashes', () => {
+  test.each(['commit', 'abort'] as const)(
+    'PostgreSQL killed after PREPARE TRANSACTION and restarted: the %s still applies',
+    async (decision) => {
+      const { node } = await participant('postgres')
+      const ops = [{ op: 'set', key: 'k', value: 'after' }]
+      expect((await prepare(node, 'crash1', ops)).body.vote).toBe('yes')
+      await pg!.kill()
+      // Down: a prepare votes no, a decision is refused with 503 so the coordinator retries.
+      const down = await prepare(node, 'crash2', [{ op: 'set', key: 'j', value: 1 }])
+      expect(down.body.vote).toBe('no')
+      expect(down.body.reason).toStartWith('database unavailable')
+      expect((await postJson(`${node.url}/${decision}`, { txn: 'crash1' })).status).toBe(503)
+      expect((await getJson(`${node.url}/transactions/crash1`)).state).toBe('prepared')
+      await pg!.start()
+      const state = decision === 'commit' ? 'committed' : 'aborted'
+      const retried = await postJson(`${node.url}/${decision}`, { txn: 'crash1' })
+      expect(retried).toEqual({ status: 200, body: { txn: 'crash1', state } })
+      expect(await value(node, 'k')).toBe(decision === 'commit' ? 'after' : undefined)
+      expect((await getJson(`${node.url}/status`)).locks).toEqual({})
+    },
+  )
+
+  test('a participant restarted while PostgreSQL holds its prepared transaction rebuilds it', async () => {
+    const dir = tempDir()
+    const { node, store } = await participant('postgres', dir)
+    await prepare(node, 'pg-held', [{ op: 'add', key: 'n', amount: 5 }])
+    await kill(node)
+    await pg!.kill()
+    await pg!.start()
+    const back = (await participant('postgres', dir, node.port, store)).node
+    expect((await getJson(`${back.url}/transactions/pg-held`)).state).toBe('prepared')
+    expect((await getJson(`${back.url}/status`)).locks).toEqual({ n: 'pg-held' })
+    expect((await postJson(`${back.url}/commit`, { txn: 'pg-held' })).status).toBe(200)
+    expect(await value(back, 'n')).toBe(5)
+  })
+})

@@ -64,8 +64,10 @@ export type ParticipantAction =
   /** Ask the coordinator, then the peers, for the outcome of a transaction in doubt. */
   | { type: 'ask'; txn: string; coordinator: string | null; peers: readonly string[] }
   /** Make `record` durable; with `effect`, atomically with it: `apply` makes the prepared work
-   * visible, `release` drops it; either way its locks are released. */
-  | { type: 'persist'; record: ParticipantRecord; effect?: Effect }
+   * visible, `release` drops it; either way its locks are released. An `optional` record may be
+   * lost (a `no` vote: under presumed abort, forgetting it is safe), so the reply need not wait
+   * for it or fail with it. */
+  | { type: 'persist'; record: ParticipantRecord; effect?: Effect; optional?: true }
   | { type: 'reply'; reply: Reply }
 
 export type Effect = 'apply' | 'release'
@@ -163,7 +165,8 @@ function onChecked(
   }
   // A `no` is a unilateral abort: allowed because no promise was made yet.
   const next: ParticipantTxn = { ...state, state: 'aborted', vote: 'no', reason }
-  return [next, [persistOf(next, 'release'), voteReply(next, 'no', reason)]]
+  const persist = { ...persistOf(next, 'release'), optional: true } as const
+  return [next, [persist, voteReply(next, 'no', reason)]]
 }
 
 function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean): ParticipantStep {
