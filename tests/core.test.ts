@@ -81,9 +81,17 @@ const preparedRecord: ParticipantRecord = {
   at: NOW,
 }
 
-function persist(record: Omit<ParticipantRecord, 'txn'>, effect?: Effect): ParticipantAction {
-  const action: ParticipantAction = { type: 'persist', record: { txn: T, ...record } }
-  return effect ? { ...action, effect } : action
+function persist(
+  record: Omit<ParticipantRecord, 'txn'>,
+  effect?: Effect,
+  optional?: true,
+): ParticipantAction {
+  return {
+    type: 'persist',
+    record: { txn: T, ...record },
+    ...(effect ? { effect } : {}),
+    ...(optional ? { optional } : {}),
+  }
 }
 
 function voteReply(vote: Vote, reason: string | null): ParticipantAction {
@@ -184,10 +192,7 @@ const participantRows: ParticipantRow[] = [
     given: unknown,
     event: checked('no'),
     state: { ...unknown, state: 'aborted', vote: 'no' },
-    actions: [
-      { ...persist({ state: 'aborted', vote: 'no' }, 'release'), optional: true },
-      voteReply('no', null),
-    ],
+    actions: [persist({ state: 'aborted', vote: 'no' }, 'release', true), voteReply('no', null)],
   },
   // Rule: a repeated prepare returns the recorded vote and persists nothing (Protocol rules).
   {
