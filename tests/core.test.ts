@@ -180,10 +180,7 @@ const participantRows: ParticipantRow[] = [
     event: checked('no', NO_REASON),
     state: abortedNo,
     actions: [
-      {
-        ...persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release'),
-        optional: true,
-      },
+      persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release', true),
       voteReply('no', NO_REASON),
     ],
   },
