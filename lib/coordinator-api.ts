@@ -1,7 +1,15 @@
 // The coordinator service's HTTP API: start transactions, look them up, see the cluster.
 import { Hono } from 'hono'
 import type { CoordinatorNode } from './coordinator-node.ts'
-import { OpError, isTxnId, parseOps, txnIdError, type CoordinatorTxn, type Op } from './core.ts'
+import {
+  OpError,
+  coordinatorAnswer,
+  isTxnId,
+  parseOps,
+  txnIdError,
+  type CoordinatorTxn,
+  type Op,
+} from './core.ts'
 import { httpError, readJsonObject, useJsonErrors } from './http-app.ts'
 
 export type CoordinatorApiOptions = {
@@ -34,8 +42,8 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     if (!isTxnId(id)) throw httpError(400, txnIdError(id))
     const t = node.txns.get(id)
     // Under presumed abort, `unknown` means abort: nothing about it was ever committed here.
-    if (!t) return c.json({ id, state: 'unknown' })
-    return c.json({ ...outcomeOf(t), state: t.decision ?? 'preparing', phase: t.phase })
+    if (!t) return c.json({ id, state: coordinatorAnswer(t) })
+    return c.json({ ...outcomeOf(t), state: coordinatorAnswer(t), phase: t.phase })
   })
   app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
   app.get('/healthz', (c) => c.json({ ok: true }))

@@ -1,6 +1,6 @@
 // How a prepared participant in doubt learns the outcome: first from the coordinator, then, if
 // the coordinator cannot be reached, from its peers (cooperative termination).
-import type { Decision } from './core.ts'
+import { outcomeFromCoordinator, outcomeFromPeers, type Decision } from './core.ts'
 
 export type AskOptions = { coordinator: string | null; peers: readonly string[]; requestMs: number }
 
@@ -8,17 +8,13 @@ export type AskOptions = { coordinator: string | null; peers: readonly string[];
 export async function askOutcome(txn: string, options: AskOptions): Promise<Decision | null> {
   if (options.coordinator !== null) {
     const answer = await getJson(`${options.coordinator}/transactions/${txn}`, options.requestMs)
-    // `unknown`: the coordinator has no record of it, so under presumed abort it aborted.
-    if (answer?.state === 'commit') return 'commit'
-    if (answer?.state === 'abort' || answer?.state === 'unknown') return 'abort'
-    if (answer !== null) return null // it is alive and still deciding: it will tell us
+    // An answer means the coordinator is alive: it settles the outcome, or will tell us.
+    if (answer !== null) return outcomeFromCoordinator(answer.state)
   }
   const answers = await Promise.all(
     options.peers.map((peer) => requestDecision(peer, txn, options)),
   )
-  if (answers.includes('committed')) return 'commit'
-  if (answers.includes('aborted')) return 'abort'
-  return null
+  return outcomeFromPeers(answers)
 }
 
 /** Asks a peer what it knows. A peer that never voted aborts before it answers, so that it can
