@@ -1,6 +1,7 @@
 // The coordinator: runs two-phase commit over the participants.
 //   bun coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--dir .]
 //   bun coordinator.ts serve [--port 8000] [--participant host:port]... [--dir .]
+//   bun coordinator.ts start|submit|show|status|get|help ...   (the client: see lib/client.ts)
 // Participants also come from PEER_PARTICIPANT<N>_HOST / _PORT. In batch mode transactions run
 // one after another (t1 t2 when none are given); a re-run re-delivers what an earlier run decided.
 // `serve` is a long-running coordinator with an HTTP API.
@@ -12,9 +13,11 @@ import {
   createCoordinatorApp,
   parsePort,
   fail,
+  isClientCommand,
   isTxnId,
   parseMs,
   namedParticipant,
+  runClient,
   participantUrl,
   participantsFromEnv,
   type CoordinatorTxn,
@@ -177,6 +180,7 @@ async function main(argv: string[]): Promise<never> {
     await server.stop()
     process.exit(0)
   }
+  if (isClientCommand(argv[0])) process.exit(await runClient(argv))
   const problem = await runBatch(parseBatchArgs(argv))
   if (problem) fail(new Error(problem))
   process.exit(0)
