@@ -2,6 +2,7 @@
 //   bun participant.ts [--port 9000] [--host 0.0.0.0] [--dir .] [--in-doubt-after MS]
 //   bun participant.ts resolve TXN commit|abort [--dir .]   (operator's heuristic outcome)
 import { Hono, type Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
 import { parseArgs } from 'node:util'
 import { join, resolve } from 'node:path'
 import {
@@ -19,7 +20,9 @@ import {
   useJsonErrors,
   wantsJson,
   writeAddressFile,
+  MAX_BATCH,
   OpError,
+  StoreUnavailable,
   PgStore,
   SqliteStore,
   parseOps,
@@ -33,12 +36,26 @@ import {
 export function createApp(node: ParticipantNode): Hono {
   const app = new Hono()
   useJsonErrors(app)
+  let requests = 0 // protocol requests received, for benchmarks
+  app.use(async (c, next) => {
+    if (c.req.method === 'POST') requests += 1
+    await next()
+  })
   app.post('/prepare', async (c) => {
     const body = await readJsonObject(c)
     return answer(c, await node.prepare(txnOf(body), opsOf(body), contextOf(body)))
   })
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
+  app.post('/batch', async (c) => {
+    const body = await readJsonObject(c)
+    const messages = body.messages
+    if (!Array.isArray(messages) || messages.length > MAX_BATCH) {
+      throw httpError(400, `invalid "messages": expected an array of at most ${MAX_BATCH}`)
+    }
+    // All at once: their log records share a flush (group commit).
+    return c.json({ replies: await Promise.all(messages.map((m) => batchItem(node, m))) })
+  })
   app.post('/decision-request', async (c) => {
     const txn = txnOf(await readJsonObject(c))
     return answer(c, await node.handle({ type: 'decision-request', txn }), true)
@@ -66,6 +83,8 @@ export function createApp(node: ParticipantNode): Hono {
     return c.json({ items: await node.store.list(prefix, limit) })
   })
   app.get('/status', (c) => c.json(statusOf(node)))
+  // Counters for benchmarks: forced writes (store commits) and protocol requests received.
+  app.get('/metrics', (c) => c.json({ flushes: node.store.flushes, requests }))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
 }
@@ -80,7 +99,6 @@ function statusOf(node: ParticipantNode) {
     inDoubt: node.inDoubt(),
     heuristic: txns.filter((t) => t.heuristic).map((t) => ({ txn: t.txn, state: t.state })),
     locks: Object.fromEntries(node.store.locks()),
-    flushes: node.store.flushes,
   }
 }
 
@@ -140,15 +158,43 @@ function isHttpUrl(value: unknown): boolean {
   return typeof value === 'string' && value.length <= 2048 && /^https?:\/\/[^\s]+$/.test(value)
 }
 
-/** The classic answers are plain text (`yes`, `no`, `committed`); JSON on request. */
-function answer(c: Context, reply: Reply, json = wantsJson(c)): Response {
-  if (reply.kind === 'conflict') return c.json({ error: reply.error, txn: reply.txn }, 409)
+/** One message of a batch, answered as its own endpoint would answer it in JSON. */
+async function batchItem(node: ParticipantNode, message: unknown): Promise<JsonReply> {
+  try {
+    if (typeof message !== 'object' || message === null) throw httpError(400, 'invalid message')
+    const m = message as Record<string, unknown>
+    const txn = txnOf(m)
+    if (m.type === 'prepare') return jsonOf(await node.prepare(txn, opsOf(m), contextOf(m), false))
+    if (m.type === 'commit' || m.type === 'abort') {
+      return jsonOf(await node.handle({ type: 'decide', txn, decision: m.type }, false))
+    }
+    throw httpError(400, `invalid message type ${JSON.stringify(m.type)}`)
+  } catch (error) {
+    if (error instanceof HTTPException) {
+      return { status: error.status, body: (await error.getResponse().json()) as object }
+    }
+    if (error instanceof StoreUnavailable) return { status: 503, body: { error: error.message } }
+    throw error
+  }
+}
+
+type JsonReply = { status: number; body: object }
+
+function jsonOf(reply: Reply): JsonReply {
+  if (reply.kind === 'conflict')
+    return { status: 409, body: { error: reply.error, txn: reply.txn } }
   if (reply.kind === 'vote') {
-    const { txn, vote, reason } = reply
-    return json ? c.json({ txn, vote, reason }) : c.text(vote)
+    return { status: 200, body: { txn: reply.txn, vote: reply.vote, reason: reply.reason } }
   }
   const state = reply.kind === 'uncertain' ? 'prepared' : reply.state
-  return json ? c.json({ txn: reply.txn, state }) : c.text(state)
+  return { status: 200, body: { txn: reply.txn, state } }
+}
+
+/** The classic answers are plain text (`yes`, `no`, `committed`); JSON on request. */
+function answer(c: Context, reply: Reply, json = wantsJson(c)): Response {
+  const { status, body } = jsonOf(reply)
+  if (json || status !== 200) return c.json(body, status as 200 | 409)
+  return c.text(reply.kind === 'vote' ? reply.vote : (body as { state: string }).state)
 }
 
 async function serve(argv: string[]): Promise<void> {

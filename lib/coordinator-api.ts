@@ -46,6 +46,8 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     return c.json({ ...outcomeOf(t), state: coordinatorAnswer(t), phase: t.phase })
   })
   app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
+  // Counters for benchmarks: forced writes (log commits) and HTTP requests to participants.
+  app.get('/metrics', (c) => c.json({ flushes: node.log.flushes, requests: node.requests }))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
 }

@@ -20,6 +20,7 @@ import {
 } from './core.ts'
 import { failpoint } from './failpoint.ts'
 import { KeyedQueue } from './keyed-queue.ts'
+import { MessageSender } from './messages.ts'
 import { DurableLog } from './log.ts'
 
 export const COORDINATOR_DB = 'coordinator.db'
@@ -39,41 +40,34 @@ export type CoordinatorOptions = {
 
 type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void }
 
-/** `decision.txt`: `txn=commit|abort`, one line per decided transaction, in decision order. */
-export function renderDecisionFile(
-  order: readonly string[],
-  txns: Map<string, CoordinatorTxn>,
-): string {
-  return order.map((txn) => `${txn}=${txns.get(txn)!.decision}\n`).join('')
-}
-
 export class CoordinatorNode {
   readonly txns: Map<string, CoordinatorTxn>
   readonly log: DurableLog<CoordinatorRecord>
-  /** Transactions in the order their decisions were logged. */
-  readonly decisionOrder: string[] = []
+  /** `decision.txt`: `txn=commit|abort`, one line per decided transaction, in decision order. */
+  #decisions = ''
   readonly #view: FileView
   readonly #env: CoordinatorEnv
-  readonly #requestMs: number
+  readonly #sender: MessageSender
   readonly #queue = new KeyedQueue()
   readonly #waiters = new Map<string, Waiter[]>()
   #timer: Timer | null = null
+  /** Transactions not yet done: the only ones the clock ticks. */
+  readonly #active = new Set<string>()
 
   constructor(readonly options: CoordinatorOptions) {
     sweepTempFiles(options.dir)
     this.log = new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
     const records = this.log.records()
     this.txns = recoverCoordinator(records)
-    for (const r of records) if (r.type === 'decision') this.decisionOrder.push(r.txn)
+    for (const r of records)
+      if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
       backoff: options.backoff ?? defaultBackoff,
     }
-    this.#requestMs = options.requestMs ?? 5_000
-    this.#view = new FileView(join(options.dir, 'decision.txt'), () =>
-      renderDecisionFile(this.decisionOrder, this.txns),
-    )
+    this.#sender = new MessageSender(options.requestMs ?? 5_000)
+    this.#view = new FileView(join(options.dir, 'decision.txt'), () => this.#decisions)
   }
 
   /** Rebuilds decision.txt, re-delivers every unacknowledged decision and aborts every
@@ -95,7 +89,7 @@ export class CoordinatorNode {
   ): Promise<CoordinatorTxn> {
     if (!this.txns.has(txn)) {
       const started = begin(txn, participants, Date.now(), this.#env, ops)
-      this.txns.set(txn, started[0])
+      this.#set(started[0])
       void this.#queue.run(txn, () => this.#apply(started))
     }
     return this.when(txn, 'decided')
@@ -125,13 +119,17 @@ export class CoordinatorNode {
 
   #tick(): void {
     const now = Date.now()
-    for (const t of this.txns.values()) {
-      if (t.phase !== 'done') void this.step(t.txn, { type: 'tick', now })
-    }
+    for (const txn of this.#active) void this.step(txn, { type: 'tick', now })
+  }
+
+  #set(next: CoordinatorTxn): void {
+    this.txns.set(next.txn, next)
+    if (next.phase === 'done') this.#active.delete(next.txn)
+    else this.#active.add(next.txn)
   }
 
   async #apply([next, actions]: [CoordinatorTxn, CoordinatorAction[]]): Promise<void> {
-    this.txns.set(next.txn, next)
+    this.#set(next)
     for (const action of actions) {
       if (action.type === 'persist') await this.#persist(action.record)
       else void this.#deliver(next.txn, action.to, action.message)
@@ -140,10 +138,13 @@ export class CoordinatorNode {
   }
 
   async #persist(record: CoordinatorRecord): Promise<void> {
+    // `done` only saves work after a restart (re-sending a decision everyone has): nobody waits
+    // for it to reach the disk; it shares the next flush.
+    if (record.type === 'done') return void this.log.append(record).catch(() => {})
     await this.log.append(record)
     if (record.type === 'begin') failpoint('coordinator-after-begin-logged', record.txn)
     if (record.type === 'decision') {
-      this.decisionOrder.push(record.txn)
+      this.#decisions += `${record.txn}=${record.decision}\n`
       void this.#view.refresh()
       failpoint('coordinator-after-decision-logged', record.txn)
     }
@@ -160,14 +161,16 @@ export class CoordinatorNode {
 
   /** One HTTP attempt; its outcome goes back into the core as an event. Retries are the core's. */
   async #deliver(txn: string, to: string, message: CoordinatorMessage): Promise<void> {
-    const event = await sendMessage(to, message, {
-      requestMs: this.#requestMs,
-      coordinator: this.options.selfUrl,
-    })
+    const event = await this.#sender.send(to, message, this.options.selfUrl)
     if (event.type === 'ack' && this.txns.get(txn)?.phase === 'deciding') {
       failpoint('coordinator-after-first-ack', txn)
     }
     await this.step(txn, event)
+  }
+
+  /** HTTP requests sent to participants, for benchmarks. */
+  get requests(): number {
+    return this.#sender.requests
   }
 
   close(): void {
@@ -181,61 +184,4 @@ function reached(state: CoordinatorTxn, phase: 'decided' | 'done'): boolean {
   return phase === 'decided'
     ? state.decision !== null && state.phase !== 'preparing'
     : state.phase === 'done'
-}
-
-type SendOptions = { requestMs: number; coordinator?: string }
-
-/** Sends one protocol message and turns whatever happens into the core's event. */
-export async function sendMessage(
-  to: string,
-  message: CoordinatorMessage,
-  options: SendOptions,
-): Promise<CoordinatorEvent> {
-  const path = message.type === 'prepare' ? 'prepare' : message.decision
-  const body =
-    message.type === 'prepare'
-      ? {
-          txn: message.txn,
-          participants: message.participants,
-          coordinator: options.coordinator,
-          ops: message.ops,
-        }
-      : { txn: message.txn }
-  let status: number
-  let reply: Record<string, unknown> | null
-  try {
-    const response = await fetch(`${to}/${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(options.requestMs),
-    })
-    status = response.status
-    reply = (await response.json().catch(() => null)) as Record<string, unknown> | null
-  } catch {
-    return { type: 'unreachable', to, now: Date.now() }
-  }
-  return eventOf(to, message, status, reply)
-}
-
-function eventOf(
-  from: string,
-  message: CoordinatorMessage,
-  status: number,
-  reply: Record<string, unknown> | null,
-): CoordinatorEvent {
-  const now = Date.now()
-  const error = typeof reply?.error === 'string' ? reply.error : `HTTP ${status}`
-  if (status >= 500 || status === 408 || status === 429)
-    return { type: 'unreachable', to: from, now }
-  if (message.type === 'prepare') {
-    if (status === 200 && (reply?.vote === 'yes' || reply?.vote === 'no')) {
-      const reason = typeof reply.reason === 'string' ? reply.reason : undefined
-      return { type: 'vote', from, vote: reply.vote, reason, now }
-    }
-    // A participant that refuses the request or answers nonsense has not promised anything.
-    return { type: 'vote', from, vote: 'no', reason: `refused prepare: ${error}`, now }
-  }
-  if (status === 200) return { type: 'ack', from, now }
-  return { type: 'refused', from, error, now }
 }

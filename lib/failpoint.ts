@@ -9,6 +9,7 @@ export const FAILPOINTS = [
   'coordinator-after-begin-logged', // transaction logged as begun, no prepare sent
   'coordinator-after-decision-logged', // decision durable, not sent to anyone
   'coordinator-after-first-ack', // one participant acknowledged the decision, others not yet
+  'log-before-flush', // records queued for a group commit, not yet written (`@N`: the Nth flush)
 ] as const
 
 export type Failpoint = (typeof FAILPOINTS)[number]

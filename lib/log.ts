@@ -1,5 +1,6 @@
 // The durable log: records in SQLite (WAL, synchronous=FULL), appended with group commit.
 import { Database } from 'bun:sqlite'
+import { failpoint } from './failpoint.ts'
 
 type Pending<R> = {
   record: R
@@ -52,6 +53,7 @@ export class DurableLog<R> {
   }
 
   #flush(): void {
+    failpoint('log-before-flush', String(this.flushes + 1))
     const group = this.#pending
     this.#pending = []
     this.#scheduled = false

@@ -34,11 +34,38 @@ export function readVotesFile(dir: string): VotesFile | null {
 }
 
 /** `state.txt`: `txn=committed|aborted` per decided transaction, in plain string order. */
-export function renderStateFile(txns: Iterable<ParticipantTxn>): string {
-  const decided = [...txns].filter((t) => t.state === 'committed' || t.state === 'aborted')
-  const ids = decided.map((t) => t.txn).sort()
-  const byId = new Map(decided.map((t) => [t.txn, t.state]))
-  return ids.map((id) => `${id}=${byId.get(id)}\n`).join('')
+/** Its lines are kept sorted as outcomes arrive, so a rewrite costs a join, not a sort. */
+export class StateLines {
+  readonly #ids: string[] = []
+  readonly #states = new Map<string, string>()
+
+  /** Records `txn`'s outcome, or forgets it (null). */
+  set(txn: string, state: string | null): void {
+    const known = this.#states.has(txn)
+    if (state === null) {
+      if (known) this.#ids.splice(this.#indexOf(txn), 1)
+      this.#states.delete(txn)
+      return
+    }
+    if (!known) this.#ids.splice(this.#indexOf(txn), 0, txn)
+    this.#states.set(txn, state)
+  }
+
+  /** Where `txn` is or belongs, by binary search in plain string order. */
+  #indexOf(txn: string): number {
+    let lo = 0
+    let hi = this.#ids.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.#ids[mid]! < txn) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  render(): string {
+    return this.#ids.map((id) => `${id}=${this.#states.get(id)}\n`).join('')
+  }
 }
 
 export type ParticipantNodeOptions = {
@@ -60,6 +87,7 @@ export class ParticipantNode {
   txns = new Map<string, ParticipantTxn>()
   readonly store: ParticipantStore
   readonly #view: FileView
+  readonly #lines = new StateLines()
   readonly #votes: VotesFile | null
   readonly #env: ParticipantEnv
   /** Each transaction's events are handled one at a time. */
@@ -83,14 +111,14 @@ export class ParticipantNode {
     }
     this.store = options.store ?? new SqliteStore(dir)
     this.#votes = votes
-    this.#view = new FileView(join(dir, 'state.txt'), () => renderStateFile(this.txns.values()))
+    this.#view = new FileView(join(dir, 'state.txt'), () => this.#lines.render())
   }
 
   /** Rewrites state.txt from the log (a crash between log and view loses nothing) and starts
    * the in-doubt clock. */
   async start(): Promise<void> {
     this.txns = recoverParticipant(await this.store.load(), this.#env)
-    for (const t of this.txns.values()) if (t.state === 'prepared') this.#prepared.add(t.txn)
+    for (const t of this.txns.values()) this.#set(t)
     await this.#view.refresh()
     this.#timer = setInterval(() => this.#tick(), this.options.tickMs ?? 50)
   }
@@ -100,12 +128,13 @@ export class ParticipantNode {
   }
 
   /** Handles a prepare request that carries `ops` (the data work this participant guards). */
-  prepare(
+  async prepare(
     txn: string,
     ops: readonly Op[],
     context: { coordinator?: string; peers?: string[] } = {},
-  ) {
-    return this.#queue.run(txn, async () => {
+    waitForView = true,
+  ): Promise<Reply> {
+    const reply = await this.#queue.run(txn, async () => {
       this.#ops.set(txn, ops)
       try {
         return (await this.#run({ type: 'prepare', txn, now: Date.now(), ...context }))!
@@ -113,14 +142,24 @@ export class ParticipantNode {
         this.#ops.delete(txn)
       }
     })
+    return this.#afterView(reply, waitForView)
+  }
+
+  /** Waits until state.txt shows the outcome `reply` reports (a `no` vote is an abort). */
+  async #afterView(reply: Reply, waitForView: boolean): Promise<Reply> {
+    const decided = reply.kind === 'outcome' || (reply.kind === 'vote' && reply.vote === 'no')
+    if (waitForView && decided) await this.#view.refresh()
+    return reply
   }
 
   /** Handles one event after every earlier event of the same transaction; resolves to the reply,
-   * which is sent only after everything it depends on is durable. */
-  async handle(event: ParticipantEvent): Promise<Reply> {
+   * which is sent only after everything it depends on is durable. With `waitForView` (the
+   * classic endpoints) an outcome is answered only once state.txt shows it too; without (a
+   * batch) once it is in the log, with state.txt following moments later. */
+  async handle(event: ParticipantEvent, waitForView = true): Promise<Reply> {
     const reply = await this.#queue.run(event.txn, () => this.#run(event))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
-    return reply
+    return this.#afterView(reply, waitForView)
   }
 
   async #run(event: ParticipantEvent): Promise<Reply | null> {
@@ -154,14 +193,12 @@ export class ParticipantNode {
   }
 
   #set(next: ParticipantTxn): void {
-    if (next.state === 'unknown' && next.coordinator === null) {
-      this.txns.delete(next.txn) // never kept: unknown is the default
-      this.#prepared.delete(next.txn)
-      return
-    }
-    this.txns.set(next.txn, next)
+    const decided = next.state === 'committed' || next.state === 'aborted'
+    this.#lines.set(next.txn, decided ? next.state : null)
     if (next.state === 'prepared') this.#prepared.add(next.txn)
     else this.#prepared.delete(next.txn)
+    if (next.state === 'unknown' && next.coordinator === null) this.txns.delete(next.txn)
+    else this.txns.set(next.txn, next)
   }
 
   /** A record the protocol lets us lose: when the store is down, forget it and go on. */
@@ -180,7 +217,7 @@ export class ParticipantNode {
       failpoint('participant-after-vote-logged', record.txn)
       return
     }
-    await this.#view.refresh()
+    void this.#view.refresh().catch((error) => console.error(`state.txt: ${error}`))
     failpoint('participant-after-outcome-logged', record.txn)
   }
 

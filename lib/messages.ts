@@ -1,0 +1,122 @@
+// How the coordinator's messages reach a participant: batched. Messages for one participant that
+// are queued while a request to it is in flight travel together in the next POST /batch (at most
+// MAX_BATCH each, MAX_IN_FLIGHT requests at a time), so at high load many transactions share one
+// HTTP request; alone, a message leaves at once. A participant without /batch gets single
+// requests to the classic endpoints.
+import type { CoordinatorEvent, CoordinatorMessage } from './core.ts'
+
+export const MAX_BATCH = 256
+const MAX_IN_FLIGHT = 2
+
+type Reply = { status: number; body: Record<string, unknown> | null }
+type Queued = { message: CoordinatorMessage; body: object; resolve: (reply: Reply | null) => void }
+type Peer = { queue: Queued[]; inFlight: number; batches: boolean }
+
+export class MessageSender {
+  readonly #peers = new Map<string, Peer>()
+  /** HTTP requests sent, for benchmarks. */
+  requests = 0
+
+  constructor(readonly requestMs: number) {}
+
+  /** Sends `message` to `to`; resolves to the core's event for whatever happened. */
+  async send(
+    to: string,
+    message: CoordinatorMessage,
+    coordinator?: string,
+  ): Promise<CoordinatorEvent> {
+    const body = bodyOf(message, coordinator)
+    const { promise, resolve } = Promise.withResolvers<Reply | null>()
+    const peer = this.#peer(to)
+    peer.queue.push({ message, body, resolve })
+    this.#pump(to, peer)
+    const reply = await promise
+    if (reply === null) return { type: 'unreachable', to, now: Date.now() }
+    return eventOf(to, message, reply.status, reply.body)
+  }
+
+  #peer(to: string): Peer {
+    let peer = this.#peers.get(to)
+    if (!peer) this.#peers.set(to, (peer = { queue: [], inFlight: 0, batches: true }))
+    return peer
+  }
+
+  #pump(to: string, peer: Peer): void {
+    while (peer.queue.length > 0 && peer.inFlight < MAX_IN_FLIGHT) {
+      const batch = peer.queue.splice(0, peer.batches ? MAX_BATCH : 1)
+      peer.inFlight += 1
+      void this.#post(to, peer, batch).finally(() => {
+        peer.inFlight -= 1
+        this.#pump(to, peer)
+      })
+    }
+  }
+
+  async #post(to: string, peer: Peer, batch: Queued[]): Promise<void> {
+    if (!peer.batches || batch.length === 1) {
+      for (const q of batch) q.resolve(await this.#request(`${to}/${pathOf(q.message)}`, q.body))
+      return
+    }
+    const reply = await this.#request(`${to}/batch`, { messages: batch.map(batchItem) })
+    if (reply?.status === 404 || reply?.status === 405) {
+      peer.batches = false // an older participant: single requests from now on
+      for (const q of batch) q.resolve(await this.#request(`${to}/${pathOf(q.message)}`, q.body))
+      return
+    }
+    const replies = reply?.status === 200 ? (reply.body?.replies as Reply[] | undefined) : undefined
+    batch.forEach((q, i) => q.resolve(replies?.[i] ?? null))
+  }
+
+  async #request(url: string, body: object): Promise<Reply | null> {
+    this.requests += 1
+    try {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.requestMs),
+      })
+      const json = (await response.json().catch(() => null)) as Record<string, unknown> | null
+      return { status: response.status, body: json }
+    } catch {
+      return null
+    }
+  }
+}
+
+function pathOf(message: CoordinatorMessage): string {
+  return message.type === 'prepare' ? 'prepare' : message.decision
+}
+
+function bodyOf(message: CoordinatorMessage, coordinator?: string): object {
+  if (message.type !== 'prepare') return { txn: message.txn }
+  const { txn, participants, ops } = message
+  return { txn, participants, ...(coordinator ? { coordinator } : {}), ...(ops ? { ops } : {}) }
+}
+
+function batchItem(q: Queued): object {
+  return { type: pathOf(q.message), ...q.body }
+}
+
+/** The core's event for a participant's answer to `message`. */
+export function eventOf(
+  from: string,
+  message: CoordinatorMessage,
+  status: number,
+  reply: Record<string, unknown> | null,
+): CoordinatorEvent {
+  const now = Date.now()
+  const error = typeof reply?.error === 'string' ? reply.error : `HTTP ${status}`
+  if (status >= 500 || status === 408 || status === 429)
+    return { type: 'unreachable', to: from, now }
+  if (message.type === 'prepare') {
+    if (status === 200 && (reply?.vote === 'yes' || reply?.vote === 'no')) {
+      const reason = typeof reply.reason === 'string' ? reply.reason : undefined
+      return { type: 'vote', from, vote: reply.vote, reason, now }
+    }
+    // A participant that refuses the request or answers nonsense has not promised anything.
+    return { type: 'vote', from, vote: 'no', reason: `refused prepare: ${error}`, now }
+  }
+  if (status === 200) return { type: 'ack', from, now }
+  return { type: 'refused', from, error, now }
+}

@@ -1,0 +1,163 @@
+// The benchmark: a fresh cluster (three participants and `coordinator.ts serve` as real
+// processes on loopback, SQLite with synchronous=FULL), driven through POST /transactions.
+//   bun run bench [-- --concurrency 1,64,256] [--transactions 5000] [--mix commit|conflict|data]
+//                 [--json]
+// Prints, per concurrency: transactions/s, latency p50/p99/max, forced writes (fsyncing commits)
+// and protocol HTTP requests per transaction, and the CPU each process used.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
+
+type Mix = 'commit' | 'conflict' | 'data'
+type Row = {
+  concurrency: number
+  transactions: number
+  perSecond: number
+  p50: number
+  p99: number
+  max: number
+  committed: number
+  coordinatorWrites: number
+  participantWrites: number
+  requests: number
+  cpu: Record<string, number>
+}
+
+const { values } = parseArgs({
+  options: {
+    concurrency: { type: 'string' },
+    transactions: { type: 'string' },
+    mix: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  strict: true,
+})
+const levels = (values.concurrency ?? '1,64,256').split(',').map(Number)
+const count = Number(values.transactions ?? '5000')
+const mix = (values.mix ?? 'commit') as Mix
+if (!['commit', 'conflict', 'data'].includes(mix)) throw new Error(`unknown mix ${mix}`)
+
+/** The body of transaction `i` for the chosen mix. */
+function bodyOf(i: number, run: string): string {
+  const id = `${run}-${i}`
+  if (mix === 'commit') return JSON.stringify({ id })
+  const hot = mix === 'conflict' && i % 10 === 0
+  const op = hot
+    ? { op: 'add', key: 'hot', amount: 1 }
+    : { op: 'set', key: `k:${run}:${i}`, value: i }
+  return JSON.stringify({ id, ops: [op] })
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+async function io(url: string): Promise<{ flushes: number; requests: number }> {
+  return (await (await fetch(`${url}/metrics`)).json()) as { flushes: number; requests: number }
+}
+
+async function level(coordinator: Node, participants: Node[], concurrency: number): Promise<Row> {
+  const run = `c${concurrency}-${Date.now().toString(36)}`
+  const nodes = [coordinator, ...participants]
+  const before = await Promise.all(nodes.map((n) => io(n.url)))
+  const cpuBefore = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
+  const latencies: number[] = []
+  let next = 0
+  let committed = 0
+  const started = performance.now()
+  async function client(): Promise<void> {
+    for (let i = next++; i < count; i = next++) {
+      const t0 = performance.now()
+      const response = await fetch(`${coordinator.url}/transactions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: bodyOf(i, run),
+      })
+      const reply = (await response.json()) as { decision?: string }
+      latencies.push(performance.now() - t0)
+      if (reply.decision === 'commit') committed += 1
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, client))
+  const seconds = (performance.now() - started) / 1000
+  const after = await Promise.all(nodes.map((n) => io(n.url)))
+  const cpuAfter = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
+  const delta = (i: number, k: 'flushes' | 'requests') => after[i]![k] - before[i]![k]
+  const names = ['coordinator', ...participants.map((_, i) => `p${i}`), 'loadgen']
+  let participantWrites = 0
+  for (let i = 1; i <= participants.length; i++) participantWrites += delta(i, 'flushes')
+  return {
+    concurrency,
+    transactions: count,
+    perSecond: Math.round(count / seconds),
+    p50: round(at(0.5)),
+    p99: round(at(0.99)),
+    max: round(latencies.at(-1)!),
+    committed,
+    coordinatorWrites: round(delta(0, 'flushes') / count, 3),
+    participantWrites: round(participantWrites / participants.length / count, 3),
+    requests: round(delta(0, 'requests') / count, 2),
+    cpu: Object.fromEntries(
+      names.map((n, i) => [n, Math.round((100 * (cpuAfter[i]! - cpuBefore[i]!)) / seconds)]),
+    ),
+  }
+}
+
+function round(x: number, digits = 2): number {
+  return Number(x.toFixed(digits))
+}
+
+function print(rows: Row[]): void {
+  console.log(
+    `mix ${mix}, ${count} transactions per level, 3 participants, SQLite synchronous=FULL`,
+  )
+  const head = 'conc  txn/s   p50 ms  p99 ms  max ms  commits  fsync/txn c  fsync/txn p  req/txn'
+  console.log(`${head}  CPU % (coordinator p0 p1 p2 loadgen)`)
+  for (const r of rows) {
+    const cells = [
+      String(r.concurrency).padStart(4),
+      String(r.perSecond).padStart(6),
+      String(r.p50).padStart(7),
+      String(r.p99).padStart(7),
+      String(r.max).padStart(7),
+      String(r.committed).padStart(8),
+      String(r.coordinatorWrites).padStart(12),
+      String(r.participantWrites).padStart(12),
+      String(r.requests).padStart(8),
+    ]
+    console.log(`${cells.join(' ')}  ${Object.values(r.cpu).join(' ')}`)
+  }
+}
+
+const root = mkdtempSync(join(tmpdir(), 'twophase-bench-'))
+const started: Node[] = []
+try {
+  const participants: Node[] = []
+  for (let i = 0; i < 3; i++) {
+    const dir = join(root, `p${i}`)
+    mkdirSync(dir)
+    participants.push(await spawnParticipant(dir))
+  }
+  started.push(...participants)
+  const dir = join(root, 'coordinator')
+  mkdirSync(dir)
+  const coordinator = await spawnCoordinatorService(dir, {
+    participants: participants.map((p) => p.url),
+  })
+  started.push(coordinator)
+  const rows: Row[] = []
+  for (const concurrency of levels) rows.push(await level(coordinator, participants, concurrency))
+  if (values.json) console.log(JSON.stringify({ mix, rows }, null, 2))
+  else print(rows)
+} finally {
+  for (const n of started) n.proc.kill('SIGKILL')
+  await Promise.all(started.map((n) => n.proc.exited))
+  rmSync(root, { recursive: true, force: true })
+}

@@ -1,0 +1,55 @@
+// Group commit: records appended together share one forced write, and none is acknowledged
+// before its own write reached the disk.
+import { afterEach, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { DurableLog } from '../lib/log.ts'
+import { cleanup, tempDir } from './helpers/processes.ts'
+
+afterEach(cleanup)
+
+test('100 concurrent appends share far fewer than 100 forced writes', async () => {
+  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'))
+  await Promise.all(Array.from({ length: 100 }, (_, n) => log.append({ n })))
+  expect(log.flushes).toBeLessThan(100)
+  expect(log.flushes).toBeGreaterThanOrEqual(1)
+  expect(log.records().map((r) => r.n)).toEqual(Array.from({ length: 100 }, (_, n) => n))
+  log.close()
+})
+
+test('an append resolves only after its flush: nothing acknowledged is pending', async () => {
+  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'))
+  let resolved = false
+  const pending = log.append({ n: 1 }).then(() => (resolved = true))
+  expect(resolved).toBe(false)
+  expect(log.flushes).toBe(0)
+  await pending
+  expect(log.flushes).toBe(1)
+  log.close()
+})
+
+test.each([3, 17, 40])(
+  'a crash between queueing and flushing (flush %i) loses no acknowledged record',
+  async (flush) => {
+    const path = join(tempDir(), 'log.db')
+    const writer = Bun.spawn(
+      [process.execPath, join(import.meta.dir, 'fixtures/log-writer.ts'), path],
+      {
+        env: { ...process.env, TWOPHASE_FAILPOINTS: `log-before-flush@${flush}` },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      },
+    )
+    const [stdout, code] = await Promise.all([new Response(writer.stdout).text(), writer.exited])
+    expect(code).toBe(137) // killed itself at the failpoint, with records still queued
+    const acked = stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => Number(line.split(' ')[1]))
+    expect(acked.length).toBeGreaterThan(0)
+    const log = new DurableLog<{ n: number }>(path)
+    const kept = new Set(log.records().map((r) => r.n))
+    log.close()
+    expect(acked.filter((n) => !kept.has(n))).toEqual([])
+  },
+)
