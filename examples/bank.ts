@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnCoordinatorService, spawnParticipant, type Node } from '../scripts/nodes.ts'
+import { mulberry32 } from '../lib/core.ts'
 
 /** A coordinator service and its participants, in the coordinator's order (index = ops key). */
 export type Bank = { coordinator: string; participants: readonly string[] }
@@ -24,17 +25,7 @@ export type Outcome = Transfer & {
   error?: string
 }
 
-/** mulberry32: a tiny seeded PRNG, so a seed always plans the same transfers. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { mulberry32 } // a seed always plans the same transfers
 
 export const accountKey = (account: number): string => `acct:${account}`
 

@@ -2,6 +2,7 @@
 // rule of /work/shared/DESIGN.md it checks (init, step, check the exact state and actions).
 import { describe, expect, test } from 'bun:test'
 import {
+  mulberry32,
   backoffMs,
   begin,
   coordinatorStep,
@@ -1255,14 +1256,6 @@ describe('backoffMs', () => {
 })
 
 /** A small seeded PRNG, as in denoland/std async/_util_test.ts. */
-function mulberry32(seed: number): Prng {
-  return function next(): number {
-    let t = (seed += 0x6d2b79f5)
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Transaction ids
