@@ -1,0 +1,41 @@
+// The chaos run (scripts/chaos.ts), short: real processes, the bank's transfers through the
+// coordinator service, and for 7 seconds SIGKILLs and restarts of any node (the coordinator too)
+// and SIGSTOP stalls of participants; then every invariant must hold, from the nodes' own APIs
+// and files. The first three faults are always one coordinator kill, one participant kill and
+// one stall, so each kind happens whatever the seed.
+import { expect, test } from 'bun:test'
+import { formatReport, runChaos } from '../scripts/chaos.ts'
+
+const SEED = Number(process.env.CHAOS_SEED ?? 20_240_601)
+
+test('chaos: kills of any node and stalls of participants break no invariant', async () => {
+  const report = await runChaos({ seconds: 7, seed: SEED, accounts: 30, concurrency: 16 })
+  console.log(formatReport(report).join('\n'))
+
+  expect(report.errors).toEqual([])
+  expect(report.invariants.map((i) => i.name)).toEqual([
+    'total conserved',
+    'no negative balance',
+    'balances match the committed transfers',
+    "clients' outcomes are the coordinator's",
+    'participants agree with the coordinator',
+    'decision.txt agrees with the coordinator',
+    'state.txt agrees with each participant',
+    'nothing prepared or locked',
+  ])
+  expect(report.invariants.filter((i) => !i.ok)).toEqual([])
+  expect(report.ok).toBe(true)
+
+  const participantKills = Object.entries(report.kills)
+    .filter(([name]) => name.startsWith('participant'))
+    .reduce((a, [, n]) => a + n, 0)
+  const stalls = Object.values(report.stalls).reduce((a, b) => a + b, 0)
+  expect(report.kills.coordinator).toBeGreaterThanOrEqual(1)
+  expect(participantKills).toBeGreaterThanOrEqual(1)
+  expect(stalls).toBeGreaterThanOrEqual(1)
+  expect(report.transfers.committed).toBeGreaterThan(0)
+  expect(report.transfers.lost).toBe(0)
+  // Everything it started is gone, and its directory removed.
+  expect(report.processes.left).toBe(0)
+  expect(report.dir).toBeNull()
+}, 120_000)
