@@ -135,7 +135,11 @@ export type ServeOptions = {
 
 /** Starts the coordinator service: recovery first, then the HTTP API. */
 export async function serve(options: ServeOptions) {
-  const node = new CoordinatorNode({ dir: options.dir, timeoutMs: options.timeoutMs })
+  const node = new CoordinatorNode({
+    dir: options.dir,
+    timeoutMs: options.timeoutMs,
+    alwaysBatch: true,
+  })
   const app = createCoordinatorApp(node, options)
   const server = Bun.serve({ port: options.port, hostname: options.hostname, fetch: app.fetch })
   const local = options.hostname === '0.0.0.0' ? '127.0.0.1' : options.hostname

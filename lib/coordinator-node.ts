@@ -36,6 +36,8 @@ export type CoordinatorOptions = {
   prng?: Prng
   /** This coordinator's own URL, sent with prepare so participants can ask it later. */
   selfUrl?: string
+  /** Send even single messages as batches (the service does; see lib/messages.ts). */
+  alwaysBatch?: boolean
 }
 
 type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void }
@@ -66,7 +68,7 @@ export class CoordinatorNode {
       timeoutMs: options.timeoutMs ?? 10_000,
       backoff: options.backoff ?? defaultBackoff,
     }
-    this.#sender = new MessageSender(options.requestMs ?? 5_000)
+    this.#sender = new MessageSender(options.requestMs ?? 5_000, options.alwaysBatch ?? false)
     this.#view = new FileView(join(options.dir, 'decision.txt'), () => this.#decisions)
   }
 

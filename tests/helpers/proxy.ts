@@ -1,5 +1,18 @@
 // A fault-injecting HTTP proxy between the coordinator and one participant: per path it passes,
 // refuses (503), drops (holds the request until the fault heals, then fails it), or delays.
+/** A batch counts as the protocol step of its first message (`/prepare`, `/commit`, `/abort`),
+ * so a fault set on a step applies whether the message travels alone or in a batch. */
+function batchStep(body: ArrayBuffer | undefined): string {
+  try {
+    const { messages } = JSON.parse(new TextDecoder().decode(body)) as {
+      messages: { type: string }[]
+    }
+    return `/${messages[0]!.type}`
+  } catch {
+    return '/batch'
+  }
+}
+
 export type Fault = 'pass' | 'refuse' | 'drop' | { delayMs: number }
 
 export class FaultProxy {
@@ -39,15 +52,16 @@ export class FaultProxy {
 
   async #handle(request: Request): Promise<Response> {
     const path = new URL(request.url).pathname
-    this.seen.set(path, (this.seen.get(path) ?? 0) + 1)
-    const fault = this.#faults.get(path) ?? this.#faults.get('*') ?? 'pass'
+    const body = request.method === 'GET' ? undefined : await request.arrayBuffer()
+    const step = path === '/batch' ? batchStep(body) : path
+    this.seen.set(step, (this.seen.get(step) ?? 0) + 1)
+    const fault = this.#faults.get(step) ?? this.#faults.get('*') ?? 'pass'
     if (fault === 'refuse') return new Response('proxy: refused', { status: 503 })
     if (fault === 'drop') {
       await new Promise<void>((release) => this.#dropped.push(release))
       return new Response('proxy: dropped', { status: 503 })
     }
     if (typeof fault === 'object') await Bun.sleep(fault.delayMs)
-    const body = request.method === 'GET' ? undefined : await request.arrayBuffer()
     try {
       const response = await fetch(`${this.target}${path}`, {
         method: request.method,
