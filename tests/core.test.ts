@@ -1,5 +1,5 @@
 // Tables over the pure protocol core, in the manner of etcd's raft_paper_test: each row names the
-// rule of /work/shared/DESIGN.md it checks (init, step, check the exact state and actions).
+// protocol rule it checks (init, step, check the exact state and actions).
 import { describe, expect, test } from 'bun:test'
 import {
   mulberry32,
