@@ -1,0 +1,45 @@
+// Small helpers of the chaos run: error text, forgiving file reads and writes, JSON over HTTP.
+import { appendFileSync, readFileSync } from 'node:fs'
+
+export function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+export function appendLine(path: string, text: string): void {
+  try {
+    appendFileSync(path, text)
+  } catch {} // the directory is gone once the run is over
+}
+
+/** GETs JSON, trying three times: a node just restarted may not answer the first time. */
+export async function getJson(url: string): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
+      if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`)
+      return await response.json()
+    } catch (error) {
+      if (attempt >= 3) throw error
+      await Bun.sleep(100)
+    }
+  }
+}
+
+/** `f` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>) {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await f(items[i]!)
+  }
+  await Promise.all(Array.from({ length: limit }, worker))
+  return results
+}
