@@ -5,6 +5,7 @@
 // Participants also come from PEER_PARTICIPANT<N>_HOST / _PORT. In batch mode transactions run
 // one after another (t1 t2 when none are given); a re-run re-delivers what an earlier run decided.
 // `serve` is a long-running coordinator with an HTTP API.
+import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import {
@@ -142,7 +143,8 @@ export async function serve(options: ServeOptions) {
   })
   const app = createCoordinatorApp(node, options)
   const server = Bun.serve({ port: options.port, hostname: options.hostname, fetch: app.fetch })
-  const local = options.hostname === '0.0.0.0' ? '127.0.0.1' : options.hostname
+  // Bound to every interface, the machine's name is what other hosts can reach, not loopback.
+  const local = options.hostname === '0.0.0.0' ? hostname() : options.hostname
   node.options.selfUrl = options.advertise ?? `http://${local}:${server.port}`
   await node.start()
   return { node, server, url: node.options.selfUrl }

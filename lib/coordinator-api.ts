@@ -1,15 +1,7 @@
 // The coordinator service's HTTP API: start transactions, look them up, see the cluster.
 import { Hono } from 'hono'
 import type { CoordinatorNode } from './coordinator-node.ts'
-import {
-  OpError,
-  coordinatorAnswer,
-  isTxnId,
-  parseOps,
-  txnIdError,
-  type CoordinatorTxn,
-  type Op,
-} from './core.ts'
+import { OpError, isTxnId, parseOps, txnIdError, type CoordinatorTxn, type Op } from './core.ts'
 import { httpError, readJsonObject, useJsonErrors } from './http-app.ts'
 
 export type CoordinatorApiOptions = {
@@ -42,8 +34,10 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     if (!isTxnId(id)) throw httpError(400, txnIdError(id))
     const t = node.txns.get(id)
     // Under presumed abort, `unknown` means abort: nothing about it was ever committed here.
-    if (!t) return c.json({ id, state: coordinatorAnswer(t) })
-    return c.json({ ...outcomeOf(t), state: coordinatorAnswer(t), phase: t.phase })
+    if (!t) return c.json({ id, state: node.answer(id) })
+    const state = node.answer(id)
+    const decision = state === 'commit' || state === 'abort' ? state : null // durable ones only
+    return c.json({ ...outcomeOf(t), decision, state, phase: t.phase })
   })
   app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
   // Counters for benchmarks: forced writes (log commits) and HTTP requests to participants.
@@ -80,7 +74,10 @@ function routeOps(value: unknown, options: CoordinatorApiOptions): Routed {
 
 function participantOf(key: string, options: CoordinatorApiOptions): string {
   const byIndex = /^\d+$/.test(key) ? options.participants[Number(key)] : undefined
-  const url = byIndex ?? options.names?.[key] ?? options.participants.find((p) => p === key)
+  const url =
+    byIndex ??
+    (options.names && Object.hasOwn(options.names, key) ? options.names[key] : undefined) ??
+    options.participants.find((p) => p === key)
   if (url === undefined) {
     throw httpError(
       400,

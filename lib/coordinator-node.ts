@@ -10,6 +10,8 @@ import {
   resume,
   type Backoff,
   type CoordinatorAction,
+  type CoordinatorAnswer,
+  type Decision,
   type CoordinatorEnv,
   type CoordinatorEvent,
   type CoordinatorMessage,
@@ -45,6 +47,9 @@ type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void 
 export class CoordinatorNode {
   readonly txns: Map<string, CoordinatorTxn>
   readonly log: DurableLog<CoordinatorRecord>
+  /** Decisions on disk: the only ones anyone is told about (in memory one may still be
+   * waiting for its flush, and a crash then would make it abort). */
+  readonly #logged = new Map<string, Decision>()
   /** `decision.txt`: `txn=commit|abort`, one line per decided transaction, in decision order. */
   #decisions = ''
   readonly #view: FileView
@@ -61,8 +66,11 @@ export class CoordinatorNode {
     this.log = new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
     const records = this.log.records()
     this.txns = recoverCoordinator(records)
-    for (const r of records)
-      if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
+    for (const r of records) {
+      if (r.type !== 'decision') continue
+      this.#logged.set(r.txn, r.decision)
+      this.#decisions += `${r.txn}=${r.decision}\n`
+    }
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
@@ -107,6 +115,13 @@ export class CoordinatorNode {
     return promise
   }
 
+  /** What this coordinator answers about `txn` (GET /transactions/:id): only durable decisions;
+   * `unknown` (no record at all) means abort under presumed abort. */
+  answer(txn: string): CoordinatorAnswer {
+    if (!this.txns.has(txn)) return 'unknown'
+    return this.#logged.get(txn) ?? 'preparing'
+  }
+
   /** Resolves once decision.txt shows every decision logged so far. */
   flushView(): Promise<void> {
     return this.#view.refresh()
@@ -146,6 +161,7 @@ export class CoordinatorNode {
     await this.log.append(record)
     if (record.type === 'begin') failpoint('coordinator-after-begin-logged', record.txn)
     if (record.type === 'decision') {
+      this.#logged.set(record.txn, record.decision)
       this.#decisions += `${record.txn}=${record.decision}\n`
       void this.#view.refresh()
       failpoint('coordinator-after-decision-logged', record.txn)

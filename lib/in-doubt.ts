@@ -8,8 +8,11 @@ export type AskOptions = { coordinator: string | null; peers: readonly string[];
 export async function askOutcome(txn: string, options: AskOptions): Promise<Decision | null> {
   if (options.coordinator !== null) {
     const answer = await getJson(`${options.coordinator}/transactions/${txn}`, options.requestMs)
-    // An answer means the coordinator is alive: it settles the outcome, or will tell us.
-    if (answer !== null) return outcomeFromCoordinator(answer.state)
+    // A coordinator still deciding will tell us; an answer we do not understand (another
+    // service on that address) is no answer: ask the peers.
+    if (answer?.state === 'preparing') return null
+    const outcome = outcomeFromCoordinator(answer?.state)
+    if (outcome !== null) return outcome
   }
   const answers = await Promise.all(
     options.peers.map((peer) => requestDecision(peer, txn, options)),

@@ -118,7 +118,10 @@ export class ParticipantNode {
    * the in-doubt clock. */
   async start(): Promise<void> {
     this.txns = recoverParticipant(await this.store.load(), this.#env)
-    for (const t of this.txns.values()) this.#set(t)
+    for (const t of this.txns.values()) {
+      this.#set(t)
+      if (t.state === 'committed' || t.state === 'aborted') this.#lines.set(t.txn, t.state)
+    }
     await this.#view.refresh()
     this.#timer = setInterval(() => this.#tick(), this.options.tickMs ?? 50)
   }
@@ -193,8 +196,6 @@ export class ParticipantNode {
   }
 
   #set(next: ParticipantTxn): void {
-    const decided = next.state === 'committed' || next.state === 'aborted'
-    this.#lines.set(next.txn, decided ? next.state : null)
     if (next.state === 'prepared') this.#prepared.add(next.txn)
     else this.#prepared.delete(next.txn)
     if (next.state === 'unknown' && next.coordinator === null) this.txns.delete(next.txn)
@@ -217,6 +218,8 @@ export class ParticipantNode {
       failpoint('participant-after-vote-logged', record.txn)
       return
     }
+    // The view shows only what the log holds: the line is added once the record is durable.
+    this.#lines.set(record.txn, record.state)
     void this.#view.refresh().catch((error) => console.error(`state.txt: ${error}`))
     failpoint('participant-after-outcome-logged', record.txn)
   }

@@ -168,6 +168,14 @@ describe.each(['sqlite', 'postgres'] as const)('a participant on %s', (kind) => 
       expect(reply.status).toBe(400)
       expect(typeof reply.body.error).toBe('string')
     }
+    // A value nested too deeply to serialize is still bad input, not a crash.
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000)
+    const nested = await fetch(`${node.url}/prepare`, {
+      method: 'POST',
+      body: `{"txn":"m1","ops":[{"op":"set","key":"k","value":${deep}}]}`,
+    })
+    expect(nested.status).toBe(400)
+    expect(await nested.json()).toEqual({ error: 'invalid "ops": a value is nested too deeply' })
     expect((await getJson(`${node.url}/transactions/m1`)).state).toBe('unknown')
   })
 
@@ -232,6 +240,23 @@ describe('a participant on PostgreSQL when the database crashes', () => {
       expect((await getJson(`${node.url}/status`)).locks).toEqual({})
     },
   )
+
+  test('more concurrent prepares than the connection pool holds all get their vote', async () => {
+    const { node } = await participant('postgres')
+    const messages = Array.from({ length: 60 }, (_, i) => ({
+      type: 'prepare',
+      txn: `many-${i}`,
+      ops: [{ op: 'set', key: `m${i}`, value: i }],
+    }))
+    const reply = await postJson(`${node.url}/batch`, { messages })
+    expect(reply.body.replies.map((r: { body: { vote: string } }) => r.body.vote)).toEqual(
+      messages.map(() => 'yes'),
+    )
+    const commits = messages.map((m) => ({ type: 'commit', txn: m.txn }))
+    const done = await postJson(`${node.url}/batch`, { messages: commits })
+    expect(done.body.replies.every((r: { status: number }) => r.status === 200)).toBe(true)
+    expect(await value(node, 'm59')).toBe(59)
+  })
 
   test('a participant restarted while PostgreSQL holds its prepared transaction rebuilds it', async () => {
     const dir = tempDir()

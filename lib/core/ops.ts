@@ -24,7 +24,14 @@ export class OpError extends Error {}
 export function parseOps(value: unknown): Op[] {
   if (!Array.isArray(value)) throw new OpError('invalid "ops": expected an array of operations')
   if (value.length > MAX_OPS) throw new OpError(`invalid "ops": more than ${MAX_OPS} operations`)
-  return value.map((op, i) => parseOp(op, `ops[${i}]`))
+  try {
+    return value.map((op, i) => parseOp(op, `ops[${i}]`))
+  } catch (error) {
+    // A value nested too deeply to serialize (RangeError) is bad input too, not a crash.
+    if (error instanceof RangeError)
+      throw new OpError('invalid "ops": a value is nested too deeply')
+    throw error
+  }
 }
 
 function parseOp(raw: unknown, at: string): Op {

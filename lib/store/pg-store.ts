@@ -29,16 +29,21 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS twophase_log (
     seq bigserial PRIMARY KEY, txn text NOT NULL, record jsonb NOT NULL);`
 
+const POOL_MAX = 20
+const OPEN_MAX = 16
+
 export class PgStore implements ParticipantStore {
   readonly #sql: SQL
   readonly #work = new PreparedWork()
   /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */
   readonly #open = new Map<string, ReservedSQL>()
   #database = ''
+  #reserved = 0
+  readonly #waiting: (() => void)[] = []
   flushes = 0
 
   constructor(readonly url: string) {
-    this.#sql = new SQL({ url, max: 20 })
+    this.#sql = new SQL({ url, max: POOL_MAX })
   }
 
   /** The global transaction id: PostgreSQL's are cluster-wide, so it names the database. */
@@ -95,14 +100,14 @@ export class PgStore implements ParticipantStore {
       // Every key gets a row, present or not, so that FOR UPDATE can lock even absent keys.
       await this.#sql`INSERT INTO twophase_kv (key) SELECT unnest(${keys}::text[])
         ON CONFLICT DO NOTHING`
-      conn = await this.#sql.reserve()
+      conn = await this.#reserve()
       await conn`BEGIN`
       const verdict = await this.#lockAndWrite(conn, txn, ops, keys)
       if (verdict.vote === 'yes') this.#open.set(txn, conn)
-      else await rollback(conn)
+      else await this.#rollback(conn)
       return verdict
     } catch (error) {
-      if (conn) await rollback(conn)
+      if (conn) await this.#rollback(conn)
       return { vote: 'no', reason: `database unavailable: ${messageOf(error)}` }
     }
   }
@@ -150,7 +155,7 @@ export class PgStore implements ParticipantStore {
     await appendLog(conn, record)
     await conn.unsafe(`PREPARE TRANSACTION '${this.#gid(record.txn)}'`)
     this.#open.delete(record.txn)
-    conn.release()
+    this.#release(conn)
   }
 
   async #commit(record: ParticipantRecord): Promise<void> {
@@ -172,11 +177,43 @@ export class PgStore implements ParticipantStore {
     }
   }
 
+  /** A connection for one transaction from check to PREPARE. At most OPEN_MAX at once, so the
+   * pool always has connections left for the autocommit statements those transactions need. */
+  async #reserve(): Promise<ReservedSQL> {
+    while (this.#reserved >= OPEN_MAX) await new Promise<void>((r) => this.#waiting.push(r))
+    this.#reserved += 1
+    try {
+      return await this.#sql.reserve()
+    } catch (error) {
+      this.#unreserve()
+      throw error
+    }
+  }
+
+  #release(conn: ReservedSQL): void {
+    conn.release()
+    this.#unreserve()
+  }
+
+  async #rollback(conn: ReservedSQL): Promise<void> {
+    try {
+      await conn`ROLLBACK`
+    } catch {
+      // The connection is gone, and with it the transaction.
+    }
+    this.#release(conn)
+  }
+
+  #unreserve(): void {
+    this.#reserved -= 1
+    this.#waiting.shift()?.()
+  }
+
   /** Drops the open transaction of a `yes` that could not be made durable. */
   async discard(txn: string): Promise<void> {
     const conn = this.#open.get(txn)
     this.#open.delete(txn)
-    if (conn) await rollback(conn)
+    if (conn) await this.#rollback(conn)
     this.#work.release(txn)
   }
 
@@ -208,15 +245,6 @@ export class PgStore implements ParticipantStore {
 async function appendLog(db: SQL | ReservedSQL, record: { txn: string }): Promise<void> {
   await db`INSERT INTO twophase_log (txn, record)
     VALUES (${record.txn}, ${JSON.stringify(record)}::text::jsonb)`
-}
-
-async function rollback(conn: ReservedSQL): Promise<void> {
-  try {
-    await conn`ROLLBACK`
-  } catch {
-    // The connection is gone, and with it the transaction.
-  }
-  conn.release()
 }
 
 function messageOf(error: unknown): string {
