@@ -2,7 +2,7 @@
 // PREPARE TRANSACTION: the database itself keeps a yes vote's work and row locks through crashes.
 //
 // Log rows (table twophase_log) and what they prove:
-// - `context` (autocommit, before PREPARE): whom to ask in doubt, the operations, the time;
+// - `context` (autocommit, right after PREPARE): whom to ask in doubt, the operations, the time;
 // - `prepared` (inside the prepared transaction): visible only once COMMIT PREPARED ran, so a
 //   visible one means committed even if the `committed` row after it was lost in a crash;
 // - `committed` (autocommit, after COMMIT PREPARED) and `aborted` (autocommit, before ROLLBACK
@@ -30,7 +30,6 @@ const SCHEMA = `
     seq bigserial PRIMARY KEY, txn text NOT NULL, record jsonb NOT NULL);`
 
 const POOL_MAX = 20
-const OPEN_MAX = 16
 
 export class PgStore implements ParticipantStore {
   readonly #sql: SQL
@@ -38,8 +37,6 @@ export class PgStore implements ParticipantStore {
   /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */
   readonly #open = new Map<string, ReservedSQL>()
   #database = ''
-  #reserved = 0
-  readonly #waiting: (() => void)[] = []
   flushes = 0
 
   constructor(readonly url: string) {
@@ -100,7 +97,7 @@ export class PgStore implements ParticipantStore {
       // Every key gets a row, present or not, so that FOR UPDATE can lock even absent keys.
       await this.#sql`INSERT INTO twophase_kv (key) SELECT unnest(${keys}::text[])
         ON CONFLICT DO NOTHING`
-      conn = await this.#reserve()
+      conn = await this.#sql.reserve()
       await conn`BEGIN`
       const verdict = await this.#lockAndWrite(conn, txn, ops, keys)
       if (verdict.vote === 'yes') this.#open.set(txn, conn)
@@ -150,12 +147,19 @@ export class PgStore implements ParticipantStore {
   async #prepare(record: ParticipantRecord): Promise<void> {
     const conn = this.#open.get(record.txn)
     if (!conn) throw new Error(`assertion: ${record.txn} has no open database transaction`)
-    const context = { ...record, kind: 'context', ops: this.#work.opsOf(record.txn) }
-    await appendLog(this.#sql, context)
     await appendLog(conn, record)
     await conn.unsafe(`PREPARE TRANSACTION '${this.#gid(record.txn)}'`)
     this.#open.delete(record.txn)
-    this.#release(conn)
+    // After PREPARE the session is free again: the context goes through the same connection,
+    // so a prepare never waits for a second one (a full pool would wait forever). If a crash
+    // comes first, the transaction is still prepared; it just waits for the coordinator's
+    // re-delivery instead of asking, and its row locks keep their keys.
+    const context = { ...record, kind: 'context', ops: this.#work.opsOf(record.txn) }
+    try {
+      await appendLog(conn, context)
+    } finally {
+      conn.release()
+    }
   }
 
   async #commit(record: ParticipantRecord): Promise<void> {
@@ -177,36 +181,13 @@ export class PgStore implements ParticipantStore {
     }
   }
 
-  /** A connection for one transaction from check to PREPARE. At most OPEN_MAX at once, so the
-   * pool always has connections left for the autocommit statements those transactions need. */
-  async #reserve(): Promise<ReservedSQL> {
-    while (this.#reserved >= OPEN_MAX) await new Promise<void>((r) => this.#waiting.push(r))
-    this.#reserved += 1
-    try {
-      return await this.#sql.reserve()
-    } catch (error) {
-      this.#unreserve()
-      throw error
-    }
-  }
-
-  #release(conn: ReservedSQL): void {
-    conn.release()
-    this.#unreserve()
-  }
-
   async #rollback(conn: ReservedSQL): Promise<void> {
     try {
       await conn`ROLLBACK`
     } catch {
       // The connection is gone, and with it the transaction.
     }
-    this.#release(conn)
-  }
-
-  #unreserve(): void {
-    this.#reserved -= 1
-    this.#waiting.shift()?.()
+    conn.release()
   }
 
   /** Drops the open transaction of a `yes` that could not be made durable. */
