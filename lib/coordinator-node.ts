@@ -163,7 +163,7 @@ export class CoordinatorNode {
     if (record.type === 'decision') {
       this.#logged.set(record.txn, record.decision)
       this.#decisions += `${record.txn}=${record.decision}\n`
-      void this.#view.refresh()
+      void this.#view.refresh().catch((error) => console.error(`decision.txt: ${error}`))
       failpoint('coordinator-after-decision-logged', record.txn)
     }
   }

@@ -39,6 +39,7 @@ test('a decision still waiting for its flush is answered as preparing, then as d
   flush()
   expect(((await (await posted).json()) as { decision: string }).decision).toBe('commit')
   expect(await answer()).toBe('commit')
+  await node.flushView()
   node.close()
   participant.stop(true)
 })
