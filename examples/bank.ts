@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnCoordinatorService, spawnParticipant, type Node } from '../scripts/nodes.ts'
 import { mulberry32 } from '../lib/core.ts'
+import { integerFlag } from '../scripts/util.ts'
 
 /** A coordinator service and its participants, in the coordinator's order (index = ops key). */
 export type Bank = { coordinator: string; participants: readonly string[] }
@@ -259,16 +260,6 @@ export async function startCluster(
   }
 }
 
-function integer(value: string | undefined, fallback: number, name: string, min = 1): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || n < min) {
-    console.error(`error: invalid --${name} ${JSON.stringify(value)}: expected a number >= ${min}`)
-    process.exit(2)
-  }
-  return n
-}
-
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -282,12 +273,12 @@ async function main(): Promise<number> {
     },
     strict: true,
   })
-  const accounts = integer(values.accounts, 30, 'accounts')
-  const count = integer(values.transfers, 500, 'transfers')
-  const concurrency = integer(values.concurrency, 16, 'concurrency')
-  const seed = integer(values.seed, 1, 'seed', 0)
-  const initial = integer(values.initial, 100, 'initial')
-  const maxAmount = integer(values['max-amount'], 50, 'max-amount')
+  const accounts = integerFlag(values.accounts, 30, 'accounts')
+  const count = integerFlag(values.transfers, 500, 'transfers')
+  const concurrency = integerFlag(values.concurrency, 16, 'concurrency')
+  const seed = integerFlag(values.seed, 1, 'seed', 0)
+  const initial = integerFlag(values.initial, 100, 'initial')
+  const maxAmount = integerFlag(values['max-amount'], 50, 'max-amount')
   if (accounts < 2 || accounts > 10_000) {
     console.error('error: --accounts must be 2-10000')
     return 2

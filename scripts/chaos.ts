@@ -14,20 +14,11 @@ import { parseArgs } from 'node:util'
 import { formatReport } from './chaos/report.ts'
 import { runChaos } from './chaos/run.ts'
 import { message } from './chaos/util.ts'
+import { integerFlag } from './util.ts'
 
 export { formatReport } from './chaos/report.ts'
 export { runChaos } from './chaos/run.ts'
 export type { ChaosOptions, Invariant, Report } from './chaos/types.ts'
-
-function integer(value: string | undefined, fallback: number, name: string, min = 1): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || n < min) {
-    console.error(`error: invalid --${name} ${JSON.stringify(value)}: expected a number >= ${min}`)
-    process.exit(2)
-  }
-  return n
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -42,17 +33,17 @@ async function main(): Promise<number> {
     },
     strict: true,
   })
-  const seed = integer(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed', 0)
-  const accounts = integer(values.accounts, 30, 'accounts', 2)
+  const seed = integerFlag(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed', 0)
+  const accounts = integerFlag(values.accounts, 30, 'accounts', 2)
   const controller = new AbortController()
   const interrupt = () => controller.abort()
   process.on('SIGINT', interrupt)
   process.on('SIGTERM', interrupt)
   const report = await runChaos({
-    seconds: integer(values.seconds, 30, 'seconds'),
+    seconds: integerFlag(values.seconds, 30, 'seconds'),
     seed,
     accounts,
-    concurrency: integer(values.concurrency, 16, 'concurrency'),
+    concurrency: integerFlag(values.concurrency, 16, 'concurrency'),
     log: values.json ? undefined : (line) => console.log(line),
     verbose: values.verbose,
     keep: values.keep ? 'always' : 'on-failure',

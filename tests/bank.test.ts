@@ -28,6 +28,7 @@ import {
   tempDir,
   type Node,
 } from './helpers/processes.ts'
+import { mapLimit } from '../scripts/util.ts'
 
 const SEED = Number(process.env.BANK_SEED ?? 7)
 const ACCOUNTS = 30
@@ -59,17 +60,6 @@ async function pgQuery(url: string, query: string): Promise<any[]> {
   } finally {
     await db.close()
   }
-}
-
-/** Runs `f` over `items` with at most `limit` calls in flight. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>) {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await f(items[i]!)
-  }
-  await Promise.all(Array.from({ length: limit }, worker))
-  return results
 }
 
 test('bank: transfers stay atomic through participant and PostgreSQL crashes', async () => {

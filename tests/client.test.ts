@@ -9,6 +9,7 @@ import {
   cleanup,
   freePort,
   kill,
+  outputOf,
   startCoordinatorService,
   startParticipant,
   tempDir,
@@ -46,12 +47,7 @@ async function cli(
     stdout: 'pipe',
     stderr: 'pipe',
   })
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ])
-  return { code, stdout, stderr }
+  return outputOf(proc)
 }
 
 /** The lines of `text` without the final newline. */

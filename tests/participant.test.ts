@@ -592,3 +592,29 @@ describe('readVotesFile', () => {
     expect(() => readVotesFile(dir)).toThrow(new RegExp(`line ${line}\\b`))
   })
 })
+
+test('state.txt shows an outcome only once its record is durable', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'participant-test-'))
+  const node = new ParticipantNode(dir, null)
+  await node.start()
+  const app = createApp(node)
+  const post = (path: string, txn: string) =>
+    app.request(path, { method: 'POST', body: JSON.stringify({ txn }) })
+  // A slow disk for one transaction's outcome record.
+  const { promise: flushed, resolve: flush } = Promise.withResolvers<void>()
+  const persist = node.store.persist.bind(node.store)
+  node.store.persist = async (record, effect) => {
+    if (record.txn === 'slow' && record.state === 'committed') await flushed
+    return persist(record, effect)
+  }
+  await post('/prepare', 'slow')
+  await post('/prepare', 'fast')
+  const slow = post('/commit', 'slow')
+  expect((await post('/commit', 'fast')).status).toBe(200)
+  expect(readFileSync(join(dir, 'state.txt'), 'utf8')).toBe('fast=committed\n')
+  flush()
+  expect((await slow).status).toBe(200)
+  expect(readFileSync(join(dir, 'state.txt'), 'utf8')).toBe('fast=committed\nslow=committed\n')
+  await node.close()
+  rmSync(dir, { recursive: true, force: true })
+})

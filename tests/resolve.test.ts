@@ -2,7 +2,15 @@
 import { afterEach, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { ROOT } from '../scripts/nodes.ts'
-import { cleanup, getJson, kill, postJson, startParticipant, tempDir } from './helpers/processes.ts'
+import {
+  cleanup,
+  getJson,
+  kill,
+  outputOf,
+  postJson,
+  startParticipant,
+  tempDir,
+} from './helpers/processes.ts'
 
 afterEach(cleanup)
 
@@ -14,12 +22,7 @@ async function resolveCli(dir: string, ...args: string[]) {
       stderr: 'pipe',
     },
   )
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ])
-  return { stdout, stderr, code }
+  return outputOf(proc)
 }
 
 test('resolve through a running participant records a heuristic outcome and refuses a contradiction', async () => {

@@ -33,13 +33,4 @@ export async function getJson(url: string): Promise<unknown> {
   }
 }
 
-/** `f` over `items`, at most `limit` at a time, results in order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>) {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await f(items[i]!)
-  }
-  await Promise.all(Array.from({ length: limit }, worker))
-  return results
-}
+export { mapLimit } from '../util.ts'

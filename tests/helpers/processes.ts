@@ -69,7 +69,15 @@ export async function runCoordinator(
   args: string[],
   options: { env?: Record<string, string>; command?: Command } = {},
 ): Promise<Run> {
-  const proc = spawnCoordinator(dir, args, options)
+  return outputOf(spawnCoordinator(dir, args, options))
+}
+
+/** Waits for a process that pipes stdout and stderr to exit: its exit code and output. */
+export async function outputOf(proc: {
+  stdout: ReadableStream<Uint8Array>
+  stderr: ReadableStream<Uint8Array>
+  exited: Promise<number>
+}): Promise<Run> {
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
