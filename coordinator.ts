@@ -140,6 +140,7 @@ export async function serve(options: ServeOptions) {
     dir: options.dir,
     timeoutMs: options.timeoutMs,
     alwaysBatch: true,
+    presumedAbort: true,
   })
   const app = createCoordinatorApp(node, options)
   const server = Bun.serve({ port: options.port, hostname: options.hostname, fetch: app.fetch })
@@ -177,13 +178,14 @@ function parseServeArgs(argv: string[]): ServeOptions {
 
 async function main(argv: string[]): Promise<never> {
   if (argv[0] === 'serve') {
-    const { server, url } = await serve(parseServeArgs(argv.slice(1)))
+    const { node, server, url } = await serve(parseServeArgs(argv.slice(1)))
     console.log(`coordinator listening on ${url}`)
     await new Promise<void>((done) => {
       process.on('SIGTERM', done)
       process.on('SIGINT', done)
     })
     await server.stop()
+    await node.flushView()
     process.exit(0)
   }
   if (isClientCommand(argv[0])) process.exit(await runClient(argv))

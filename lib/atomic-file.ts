@@ -53,16 +53,38 @@ export function sweepTempFiles(dir: string): void {
  * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). Each
  * `refresh()` resolves once a write that started after the call has reached the disk; calls
  * that arrive during a write share the next one, so a burst costs two writes, not one each.
+ * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
+ * so a busy node rewrites the file a few times a second instead of once per transaction.
  */
 export class FileView {
   #running: Promise<void> | null = null
   #next: Promise<void> | null = null
   #written: string | null = null
+  #timer: Timer | null = null
 
   constructor(
     readonly path: string,
     private readonly render: () => string,
+    readonly delayMs = 100,
   ) {}
+
+  refreshSoon(): void {
+    if (this.#timer !== null) return
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.refresh().catch((error) => console.error(`${basename(this.path)}: ${error}`))
+    }, this.delayMs)
+    // The file is rebuilt from the log at start-up, so an exit need not wait for this write.
+    this.#timer.unref()
+  }
+
+  /** Writes now what a pending `refreshSoon` would have written (a node stopping cleanly). */
+  async settle(): Promise<void> {
+    if (this.#timer === null) return
+    clearTimeout(this.#timer)
+    this.#timer = null
+    await this.refresh()
+  }
 
   refresh(): Promise<void> {
     if (this.#running === null) {

@@ -381,7 +381,12 @@ async function showCommand(argv: string[]): Promise<number> {
 /** An outcome (POST /transactions, GET /transactions/:id) as a headline and a line per vote. */
 function outcomeLines(o: any): string[] {
   const state = o.state ?? o.decision
-  const delivery = o.acknowledged ? 'acknowledged' : 'not yet acknowledged; delivery goes on'
+  // Presumed abort: an abort is sent once and never acknowledged; one who missed it asks.
+  const delivery = o.acknowledged
+    ? 'acknowledged'
+    : state === 'abort'
+      ? 'sent once; aborts are not acknowledged'
+      : 'not yet acknowledged; delivery goes on'
   const head = state === 'preparing' ? `${o.id} preparing` : `${o.id} ${state} (${delivery})`
   const votes = Object.entries((o.votes ?? {}) as Record<string, string | null>)
   const width = Math.max(0, ...votes.map(([url]) => url.length))

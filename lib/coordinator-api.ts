@@ -108,7 +108,9 @@ function outcomeOf(t: CoordinatorTxn) {
     decision: t.decision,
     votes: Object.fromEntries(t.participants.map((p) => [p, t.votes[p] ?? null])),
     reasons: t.reasons,
-    acknowledged: t.phase === 'done',
+    // Every participant confirmed the outcome (an abort under presumed abort is never
+    // acknowledged, except by those that voted no and aborted on their own).
+    acknowledged: t.phase === 'done' && t.acks.length === t.participants.length,
     ...(Object.keys(t.refusals).length > 0 ? { refusals: t.refusals } : {}),
   }
 }

@@ -8,6 +8,7 @@ import {
   defaultBackoff,
   recoverCoordinator,
   resume,
+  wakeAt,
   type Backoff,
   type CoordinatorAction,
   type CoordinatorAnswer,
@@ -40,6 +41,8 @@ export type CoordinatorOptions = {
   selfUrl?: string
   /** Send even single messages as batches (the service does; see lib/messages.ts). */
   alwaysBatch?: boolean
+  /** Aborts neither forced nor acknowledged (the service does; see CoordinatorEnv). */
+  presumedAbort?: boolean
 }
 
 type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void }
@@ -58,8 +61,8 @@ export class CoordinatorNode {
   readonly #queue = new KeyedQueue()
   readonly #waiters = new Map<string, Waiter[]>()
   #timer: Timer | null = null
-  /** Transactions not yet done: the only ones the clock ticks. */
-  readonly #active = new Set<string>()
+  /** When each transaction not yet done next needs a tick (see `wakeAt`). */
+  readonly #wakeAt = new Map<string, number | null>()
 
   constructor(readonly options: CoordinatorOptions) {
     sweepTempFiles(options.dir)
@@ -75,6 +78,7 @@ export class CoordinatorNode {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
       backoff: options.backoff ?? defaultBackoff,
+      presumedAbort: options.presumedAbort ?? false,
     }
     this.#sender = new MessageSender(options.requestMs ?? 5_000, options.alwaysBatch ?? false)
     this.#view = new FileView(join(options.dir, 'decision.txt'), () => this.#decisions)
@@ -85,7 +89,8 @@ export class CoordinatorNode {
   async start(): Promise<void> {
     await this.#view.refresh()
     for (const txn of this.txns.values()) {
-      if (txn.phase !== 'done') void this.#queue.run(txn.txn, () => this.#apply(resume(txn)))
+      if (txn.phase !== 'done')
+        void this.#queue.run(txn.txn, () => this.#apply(resume(txn, this.#env)))
     }
     const tickMs = this.options.tickMs ?? 5
     this.#timer = setInterval(() => this.#tick(), tickMs)
@@ -105,11 +110,11 @@ export class CoordinatorNode {
     return this.when(txn, 'decided')
   }
 
-  /** Resolves once `txn` has reached `phase` (a decision logged, or every ack received). */
+  /** Resolves once `txn` has reached `phase` (its decision durable, or every ack received). */
   when(txn: string, phase: 'decided' | 'done'): Promise<CoordinatorTxn> {
     const current = this.txns.get(txn)
     if (!current) return Promise.reject(new Error(`unknown transaction ${txn}`))
-    if (reached(current, phase)) return Promise.resolve(current)
+    if (this.#reached(current, phase)) return Promise.resolve(current)
     const { promise, resolve } = Promise.withResolvers<CoordinatorTxn>()
     this.#waiters.set(txn, [...(this.#waiters.get(txn) ?? []), { phase, resolve }])
     return promise
@@ -136,43 +141,45 @@ export class CoordinatorNode {
 
   #tick(): void {
     const now = Date.now()
-    for (const txn of this.#active) void this.step(txn, { type: 'tick', now })
+    for (const [txn, at] of this.#wakeAt) {
+      if (at !== null && at <= now) void this.step(txn, { type: 'tick', now })
+    }
   }
 
   #set(next: CoordinatorTxn): void {
     this.txns.set(next.txn, next)
-    if (next.phase === 'done') this.#active.delete(next.txn)
-    else this.#active.add(next.txn)
+    if (next.phase === 'done') this.#wakeAt.delete(next.txn)
+    else this.#wakeAt.set(next.txn, wakeAt(next))
   }
 
   async #apply([next, actions]: [CoordinatorTxn, CoordinatorAction[]]): Promise<void> {
     this.#set(next)
     for (const action of actions) {
-      if (action.type === 'persist') await this.#persist(action.record)
-      else void this.#deliver(next.txn, action.to, action.message)
+      if (action.type === 'send') void this.#deliver(next.txn, action.to, action.message)
+      else if (action.lazy) void this.#persist(action.record, true).catch(logLost)
+      else await this.#persist(action.record, false)
     }
     this.#notify(next)
   }
 
-  async #persist(record: CoordinatorRecord): Promise<void> {
-    // `done` only saves work after a restart (re-sending a decision everyone has): nobody waits
-    // for it to reach the disk; it shares the next flush.
-    if (record.type === 'done') return void this.log.append(record).catch(() => {})
-    await this.log.append(record)
+  async #persist(record: CoordinatorRecord, lazy: boolean): Promise<void> {
+    await this.log.append(record, undefined, lazy)
     if (record.type === 'begin') failpoint('coordinator-after-begin-logged', record.txn)
     if (record.type === 'decision') {
       this.#logged.set(record.txn, record.decision)
       this.#decisions += `${record.txn}=${record.decision}\n`
-      void this.#view.refresh().catch((error) => console.error(`decision.txt: ${error}`))
+      this.#view.refreshSoon()
       failpoint('coordinator-after-decision-logged', record.txn)
+      // A lazy decision becomes durable after its step: whoever waits for it hears now.
+      if (lazy) this.#notify(this.txns.get(record.txn)!)
     }
   }
 
   #notify(state: CoordinatorTxn): void {
     const waiters = this.#waiters.get(state.txn)
     if (!waiters) return
-    const still = waiters.filter((w) => !reached(state, w.phase))
-    for (const w of waiters) if (reached(state, w.phase)) w.resolve(state)
+    const still = waiters.filter((w) => !this.#reached(state, w.phase))
+    for (const w of waiters) if (this.#reached(state, w.phase)) w.resolve(state)
     if (still.length > 0) this.#waiters.set(state.txn, still)
     else this.#waiters.delete(state.txn)
   }
@@ -194,12 +201,18 @@ export class CoordinatorNode {
   close(): void {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
+    void this.#view.settle().catch(() => {})
     this.log.close()
+  }
+
+  /** Decided means durable: an answer about a decision a crash could still undo is not given. */
+  #reached(state: CoordinatorTxn, phase: 'decided' | 'done'): boolean {
+    const decided = this.#logged.has(state.txn)
+    return phase === 'decided' ? decided : decided && state.phase === 'done'
   }
 }
 
-function reached(state: CoordinatorTxn, phase: 'decided' | 'done'): boolean {
-  return phase === 'decided'
-    ? state.decision !== null && state.phase !== 'preparing'
-    : state.phase === 'done'
+/** A lazy record that never reached the disk: the protocol recovers without it. */
+function logLost(error: unknown): void {
+  console.error(`coordinator log: a lazy record was not written: ${error}`)
 }

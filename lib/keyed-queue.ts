@@ -3,8 +3,9 @@ export class KeyedQueue {
   readonly #tails = new Map<string, Promise<unknown>>()
 
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#tails.get(key) ?? Promise.resolve()
-    const result = previous.then(task)
+    const previous = this.#tails.get(key)
+    // An idle key starts its task at once: no turn of the event loop spent waiting for nothing.
+    const result = previous === undefined ? task() : previous.then(task)
     const tail = result.catch(() => {})
     this.#tails.set(key, tail)
     void tail.then(() => {

@@ -13,15 +13,20 @@ type Pending<R> = {
  * An append-only log of JSON records. `append` resolves only once its record is on stable
  * storage. Records appended while the event loop is busy share one SQLite transaction (one
  * fsync): group commit, with each waiter released only after its own record is durable.
+ * A lazy record starts no flush of its own: it rides the next one, or one `lazyMs` later.
  */
 export class DurableLog<R> {
   readonly #db: Database
   #pending: Pending<R>[] = []
   #scheduled = false
+  #lazyTimer: Timer | null = null
   /** How many forced writes (SQLite commits) this log has made: one per group. */
   flushes = 0
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    readonly lazyMs = 20,
+  ) {
     this.#db = new Database(path, { create: true, strict: true })
     this.#db.run('PRAGMA journal_mode = WAL')
     // FULL: a commit is fsynced before it returns, so a yes vote survives power loss.
@@ -41,22 +46,26 @@ export class DurableLog<R> {
   }
 
   /** Appends `record`; `effect` (more writes to `db`) commits atomically with it. */
-  append(record: R, effect?: () => void): Promise<void> {
+  append(record: R, effect?: () => void, lazy = false): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     this.#pending.push({ record, effect, resolve, reject })
-    if (!this.#scheduled) {
+    if (!lazy && !this.#scheduled) {
       this.#scheduled = true
       // setImmediate, not a microtask: requests already waiting on sockets get to add theirs.
       setImmediate(() => this.#flush())
     }
+    if (lazy && !this.#scheduled) this.#lazyTimer ??= setTimeout(() => this.#flush(), this.lazyMs)
     return promise
   }
 
   #flush(): void {
+    if (this.#lazyTimer !== null) clearTimeout(this.#lazyTimer)
+    this.#lazyTimer = null
+    this.#scheduled = false
+    if (this.#pending.length === 0) return
     failpoint('log-before-flush', String(this.flushes + 1))
     const group = this.#pending
     this.#pending = []
-    this.#scheduled = false
     try {
       const insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
       this.#db.transaction(() => {
@@ -73,7 +82,9 @@ export class DurableLog<R> {
     for (const waiter of group) waiter.resolve()
   }
 
+  /** Writes what is still pending (lazy records, on a clean stop), then closes. */
   close(): void {
+    this.#flush()
     this.#db.close()
   }
 }

@@ -220,7 +220,7 @@ export class ParticipantNode {
     }
     // The view shows only what the log holds: the line is added once the record is durable.
     this.#lines.set(record.txn, record.state)
-    void this.#view.refresh().catch((error) => console.error(`state.txt: ${error}`))
+    this.#view.refreshSoon()
     failpoint('participant-after-outcome-logged', record.txn)
   }
 
@@ -274,6 +274,7 @@ export class ParticipantNode {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
+    await this.#view.settle().catch(() => {})
     await this.store.close()
   }
 }

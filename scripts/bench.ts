@@ -1,12 +1,13 @@
 // The benchmark: a fresh cluster (three participants and `coordinator.ts serve` as real
 // processes on loopback, SQLite with synchronous=FULL), driven through POST /transactions.
 //   bun run bench [-- --concurrency 1,64,256] [--transactions 5000] [--mix commit|conflict|data]
-//                 [--json]
+//                 [--json] [--profile DIR]
+// --profile writes each node's CPU profile (markdown) into DIR when the run ends.
 // Prints, per concurrency: transactions/s, latency p50/p99/max, forced writes (fsyncing commits)
 // and protocol HTTP requests per transaction, and the CPU each process used.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
 
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     transactions: { type: 'string' },
     mix: { type: 'string' },
     json: { type: 'boolean' },
+    profile: { type: 'string' },
   },
   strict: true,
 })
@@ -138,6 +140,10 @@ function print(rows: Row[]): void {
 
 const root = mkdtempSync(join(tmpdir(), 'twophase-bench-'))
 const started: Node[] = []
+if (values.profile) {
+  mkdirSync(values.profile, { recursive: true })
+  process.env.BUN_OPTIONS = `--cpu-prof-md --cpu-prof-dir=${resolve(values.profile)}`
+}
 try {
   const participants: Node[] = []
   for (let i = 0; i < 3; i++) {
@@ -157,7 +163,8 @@ try {
   if (values.json) console.log(JSON.stringify({ mix, rows }, null, 2))
   else print(rows)
 } finally {
-  for (const n of started) n.proc.kill('SIGKILL')
+  // SIGTERM lets a profiled node write its profile on the way out.
+  for (const n of started) n.proc.kill(values.profile ? 'SIGTERM' : 'SIGKILL')
   await Promise.all(started.map((n) => n.proc.exited))
   rmSync(root, { recursive: true, force: true })
 }

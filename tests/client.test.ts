@@ -111,7 +111,7 @@ describe('start', () => {
     // The coordinator aborts at the first `no`, so participant 1's vote may not have arrived.
     const [head, first, second] = lines(no.stdout)
     expect([head, first]).toEqual([
-      'TX3 abort (acknowledged)',
+      'TX3 abort (sent once; aborts are not acknowledged)',
       voteLine(p0.url, width, 'no: add would take balance below 0'),
     ])
     expect([voteLine(p1.url, width, 'yes'), voteLine(p1.url, width, '(no vote)')]).toContain(
@@ -126,7 +126,7 @@ describe('start', () => {
       id: 'TX4',
       decision: 'abort',
       reasons: { [p0.url]: 'add would take balance below 0' },
-      acknowledged: true,
+      acknowledged: false, // presumed abort: participant 1 is sent the abort, never asked to ack
     })
     expect(tx4.votes[p0.url]).toBe('no')
     expect(['yes', null]).toContain(tx4.votes[p1.url])

@@ -12,6 +12,7 @@ import {
   recoverCoordinator,
   recoverParticipant,
   resume,
+  wakeAt,
   tally,
   txnIdError,
   unknownTxn,
@@ -663,11 +664,17 @@ function logged(record: CoordinatorRecord): CoordinatorAction {
   return { type: 'persist', record }
 }
 
+/** A record nothing waits for: it rides the next flush, and a crash may lose it. */
+function lazily(record: CoordinatorRecord): CoordinatorAction {
+  return { type: 'persist', record, lazy: true }
+}
+
 const beginRecord: CoordinatorRecord = { type: 'begin', txn: T, participants: PS }
 const decisionRecord = (decision: Decision): CoordinatorRecord => ({
   type: 'decision',
   txn: T,
   decision,
+  participants: PS,
 })
 const doneRecord: CoordinatorRecord = { type: 'done', txn: T }
 
@@ -727,10 +734,11 @@ const preparing: CoordinatorTxn = {
 describe('begin', () => {
   // Rule: the coordinator logs that a transaction began before it asks for votes, so that a
   // restart can abort it (presumed abort; Durability rules).
-  test('begin persists the begin record before any prepare is sent', () => {
+  // Rule: presumed abort: no forced write before prepare; the begin record is lazy.
+  test('begin logs the begin record lazily and sends every prepare', () => {
     const [state, actions] = begin(T, PS, START, env)
     expect(state).toEqual(preparing)
-    expect(actions).toEqual([logged(beginRecord), ...PS.map(sendPrepare)])
+    expect(actions).toEqual([lazily(beginRecord), ...PS.map(sendPrepare)])
   })
 
   test('begin without participants is a programmer error', () => {
@@ -825,7 +833,8 @@ describe('coordinatorStep: votes', () => {
   test('when every participant voted no, the abort is done at once: nobody is owed it', () => {
     const [s0] = begin(T, ['p0'], START, env)
     const [state, actions] = coordinatorStep(s0, vote('p0', 'no'), env)
-    expect(actions).toEqual([logged(decisionRecord('abort')), logged(doneRecord)])
+    const record = { ...decisionRecord('abort'), participants: ['p0'] }
+    expect(actions).toEqual([logged(record), lazily(doneRecord)])
     expect(state).toEqual({
       ...preparing,
       participants: ['p0'],
@@ -986,7 +995,7 @@ describe('coordinatorStep: acknowledgements', () => {
       decided('commit'),
       PS.map((p) => ack(p)),
     )
-    expect(steps).toEqual([[], [], [logged(doneRecord)]])
+    expect(steps).toEqual([[], [], [lazily(doneRecord)]])
     expect(state).toEqual({
       ...preparing,
       phase: 'done',
@@ -1000,7 +1009,7 @@ describe('coordinatorStep: acknowledgements', () => {
   // Rule: a participant that voted no needs no abort and owes no ack.
   test('an abort is done once everyone but the no voter has acknowledged', () => {
     const [state, steps] = drive(decided('abort'), [ack('p2'), ack('p0')])
-    expect(steps).toEqual([[], [logged(doneRecord)]])
+    expect(steps).toEqual([[], [lazily(doneRecord)]])
     expect(state.phase).toBe('done')
     expect(state.acks).toEqual(['p1', 'p2', 'p0'])
   })
@@ -1014,7 +1023,7 @@ describe('coordinatorStep: acknowledgements', () => {
       { type: 'refused', from: 'p1', error, now: START + 3 },
       ack('p2'),
     ])
-    expect(steps).toEqual([[], [], [logged(doneRecord)]])
+    expect(steps).toEqual([[], [], [lazily(doneRecord)]])
     expect(state.phase).toBe('done')
     expect(state.decision).toBe('commit')
     expect(state.acks).toEqual(['p0', 'p1', 'p2'])
@@ -1053,7 +1062,7 @@ describe('resume and recoverCoordinator', () => {
   // Rule: presumed abort: a transaction with no durable decision is aborted after a restart, and
   // the abort is logged before it is sent to every participant (none of their votes are known).
   test('resume of a preparing transaction persists abort and sends it to all', () => {
-    const [state, actions] = resume(started())
+    const [state, actions] = resume(started(), env)
     expect(actions).toEqual([
       logged(decisionRecord('abort')),
       ...PS.map((p) => sendDecide(p, 'abort')),
@@ -1067,7 +1076,7 @@ describe('resume and recoverCoordinator', () => {
   })
 
   test('resume of a preparing transaction forgets in-memory votes and aborts everyone', () => {
-    const [, actions] = resume(drive(started(), [vote('p0', 'yes'), vote('p1', 'yes')])[0])
+    const [, actions] = resume(drive(started(), [vote('p0', 'yes'), vote('p1', 'yes')])[0], env)
     expect(actions).toEqual([
       logged(decisionRecord('abort')),
       ...PS.map((p) => sendDecide(p, 'abort')),
@@ -1078,7 +1087,7 @@ describe('resume and recoverCoordinator', () => {
   // of deciding anew (Compatibility).
   test('resume of a deciding transaction resends the decision to everyone not acked', () => {
     const [before] = drive(decided('commit'), [ack('p0'), unreachable('p2', 500)])
-    const [state, actions] = resume(before)
+    const [state, actions] = resume(before, env)
     expect(actions).toEqual([sendDecide('p1', 'commit'), sendDecide('p2', 'commit')])
     expect(state).toEqual({ ...before, outstanding: fresh(['p1', 'p2']) })
   })
@@ -1088,7 +1097,7 @@ describe('resume and recoverCoordinator', () => {
       decided('commit'),
       PS.map((p) => ack(p)),
     )
-    expect(resume(done)).toEqual([done, []])
+    expect(resume(done, env)).toEqual([done, []])
   })
 
   const recovered: Omit<CoordinatorTxn, 'phase' | 'decision'> = {
@@ -1168,7 +1177,7 @@ describe('resume and recoverCoordinator', () => {
   ]
   test.each(crashes)('$rule', ({ records, want }) => {
     const state = recoverCoordinator(records).get(T)!
-    expect(resume(state)[1]).toEqual(want)
+    expect(resume(state, env)[1]).toEqual(want)
   })
 
   // Rule: the log holds exactly begin, decision, done; replaying it gives back the outcome.
@@ -1189,7 +1198,7 @@ describe('resume and recoverCoordinator', () => {
       state.decision,
       state.acks,
     ])
-    expect(resume(back)).toEqual([back, []])
+    expect(resume(back, env)).toEqual([back, []])
   })
 })
 
@@ -1199,6 +1208,104 @@ describe('resume and recoverCoordinator', () => {
 const zero: Prng = () => 0
 const almostOne: Prng = () => 0.999
 const half: Prng = () => 0.5
+
+describe('presumed abort (the service)', () => {
+  const pa: CoordinatorEnv = { ...env, presumedAbort: true }
+
+  // Rule: an abort is not forced: its record is lazy, the aborts leave at once, nobody is asked
+  // to acknowledge, and the transaction is done without a done record.
+  test('an abort is logged lazily, sent once and done at once', () => {
+    const [state, steps] = drive(started(pa), [vote('p0', 'yes'), vote('p1', 'no', 'full')], pa)
+    expect(steps.at(-1)).toEqual([
+      lazily(decisionRecord('abort')),
+      sendDecide('p0', 'abort'),
+      sendDecide('p2', 'abort'),
+    ])
+    expect(state.phase).toBe('done')
+    expect(state.outstanding).toEqual({})
+    expect(wakeAt(state)).toBeNull()
+  })
+
+  test('an acknowledgement or a lost abort afterwards changes nothing', () => {
+    const [state] = drive(started(pa), [vote('p1', 'no')], pa)
+    for (const event of [ack('p0'), unreachable('p2', START + 3), tick(START + 5000)]) {
+      expect(coordinatorStep(state, event, pa)).toEqual([state, []])
+    }
+  })
+
+  // Rule: only the commit decision is forced, before the first commit leaves.
+  test('a commit is still forced and acknowledged', () => {
+    const [state, steps] = drive(
+      started(pa),
+      PS.map((p) => vote(p, 'yes')),
+      pa,
+    )
+    expect(steps.at(-1)).toEqual([
+      logged(decisionRecord('commit')),
+      ...PS.map((p) => sendDecide(p, 'commit')),
+    ])
+    expect(state.phase).toBe('deciding')
+  })
+
+  test('the prepare timeout aborts without a forced write', () => {
+    const [state, steps] = drive(started(pa), [tick(START + TIMEOUT)], pa)
+    expect(steps[0]![0]).toEqual(lazily(decisionRecord('abort')))
+    expect(state.phase).toBe('done')
+  })
+
+  // Rule: after a restart, an abort found in the log is sent once more and is done.
+  test('resume of a logged abort sends it to everyone once and is done', () => {
+    const [back] = [...recoverCoordinator([beginRecord, decisionRecord('abort')]).values()]
+    const [state, actions] = resume(back!, pa)
+    expect(actions).toEqual(PS.map((p) => sendDecide(p, 'abort')))
+    expect(state.phase).toBe('done')
+  })
+
+  // Rule: the decision record names the participants, so a lost (lazy) begin loses nothing.
+  test('a decision without its begin record recovers', () => {
+    const [back] = [...recoverCoordinator([decisionRecord('commit')]).values()]
+    expect(back?.participants).toEqual(PS)
+    expect(back?.phase).toBe('deciding')
+    expect(back?.outstanding).toEqual(fresh(PS))
+  })
+})
+
+describe('wakeAt', () => {
+  // Rule: a shell need only tick a transaction once `wakeAt` has passed; before it, a tick
+  // changes nothing.
+  const rows: { rule: string; state: () => CoordinatorTxn; want: number | null }[] = [
+    { rule: 'preparing wakes at the deadline', state: () => started(), want: START + TIMEOUT },
+    {
+      rule: 'a retry before the deadline wakes it earlier',
+      state: () => drive(started(), [unreachable('p1', START + 5)])[0],
+      want: START + 5 + backoffMs(0, env.prng, env.backoff),
+    },
+    {
+      rule: 'deciding with every send in flight needs no tick',
+      state: () => decided('commit'),
+      want: null,
+    },
+    {
+      rule: 'done needs no tick',
+      state: () =>
+        drive(
+          decided('commit'),
+          PS.map((p) => ack(p)),
+        )[0],
+      want: null,
+    },
+  ]
+  for (const row of rows) {
+    test(row.rule, () => {
+      const state = row.state()
+      expect(wakeAt(state)).toBe(row.want)
+      if (row.want !== null) {
+        expect(coordinatorStep(state, tick(row.want - 1), env)).toEqual([state, []])
+        expect(coordinatorStep(state, tick(row.want), env)[0]).not.toEqual(state)
+      }
+    })
+  }
+})
 
 describe('backoffMs', () => {
   // Rule: exponential backoff with equal jitter: half of baseMs · 2^attempt fixed, half random,

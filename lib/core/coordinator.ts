@@ -1,7 +1,8 @@
 // The coordinator's view of one transaction: preparing → deciding (commit | abort) → done.
 // Pure: the shell carries out the actions in order, and a `persist` is durable before any later
-// action of the same step leaves the node. Presumed abort: without a durable commit record, a
-// transaction is aborted.
+// action of the same step leaves the node, unless it is `lazy`. Presumed abort: without a
+// durable commit record, a transaction is aborted, so only the commit decision must be forced;
+// the begin and done records (and, in the service, abort decisions) may ride a later flush.
 import { backoffMs, type Backoff } from './backoff.ts'
 import type { Op } from './ops.ts'
 import type { Decision, Prng, Vote } from './types.ts'
@@ -33,7 +34,8 @@ export type CoordinatorTxn = Readonly<{
 
 export type CoordinatorRecord =
   | { type: 'begin'; txn: string; participants: readonly string[] }
-  | { type: 'decision'; txn: string; decision: Decision }
+  /** `participants` makes a decision recoverable without its (lazy) begin record. */
+  | { type: 'decision'; txn: string; decision: Decision; participants?: readonly string[] }
   | { type: 'done'; txn: string }
 
 export type CoordinatorMessage =
@@ -50,10 +52,20 @@ export type CoordinatorEvent =
   | { type: 'tick'; now: number }
 
 export type CoordinatorAction =
-  | { type: 'persist'; record: CoordinatorRecord }
+  /** `lazy`: nothing after it waits for it, and a crash may lose it; it only saves work. */
+  | { type: 'persist'; record: CoordinatorRecord; lazy?: true }
   | { type: 'send'; to: string; message: CoordinatorMessage }
 
-export type CoordinatorEnv = Readonly<{ prng: Prng; timeoutMs: number; backoff: Backoff }>
+export type CoordinatorEnv = Readonly<{
+  prng: Prng
+  timeoutMs: number
+  backoff: Backoff
+  /** Aborts are neither forced nor acknowledged: the abort record rides a later flush, each
+   * participant is sent the abort once, and the transaction is done. One that misses it asks
+   * when in doubt and hears abort, as it would about a transaction never heard of. The classic
+   * batch coordinator keeps this off: it waits for every participant to acknowledge. */
+  presumedAbort?: boolean
+}>
 
 type Step = [CoordinatorTxn, CoordinatorAction[]]
 
@@ -79,9 +91,12 @@ export function begin(
     outstanding: inFlight(participants, 0),
     ...(Object.keys(ops).length > 0 ? { ops } : {}),
   }
+  // Lazy: a restart that finds no record of the transaction presumes it aborted; the record
+  // only lets a restarted coordinator tell the participants at once.
   const persist: CoordinatorAction = {
     type: 'persist',
     record: { type: 'begin', txn, participants },
+    lazy: true,
   }
   return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
 }
@@ -93,7 +108,7 @@ export function coordinatorStep(
 ): Step {
   switch (event.type) {
     case 'vote':
-      return onVote(state, event.from, event.vote, event.reason)
+      return onVote(state, event.from, event.vote, event.reason, env)
     case 'ack':
       return onAck(state, event.from, null)
     case 'refused':
@@ -120,7 +135,13 @@ export function tally(
   return yes === participants.length ? 'won' : 'pending'
 }
 
-function onVote(state: CoordinatorTxn, from: string, vote: Vote, reason?: string): Step {
+function onVote(
+  state: CoordinatorTxn,
+  from: string,
+  vote: Vote,
+  reason: string | undefined,
+  env: CoordinatorEnv,
+): Step {
   // Late, duplicate and foreign votes are normal on a lossy network: ignore them.
   if (state.phase !== 'preparing' || !state.participants.includes(from)) return [state, []]
   if (state.votes[from] !== undefined) return [state, []]
@@ -134,29 +155,40 @@ function onVote(state: CoordinatorTxn, from: string, vote: Vote, reason?: string
   }
   const result = tally(state.participants, votes)
   if (result === 'pending') return [next, []]
-  return decide(next, result === 'won' ? 'commit' : 'abort')
+  return decide(next, result === 'won' ? 'commit' : 'abort', env)
 }
 
-function decide(state: CoordinatorTxn, decision: Decision): Step {
+function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv): Step {
   if (state.decision !== null) throw new Error(`assertion: ${state.txn} is already decided`)
   // A participant that voted `no` has aborted on its own: it needs no abort and owes no ack.
   const targets = state.participants.filter(
     (id) => decision === 'commit' || state.votes[id] !== 'no',
   )
   const acks = state.participants.filter((id) => !targets.includes(id))
+  const presumed = decision === 'abort' && env.presumedAbort === true
   const next: CoordinatorTxn = {
     ...state,
-    phase: 'deciding',
+    phase: presumed ? 'done' : 'deciding',
     decision,
     acks,
-    outstanding: inFlight(targets, 0),
+    outstanding: presumed ? {} : inFlight(targets, 0),
+  }
+  const record: CoordinatorRecord = {
+    type: 'decision',
+    txn: state.txn,
+    decision,
+    participants: state.participants,
   }
   const persist: CoordinatorAction = {
     type: 'persist',
-    record: { type: 'decision', txn: state.txn, decision },
+    record,
+    ...(presumed ? { lazy: true } : {}),
   }
+  const sends = targets.map((to) => decideTo(next, to))
+  // Presumed abort: sent once, never acknowledged, so done at once and no done record.
+  if (presumed) return [next, [persist, ...sends]]
   if (targets.length === 0) return finish(next, [persist])
-  return [next, [persist, ...targets.map((to) => decideTo(next, to))]]
+  return [next, [persist, ...sends]]
 }
 
 function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Step {
@@ -172,7 +204,12 @@ function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Ste
 }
 
 function finish(state: CoordinatorTxn, actions: CoordinatorAction[]): Step {
-  const done: CoordinatorAction = { type: 'persist', record: { type: 'done', txn: state.txn } }
+  // Lazy: without it a restart only sends the decision again, which participants ignore.
+  const done: CoordinatorAction = {
+    type: 'persist',
+    record: { type: 'done', txn: state.txn },
+    lazy: true,
+  }
   return [{ ...state, phase: 'done' }, [...actions, done]]
 }
 
@@ -188,7 +225,7 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
     const silent = state.participants.filter((id) => state.votes[id] === undefined)
     const reasons = { ...state.reasons }
     for (const id of silent) reasons[id] = 'no vote before the prepare timeout'
-    return decide({ ...state, reasons }, 'abort')
+    return decide({ ...state, reasons }, 'abort', env)
   }
   if (state.phase === 'done') return [state, []]
   const due = Object.entries(state.outstanding).filter(
@@ -202,13 +239,29 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
   return [next, due.map(([id]) => send(next, id))]
 }
 
+/** When a tick can next change `state`: the prepare deadline or the earliest retry. Null when
+ * only a reply can, so a shell need not tick it at all until then. */
+export function wakeAt(state: CoordinatorTxn): number | null {
+  if (state.phase === 'done') return null
+  let at = state.phase === 'preparing' ? state.deadline : Infinity
+  for (const id in state.outstanding) {
+    const retryAt = state.outstanding[id]!.retryAt
+    if (retryAt !== null && retryAt < at) at = retryAt
+  }
+  return at === Infinity ? null : at
+}
+
 /** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
  * has its decision sent again to everyone who has not acknowledged it. */
-export function resume(state: CoordinatorTxn): Step {
+export function resume(state: CoordinatorTxn, env: CoordinatorEnv): Step {
   if (state.phase === 'preparing') {
-    return decide({ ...state, votes: {} }, 'abort')
+    return decide({ ...state, votes: {} }, 'abort', env)
   }
   if (state.phase === 'done') return [state, []]
+  if (state.decision === 'abort' && env.presumedAbort) {
+    const next = { ...state, phase: 'done' as const, outstanding: {} }
+    return [next, state.participants.map((to) => decideTo(next, to))]
+  }
   const pending = Object.keys(state.outstanding)
   const next = { ...state, outstanding: inFlight(pending, 0) }
   return [next, pending.map((to) => decideTo(next, to))]
@@ -220,21 +273,11 @@ export function recoverCoordinator(
 ): Map<string, CoordinatorTxn> {
   const txns = new Map<string, CoordinatorTxn>()
   for (const r of records) {
-    const prior = txns.get(r.txn)
+    let prior = txns.get(r.txn)
     if (r.type === 'begin') {
-      txns.set(r.txn, {
-        txn: r.txn,
-        participants: r.participants,
-        phase: 'preparing',
-        decision: null,
-        votes: {},
-        reasons: {},
-        acks: [],
-        refusals: {},
-        deadline: 0,
-        outstanding: {},
-      })
-    } else if (prior && r.type === 'decision') {
+      txns.set(r.txn, preparing(r.txn, r.participants))
+    } else if (r.type === 'decision' && (prior || r.participants)) {
+      prior ??= preparing(r.txn, r.participants!)
       // Votes are not logged, so after a restart every participant is sent the decision again.
       const outstanding = inFlight(prior.participants, 0)
       txns.set(r.txn, { ...prior, phase: 'deciding', decision: r.decision, outstanding })
@@ -243,6 +286,21 @@ export function recoverCoordinator(
     }
   }
   return txns
+}
+
+function preparing(txn: string, participants: readonly string[]): CoordinatorTxn {
+  return {
+    txn,
+    participants,
+    phase: 'preparing',
+    decision: null,
+    votes: {},
+    reasons: {},
+    acks: [],
+    refusals: {},
+    deadline: 0,
+    outstanding: {},
+  }
 }
 
 function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {

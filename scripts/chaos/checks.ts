@@ -70,14 +70,17 @@ function checkMoney(input: CheckInput, { balances, byId }: Observed): Invariant[
 }
 
 /** 2. What each client was told is what the coordinator recorded; an id it never recorded is
- * unknown there (presumed abort) and on every participant. */
+ * unknown there (presumed abort) and unknown or aborted on every participant. */
 function checkClients({ outcomes }: CheckInput, { byId }: Observed): Invariant {
   const mismatches: string[] = []
   for (const o of outcomes) {
     const { c, p } = byId.get(o.id)!
     if (o.how === 'lost') mismatches.push(`${o.id}: no outcome after retrying (${o.error})`)
     else if (o.how === 'unrecorded') {
-      const heard = p.flatMap((v, i) => (v.state === 'unknown' ? [] : [`p${i} ${v.state}`]))
+      // `aborted` is allowed: a participant that prepared asked, and unknown means abort.
+      const heard = p.flatMap((v, i) =>
+        v.state === 'unknown' || v.state === 'aborted' ? [] : [`p${i} ${v.state}`],
+      )
       if (c.state !== 'unknown' || heard.length > 0) {
         mismatches.push(
           `${o.id}: unknown when the client asked, now ${c.state} at the coordinator` +
@@ -96,7 +99,10 @@ function checkClients({ outcomes }: CheckInput, { byId }: Observed): Invariant {
 }
 
 /** 3. Every transaction the coordinator decided has that outcome on every participant it
- * involved, and is unknown on the others; one it never recorded is unknown everywhere. */
+ * involved, and is unknown on the others; one it never recorded is unknown everywhere. Presumed
+ * abort allows `unknown` for an abort too, where a participant never voted (the abort is sent
+ * once), and `aborted` for a transaction the coordinator lost before its lazy begin record was
+ * written (the participant asked, and unknown means abort). */
 function checkParticipants({ participantNodes }: CheckInput, { views }: Observed): Invariant {
   const mismatches: string[] = []
   let decided = 0
@@ -110,7 +116,10 @@ function checkParticipants({ participantNodes }: CheckInput, { views }: Observed
         want = !involved.has(url) ? 'unknown' : c.state === 'commit' ? 'committed' : 'aborted'
       } else if (c.state === 'unknown') want = 'unknown'
       else want = `(an outcome, the coordinator still says ${c.state})`
-      if (v.state !== want || v.heuristic) {
+      const presumed =
+        (want === 'aborted' && v.state === 'unknown' && c.votes?.[url] === null) ||
+        (c.state === 'unknown' && v.state === 'aborted')
+      if ((v.state !== want && !presumed) || v.heuristic) {
         mismatches.push(
           `${id}: coordinator ${c.state} (involves ${[...involved].join(' ') || 'none'}), ` +
             `participant${i} ${url} is ${v.state}${v.heuristic ? ' (heuristic)' : ''}`,

@@ -42,9 +42,7 @@ export async function observe(input: ObserveInput): Promise<Observed> {
   const status = (await getJson(`${coordinator.url}/status`)) as Observed['status']
   const decidedCount = (status.counts.commit ?? 0) + (status.counts.abort ?? 0)
   const decisionFile = await readDecisionFile(coordinator, decidedCount)
-  const stateFiles = participantNodes.map((n) =>
-    parseLines(readText(join(n.dir, 'state.txt')), ['committed', 'aborted']),
-  )
+  const stateFiles = await Promise.all(participantNodes.map(readStateFile))
 
   // Every transaction anyone mentions: the clients' transfers, decision.txt, every state.txt.
   const ids = new Set<string>(input.outcomes.map((o) => o.id))
@@ -63,6 +61,22 @@ async function readDecisionFile(coordinator: ChaosNode, decidedCount: number) {
     parseLines(readText(join(coordinator.dir, 'decision.txt')), ['commit', 'abort'])
   let file = read()
   for (let n = 0; n < 30 && file.lines.length < decidedCount; n++) {
+    await Bun.sleep(100)
+    file = read()
+  }
+  return file
+}
+
+/** A participant's state.txt, once it lists as many outcomes as the participant counts: it too
+ * is rewritten in the background, a moment after the log. */
+async function readStateFile(node: ChaosNode) {
+  const read = () => parseLines(readText(join(node.dir, 'state.txt')), ['committed', 'aborted'])
+  const decided = async () => {
+    const { counts } = (await getJson(`${node.url}/status`)) as { counts: Record<string, number> }
+    return (counts.committed ?? 0) + (counts.aborted ?? 0)
+  }
+  let file = read()
+  for (let n = 0; n < 30 && file.lines.length !== (await decided()); n++) {
     await Bun.sleep(100)
     file = read()
   }

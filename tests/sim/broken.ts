@@ -40,6 +40,12 @@ const sendsBeforePersisting: Protocol = {
   ],
 }
 
+/** A coordinator that forces nothing: even a commit decision only rides a later flush. */
+const forcesNothing: Protocol = {
+  ...realProtocol,
+  order: (actions) => actions.map((a) => (a.type === 'persist' ? { ...a, lazy: true } : a)),
+}
+
 /** A participant that gives up waiting and aborts on its own after voting yes. */
 const abortsWhenInDoubt: Protocol = {
   ...realProtocol,
@@ -60,5 +66,6 @@ export const BROKEN: Record<string, Protocol> = {
   'loses-last-record': losesLastRecord,
   'decides-on-majority': decidesOnMajority,
   'sends-before-persisting': sendsBeforePersisting,
+  'forces-nothing': forcesNothing,
   'aborts-when-in-doubt': abortsWhenInDoubt,
 }

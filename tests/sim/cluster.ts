@@ -13,6 +13,7 @@ import {
   recoverParticipant,
   resume,
   unknownTxn,
+  wakeAt,
   type CoordinatorAction,
   type CoordinatorEnv,
   type CoordinatorEvent,
@@ -79,6 +80,9 @@ export type SimConfig = {
   faultPhaseMs?: number
   /** Keep every trace line (for the golden test); by default only the last 300. */
   fullTrace?: boolean
+  /** The service's presumed abort (aborts neither forced nor acknowledged); by default odd
+   * seeds run it and even seeds run the batch coordinator's rules. */
+  presumedAbort?: boolean
 }
 
 type Payload =
@@ -106,6 +110,9 @@ type NodeBase = { id: string; up: boolean; epoch: number; downUntil: number }
 type CoordinatorNode = NodeBase & {
   txns: Map<string, CoordinatorTxn>
   records: CoordinatorRecord[]
+  /** Lazy records not yet flushed: the next forced record or tick writes them, a crash loses
+   * them. */
+  volatile: CoordinatorRecord[]
 }
 type ParticipantNode = NodeBase & {
   txns: Map<string, ParticipantTxn>
@@ -138,10 +145,15 @@ export class Sim {
     this.faults = config.faults
     this.#pending = [...config.workload].sort((a, b) => a.at - b.at)
     const prng = this.rng.next
-    this.#coordinatorEnv = { prng, timeoutMs: 150, backoff: { baseMs: 5, capMs: 80 } }
+    this.#coordinatorEnv = {
+      prng,
+      timeoutMs: 150,
+      backoff: { baseMs: 5, capMs: 80 },
+      presumedAbort: config.presumedAbort ?? config.seed % 2 === 1,
+    }
     this.#participantEnv = { prng, inDoubtAfterMs: 250, backoff: { baseMs: 20, capMs: 200 } }
     const base = (id: string): NodeBase => ({ id, up: true, epoch: 0, downUntil: 0 })
-    this.coordinator = { ...base('c'), txns: new Map(), records: [] }
+    this.coordinator = { ...base('c'), txns: new Map(), records: [], volatile: [] }
     this.participants = Array.from({ length: config.participants }, (_, i) => ({
       ...base(`p${i}`),
       txns: new Map(),
@@ -248,6 +260,7 @@ export class Sim {
     this.counts.crashes += 1
     this.log(`crash ${node.id}`)
     if (node === this.coordinator) {
+      this.coordinator.volatile = []
       this.protocol.onCrash(this.coordinator.records)
       this.coordinator.txns = new Map()
     } else {
@@ -271,7 +284,7 @@ export class Sim {
   #restartCoordinator(): void {
     const c = this.coordinator
     c.txns = recoverCoordinator(c.records)
-    for (const t of c.txns.values()) this.#coordinatorActions(resume(t))
+    for (const t of c.txns.values()) this.#coordinatorActions(resume(t, this.#coordinatorEnv))
   }
 
   #restartParticipant(p: ParticipantNode): void {
@@ -427,9 +440,10 @@ export class Sim {
     for (const action of this.protocol.order(actions)) {
       if (!c.up || c.epoch !== epoch) return // crashed mid-step: the rest never happened
       if (action.type === 'persist') {
-        c.records.push(action.record)
+        if (action.lazy) c.volatile.push(action.record)
+        else c.records.push(...c.volatile.splice(0), action.record)
         this.log(
-          `c persist ${action.record.type} ${action.record.txn}${'decision' in action.record ? ` ${action.record.decision}` : ''}`,
+          `c persist${action.lazy ? ' lazily' : ''} ${action.record.type} ${action.record.txn}${'decision' in action.record ? ` ${action.record.decision}` : ''}`,
         )
         this.invariants.onCoordinatorPersist(action.record)
         if (this.rng.chance(this.faults.crashAfterPersist))
@@ -549,9 +563,15 @@ export class Sim {
   #ticksDue(): void {
     if (this.now >= this.#nextTick.coordinator) {
       this.#nextTick.coordinator = this.now + COORDINATOR_TICK_MS
-      if (this.coordinator.up) {
-        for (const t of [...this.coordinator.txns.values()]) {
-          if (t.phase !== 'done') this.#coordinatorEvent(t.txn, { type: 'tick', now: this.now })
+      const c = this.coordinator
+      if (c.up) {
+        c.records.push(...c.volatile.splice(0)) // the lazy flush timer
+        // Like the real shell: only a transaction whose wake-up time has come is ticked.
+        for (const t of [...c.txns.values()]) {
+          const at = wakeAt(t)
+          if (at !== null && at <= this.now) {
+            this.#coordinatorEvent(t.txn, { type: 'tick', now: this.now })
+          }
         }
       }
     }

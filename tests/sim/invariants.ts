@@ -49,14 +49,13 @@ export class Invariants {
 
   onCoordinatorPersist(record: CoordinatorRecord): void {
     if (record.type !== 'decision') return
-    if (record.decision === 'commit') this.#validCommit(record.txn)
+    if (record.decision === 'commit') this.#validCommit(record.txn, record.participants ?? [])
     this.#decide('c', record.txn, record.decision)
   }
 
   /** AC3 validity: commit only if every participant has durably voted yes. */
-  #validCommit(txn: string): void {
-    const begun = this.sim.coordinator.records.find((r) => r.type === 'begin' && r.txn === txn)
-    const participants = begun && begun.type === 'begin' ? begun.participants : []
+  #validCommit(txn: string, participants: readonly string[]): void {
+    if (participants.length === 0) this.#fail('validity (AC3)', `commit of ${txn} names nobody`)
     for (const id of participants) {
       const p = this.sim.participants.find((q) => q.id === id)!
       const yes = p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
@@ -69,9 +68,10 @@ export class Invariants {
     if (record.state === 'aborted') this.#decide(p.id, record.txn, 'abort')
   }
 
-  /** Persist-before-send: a decision leaves only once the coordinator has logged it. */
+  /** Persist-before-send: a commit leaves only once the coordinator has logged it (an abort
+   * need not be: without a record, the presumption is abort). */
   onCoordinatorSend(to: string, message: CoordinatorMessage): void {
-    if (message.type !== 'decide') return
+    if (message.type !== 'decide' || message.decision !== 'commit') return
     const logged = this.sim.coordinator.records.some(
       (r) => r.type === 'decision' && r.txn === message.txn && r.decision === message.decision,
     )
