@@ -172,7 +172,7 @@ function parseServeArgs(argv: string[]): ServeOptions {
     hostname: values.host ?? '0.0.0.0',
     ...(values.advertise ? { advertise: participantUrl(values.advertise) } : {}),
     timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
-    ackWaitMs: parseMs(values['ack-wait'] ?? '1000', 'ack-wait'),
+    ackWaitMs: parseMs(values['ack-wait'] ?? '1000', 'ack-wait', 0),
   }
 }
 

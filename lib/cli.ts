@@ -24,10 +24,13 @@ export function parsePort(value: string, name: string): number {
 }
 
 /** A duration flag, always in milliseconds. */
-export function parseMs(value: string, name: string): number {
+export function parseMs(value: string, name: string, least = 1): number {
   const ms = Number(value)
-  if (!/^\d+$/.test(value) || ms <= 0) {
-    throw new UsageError(`invalid --${name} ${JSON.stringify(value)}: expected milliseconds > 0`)
+  if (!/^\d+$/.test(value) || ms < least) {
+    const bound = least === 1 ? '> 0' : `>= ${least}`
+    throw new UsageError(
+      `invalid --${name} ${JSON.stringify(value)}: expected milliseconds ${bound}`,
+    )
   }
   return ms
 }

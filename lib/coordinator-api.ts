@@ -25,8 +25,12 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
     const { involved, ops } = routeOps(body.ops, options)
-    await node.run(id, involved, ops)
-    const settled = await Promise.race([node.when(id, 'done'), Bun.sleep(options.ackWaitMs)])
+    const decided = await node.run(id, involved, ops)
+    // With --ack-wait 0 the answer leaves at the commit point: the decision is durable.
+    const settled =
+      options.ackWaitMs > 0
+        ? await Promise.race([node.when(id, 'done'), Bun.sleep(options.ackWaitMs)])
+        : decided
     return c.json(outcomeOf(settled ?? node.txns.get(id)!))
   })
   app.get('/transactions/:id', (c) => {

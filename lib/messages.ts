@@ -33,7 +33,9 @@ export class MessageSender {
   ): Promise<CoordinatorEvent> {
     const body = bodyOf(message, coordinator)
     const { promise, resolve } = Promise.withResolvers<Reply | null>()
-    const peer = this.#peer(to)
+    // Prepares and decisions queue apart: a batch of commits, which a participant may answer
+    // a moment later to share a flush, never holds up the prepares behind it.
+    const peer = this.#peer(`${to} ${message.type}`)
     peer.queue.push({ message, body, resolve })
     this.#pump(to, peer)
     const reply = await promise
@@ -41,9 +43,9 @@ export class MessageSender {
     return eventOf(to, message, reply.status, reply.body)
   }
 
-  #peer(to: string): Peer {
-    let peer = this.#peers.get(to)
-    if (!peer) this.#peers.set(to, (peer = { queue: [], inFlight: 0, batches: true }))
+  #peer(key: string): Peer {
+    let peer = this.#peers.get(key)
+    if (!peer) this.#peers.set(key, (peer = { queue: [], inFlight: 0, batches: true }))
     return peer
   }
 

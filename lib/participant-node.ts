@@ -160,17 +160,20 @@ export class ParticipantNode {
    * classic endpoints) an outcome is answered only once state.txt shows it too; without (a
    * batch) once it is in the log, with state.txt following moments later. */
   async handle(event: ParticipantEvent, waitForView = true): Promise<Reply> {
-    const reply = await this.#queue.run(event.txn, () => this.#run(event))
+    const reply = await this.#queue.run(event.txn, () => this.#run(event, !waitForView))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
     return this.#afterView(reply, waitForView)
   }
 
-  async #run(event: ParticipantEvent): Promise<Reply | null> {
+  /** `shareFlush`: an outcome record may wait a moment for the next flush instead of forcing
+   * its own (a batch's commits then share the fsync of the prepares that follow them); the
+   * reply still waits until it is durable. */
+  async #run(event: ParticipantEvent, shareFlush = false): Promise<Reply | null> {
     const previous = this.state(event.txn)
     const [next, actions] = participantStep(previous, event, this.#env)
     this.#set(next)
     try {
-      return await this.#carryOut(event, actions)
+      return await this.#carryOut(event, actions, shareFlush)
     } catch (error) {
       // Nothing of this step reached the disk: forget it, so no later answer relies on it.
       this.#set(previous)
@@ -180,7 +183,11 @@ export class ParticipantNode {
     }
   }
 
-  async #carryOut(event: ParticipantEvent, actions: ParticipantAction[]): Promise<Reply | null> {
+  async #carryOut(
+    event: ParticipantEvent,
+    actions: ParticipantAction[],
+    shareFlush: boolean,
+  ): Promise<Reply | null> {
     let reply: Reply | null = null
     for (const action of actions) {
       if (action.type === 'check') {
@@ -188,7 +195,10 @@ export class ParticipantNode {
         return this.#run({ type: 'checked', txn: event.txn, now: Date.now(), ...checked })
       }
       if (action.type === 'persist' && action.optional) await this.#persistIfYouCan(action)
-      else if (action.type === 'persist') await this.#persist(action.record, action.effect)
+      else if (action.type === 'persist') {
+        const lazy = shareFlush && action.record.state !== 'prepared'
+        await this.#persist(action.record, action.effect, lazy)
+      }
       if (action.type === 'reply') reply = action.reply
       if (action.type === 'ask') void this.#ask(action.txn, action.coordinator, action.peers)
     }
@@ -212,8 +222,8 @@ export class ParticipantNode {
     }
   }
 
-  async #persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
-    await this.store.persist(record, effect)
+  async #persist(record: ParticipantRecord, effect?: Effect, lazy = false): Promise<void> {
+    await this.store.persist(record, effect, lazy)
     if (record.state === 'prepared') {
       failpoint('participant-after-vote-logged', record.txn)
       return

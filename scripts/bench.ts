@@ -154,8 +154,11 @@ try {
   started.push(...participants)
   const dir = join(root, 'coordinator')
   mkdirSync(dir)
+  // --ack-wait 0: each client is answered at the commit point (its decision durable), as a
+  // transaction manager answers; the commits reach the participants in the background.
   const coordinator = await spawnCoordinatorService(dir, {
     participants: participants.map((p) => p.url),
+    args: ['--ack-wait', '0'],
   })
   started.push(coordinator)
   const rows: Row[] = []

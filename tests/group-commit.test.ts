@@ -53,3 +53,35 @@ test.each([3, 17, 40])(
     expect(acked.filter((n) => !kept.has(n))).toEqual([])
   },
 )
+
+test('a lazy record starts no flush: it rides the next forced one, acknowledged only then', async () => {
+  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'), 60_000)
+  let lazyDone = false
+  const lazy = log.append({ n: 1 }, undefined, true).then(() => (lazyDone = true))
+  await new Promise((resolve) => setImmediate(resolve))
+  await Bun.sleep(5)
+  expect(log.flushes).toBe(0)
+  expect(lazyDone).toBe(false)
+  await log.append({ n: 2 })
+  await lazy
+  expect(log.flushes).toBe(1)
+  expect(log.records().map((r) => r.n)).toEqual([1, 2])
+  log.close()
+})
+
+test('a lazy record alone is flushed by its timer', async () => {
+  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'), 5)
+  await log.append({ n: 1 }, undefined, true)
+  expect(log.flushes).toBe(1)
+  log.close()
+})
+
+test('close writes the lazy records still pending', async () => {
+  const path = join(tempDir(), 'log.db')
+  const log = new DurableLog<{ n: number }>(path, 60_000)
+  void log.append({ n: 1 }, undefined, true)
+  log.close()
+  const reopened = new DurableLog<{ n: number }>(path)
+  expect(reopened.records().map((r) => r.n)).toEqual([1])
+  reopened.close()
+})

@@ -13,7 +13,8 @@ export class SqliteStore implements ParticipantStore {
   readonly #work = new PreparedWork()
 
   constructor(dir: string) {
-    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB))
+    // A lazy outcome waits at most 2 ms for company: its locks are held until it is durable.
+    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), 2)
     this.#log.db.run('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
   }
 
@@ -39,12 +40,12 @@ export class SqliteStore implements ParticipantStore {
     return { vote: 'yes' }
   }
 
-  async persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
+  async persist(record: ParticipantRecord, effect?: Effect, lazy = false): Promise<void> {
     const ops = this.#work.opsOf(record.txn)
     const stored: StoredRecord =
       record.state === 'prepared' && ops.length > 0 ? { ...record, ops } : record
     const apply = effect === 'apply' ? () => this.#apply(record.txn, ops) : undefined
-    await this.#log.append(stored, apply)
+    await this.#log.append(stored, apply, lazy)
     // Locks go only once the outcome is durable: until then the old values are what is committed.
     if (effect) this.#work.release(record.txn)
   }

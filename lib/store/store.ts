@@ -14,7 +14,9 @@ export interface ParticipantStore {
    * lock on every key they touch. Nothing is durable yet: `persist` of `prepared` makes it so. */
   check(txn: string, ops: readonly Op[]): Promise<Verdict>
   /** Makes `record` durable; `apply` or `release` of the transaction's work is atomic with it. */
-  persist(record: ParticipantRecord, effect?: Effect): Promise<void>
+  /** `lazy`: the record may wait a moment to share a later flush (a store without group
+   * commit ignores it); the promise still resolves only once it is durable. */
+  persist(record: ParticipantRecord, effect?: Effect, lazy?: boolean): Promise<void>
   /** Drops the work and locks of a `yes` whose `prepared` record could not be made durable. */
   discard(txn: string): Promise<void>
   /** The committed value of `key`, or undefined when absent. */
