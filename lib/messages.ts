@@ -118,9 +118,10 @@ export function eventOf(
   if (status >= 500 || status === 408 || status === 429)
     return { type: 'unreachable', to: from, now }
   if (message.type === 'prepare') {
-    if (status === 200 && (reply?.vote === 'yes' || reply?.vote === 'no')) {
-      const reason = typeof reply.reason === 'string' ? reply.reason : undefined
-      return { type: 'vote', from, vote: reply.vote, reason, now }
+    const vote = reply?.vote
+    if (status === 200 && (vote === 'yes' || vote === 'no' || vote === 'read-only')) {
+      const reason = typeof reply?.reason === 'string' ? reply.reason : undefined
+      return { type: 'vote', from, vote, reason, now }
     }
     // A participant that refuses the request or answers nonsense has not promised anything.
     return { type: 'vote', from, vote: 'no', reason: `refused prepare: ${error}`, now }

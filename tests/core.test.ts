@@ -13,6 +13,7 @@ import {
   recoverParticipant,
   resume,
   wakeAt,
+  peersOf,
   tally,
   txnIdError,
   unknownTxn,
@@ -35,6 +36,7 @@ import {
   type Retry,
   type Tally,
   type Vote,
+  type Ballot,
 } from '../lib/core.ts'
 
 const T = 't1'
@@ -96,7 +98,7 @@ function persist(
   }
 }
 
-function voteReply(vote: Vote, reason: string | null): ParticipantAction {
+function voteReply(vote: Ballot, reason: string | null): ParticipantAction {
   return { type: 'reply', reply: { kind: 'vote', txn: T, vote, reason } }
 }
 
@@ -120,7 +122,7 @@ const commit: ParticipantEvent = { type: 'decide', txn: T, decision: 'commit' }
 const abort: ParticipantEvent = { type: 'decide', txn: T, decision: 'abort' }
 const request: ParticipantEvent = { type: 'decision-request', txn: T }
 
-function checked(vote: Vote, reason?: string): ParticipantEvent {
+function checked(vote: Ballot, reason?: string): ParticipantEvent {
   const event: ParticipantEvent = { type: 'checked', txn: T, vote, now: NOW }
   return reason === undefined ? event : { ...event, reason }
 }
@@ -185,6 +187,15 @@ const participantRows: ParticipantRow[] = [
       persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release', true),
       voteReply('no', NO_REASON),
     ],
+  },
+  // Rule: read-only: a participant whose operations only read has nothing to commit or
+  // abort: it persists nothing, forgets the transaction and replies read-only.
+  {
+    rule: 'checked read-only persists nothing, forgets the transaction and replies read-only',
+    given: told,
+    event: checked('read-only'),
+    state: unknown,
+    actions: [voteReply('read-only', null)],
   },
   {
     rule: 'checked no without a reason records no reason',
@@ -682,7 +693,7 @@ function fresh(ids: readonly string[], attempt = 0): Record<string, Retry> {
   return Object.fromEntries(ids.map((id) => [id, { attempt, retryAt: null }]))
 }
 
-const vote = (from: string, v: Vote, reason?: string, now = START + 1): CoordinatorEvent =>
+const vote = (from: string, v: Ballot, reason?: string, now = START + 1): CoordinatorEvent =>
   reason === undefined
     ? { type: 'vote', from, vote: v, now }
     : { type: 'vote', from, vote: v, reason, now }
@@ -1208,6 +1219,54 @@ describe('resume and recoverCoordinator', () => {
 const zero: Prng = () => 0
 const almostOne: Prng = () => 0.999
 const half: Prng = () => 0.5
+
+describe('read-only participants', () => {
+  const ro = (p: string): CoordinatorEvent => vote(p, 'read-only')
+
+  // Rule: read-only counts as yes in the tally, and a read-only voter is left out of phase two.
+  test('a read-only voter is neither sent the commit nor owes an ack', () => {
+    const [state, steps] = drive(started(), [vote('p0', 'yes'), ro('p1'), vote('p2', 'yes')])
+    expect(steps.at(-1)).toEqual([
+      logged(decisionRecord('commit')),
+      sendDecide('p0', 'commit'),
+      sendDecide('p2', 'commit'),
+    ])
+    expect(state.acks).toEqual(['p1'])
+    expect(Object.keys(state.outstanding)).toEqual(['p0', 'p2'])
+  })
+
+  test('nor is it sent the abort', () => {
+    const [, steps] = drive(started(), [ro('p1'), vote('p0', 'no')])
+    expect(steps.at(-1)).toEqual([logged(decisionRecord('abort')), sendDecide('p2', 'abort')])
+  })
+
+  test('when every participant only read, it commits with no phase two at all', () => {
+    const [state, steps] = drive(started(), PS.map(ro))
+    expect(steps.at(-1)).toEqual([logged(decisionRecord('commit')), lazily(doneRecord)])
+    expect(state.phase).toBe('done')
+  })
+
+  // Rule: a read-only voter keeps no record, so asked in doubt after a restart it would abort
+  // as if it had never voted: the prepare names only the others as peers to ask.
+  test('participants whose operations only read are not named as peers', () => {
+    const ops = {
+      p0: [{ op: 'set', key: 'a', value: 1 }],
+      p1: [{ op: 'check', key: 'b', equals: 2 }],
+      p2: [],
+    } as const
+    const [state, actions] = begin(T, PS, START, env, ops)
+    expect(peersOf(state)).toEqual(['p0', 'p2'])
+    for (const a of actions) {
+      if (a.type === 'send' && a.message.type === 'prepare') {
+        expect(a.message.participants).toEqual(['p0', 'p2'])
+      }
+    }
+  })
+
+  test('without operations every participant is a peer', () => {
+    expect(peersOf(started())).toEqual(PS)
+  })
+})
 
 describe('presumed abort (the service)', () => {
   const pa: CoordinatorEnv = { ...env, presumedAbort: true }

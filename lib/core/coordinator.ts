@@ -4,8 +4,8 @@
 // durable commit record, a transaction is aborted, so only the commit decision must be forced;
 // the begin and done records (and, in the service, abort decisions) may ride a later flush.
 import { backoffMs, type Backoff } from './backoff.ts'
-import type { Op } from './ops.ts'
-import type { Decision, Prng, Vote } from './types.ts'
+import { isReadOnly, type Op } from './ops.ts'
+import type { Ballot, Decision, Prng } from './types.ts'
 
 export type CoordinatorPhase = 'preparing' | 'deciding' | 'done'
 
@@ -18,7 +18,7 @@ export type CoordinatorTxn = Readonly<{
   phase: CoordinatorPhase
   /** Set once, never changed: the decision is logged before anyone hears of it. */
   decision: Decision | null
-  votes: Readonly<Record<string, Vote>>
+  votes: Readonly<Record<string, Ballot>>
   reasons: Readonly<Record<string, string>>
   acks: readonly string[]
   /** Participants that refused the decision (a heuristic outcome contradicts it). */
@@ -43,7 +43,7 @@ export type CoordinatorMessage =
   | { type: 'decide'; txn: string; decision: Decision }
 
 export type CoordinatorEvent =
-  | { type: 'vote'; from: string; vote: Vote; reason?: string; now: number }
+  | { type: 'vote'; from: string; vote: Ballot; reason?: string; now: number }
   | { type: 'ack'; from: string; now: number }
   /** The participant answered the decision with a refusal (409): its outcome differs. */
   | { type: 'refused'; from: string; error: string; now: number }
@@ -122,15 +122,16 @@ export function coordinatorStep(
 
 export type Tally = 'pending' | 'won' | 'lost'
 
-/** Unanimity, not majority: one `no` loses, all `yes` wins, anything else is still pending. */
+/** Unanimity, not majority: one `no` loses, all `yes` (or `read-only`) wins, anything else is
+ * still pending. */
 export function tally(
   participants: readonly string[],
-  votes: Readonly<Record<string, Vote>>,
+  votes: Readonly<Record<string, Ballot>>,
 ): Tally {
   let yes = 0
   for (const id of participants) {
     if (votes[id] === 'no') return 'lost'
-    if (votes[id] === 'yes') yes += 1
+    if (votes[id] === 'yes' || votes[id] === 'read-only') yes += 1
   }
   return yes === participants.length ? 'won' : 'pending'
 }
@@ -138,7 +139,7 @@ export function tally(
 function onVote(
   state: CoordinatorTxn,
   from: string,
-  vote: Vote,
+  vote: Ballot,
   reason: string | undefined,
   env: CoordinatorEnv,
 ): Step {
@@ -160,9 +161,10 @@ function onVote(
 
 function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv): Step {
   if (state.decision !== null) throw new Error(`assertion: ${state.txn} is already decided`)
-  // A participant that voted `no` has aborted on its own: it needs no abort and owes no ack.
+  // A participant that voted `no` has aborted on its own, and one that voted `read-only` has
+  // nothing to do either way: neither is sent the decision, and neither owes an ack.
   const targets = state.participants.filter(
-    (id) => decision === 'commit' || state.votes[id] !== 'no',
+    (id) => state.votes[id] !== 'read-only' && (decision === 'commit' || state.votes[id] !== 'no'),
   )
   const acks = state.participants.filter((id) => !targets.includes(id))
   const presumed = decision === 'abort' && env.presumedAbort === true
@@ -308,10 +310,23 @@ function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
   const message: CoordinatorMessage = {
     type: 'prepare',
     txn: state.txn,
-    participants: state.participants,
+    participants: peersOf(state),
     ...(ops && ops.length > 0 ? { ops } : {}),
   }
   return { type: 'send', to, message }
+}
+
+/** Whom a participant in doubt may ask: not those whose operations only read. They vote
+ * `read-only` and forget, so asked later they would abort as if they had never voted. */
+export function peersOf(state: CoordinatorTxn): readonly string[] {
+  const ops = state.ops
+  if (ops === undefined) return state.participants
+  return state.participants.filter((id) => !readsOnly(ops[id]))
+}
+
+/** Whether a participant given `ops` votes `read-only` (when its checks hold). */
+export function readsOnly(ops: readonly Op[] | undefined): boolean {
+  return ops !== undefined && ops.length > 0 && isReadOnly(ops)
 }
 
 function decideTo(state: CoordinatorTxn, to: string): CoordinatorAction {

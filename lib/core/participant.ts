@@ -2,7 +2,7 @@
 // unknown → aborted. Pure: the shell carries out the actions in order, and a `persist` is durable
 // before any later action of the same step leaves the node.
 import { backoffMs, type Backoff } from './backoff.ts'
-import type { Decision, Prng, Vote } from './types.ts'
+import type { Ballot, Decision, Prng, Vote } from './types.ts'
 
 /** A participant's state of one transaction. A `prepared` participant has promised to commit on
  * request: it must never abort on its own (only a decision or an operator's heuristic moves it). */
@@ -43,7 +43,7 @@ export type ParticipantRecord = Readonly<{
 export type ParticipantEvent =
   | { type: 'prepare'; txn: string; now?: number; coordinator?: string; peers?: readonly string[] }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
-  | { type: 'checked'; txn: string; vote: Vote; reason?: string; now?: number }
+  | { type: 'checked'; txn: string; vote: Ballot; reason?: string; now?: number }
   | { type: 'decide'; txn: string; decision: Decision }
   /** An operator's forced outcome for a transaction whose coordinator is gone for good. */
   | { type: 'resolve'; txn: string; decision: Decision }
@@ -54,7 +54,7 @@ export type ParticipantEvent =
   | { type: 'unresolved'; txn: string; now: number }
 
 export type Reply =
-  | { kind: 'vote'; txn: string; vote: Vote; reason: string | null }
+  | { kind: 'vote'; txn: string; vote: Ballot; reason: string | null }
   | { kind: 'outcome'; txn: string; state: 'committed' | 'aborted' }
   | { kind: 'uncertain'; txn: string }
   | { kind: 'conflict'; txn: string; error: string }
@@ -129,7 +129,7 @@ function withContext(
   return { ...state, coordinator: event.coordinator ?? null, peers: event.peers ?? [] }
 }
 
-function voteReply(state: ParticipantTxn, vote: Vote, reason: string | null): ParticipantAction {
+function voteReply(state: ParticipantTxn, vote: Ballot, reason: string | null): ParticipantAction {
   return { type: 'reply', reply: { kind: 'vote', txn: state.txn, vote, reason } }
 }
 
@@ -145,13 +145,17 @@ function onPrepare(state: ParticipantTxn): ParticipantStep {
 
 function onChecked(
   state: ParticipantTxn,
-  vote: Vote,
+  vote: Ballot,
   reason: string | null,
   now: number,
   env: ParticipantEnv,
 ): ParticipantStep {
   // A check that raced with a decision for the same transaction is stale: answer as prepare would.
   if (state.state !== 'unknown') return onPrepare(state)
+  // Read-only: nothing to make durable and nothing to wait for; it forgets the transaction.
+  // The coordinator leaves it out of phase two and out of the peers asked in doubt, since
+  // after a restart it could not tell this vote from never having voted.
+  if (vote === 'read-only') return [unknownTxn(state.txn), [voteReply(state, 'read-only', null)]]
   if (vote === 'yes') {
     const askAt = now + env.inDoubtAfterMs
     const next: ParticipantTxn = {

@@ -1,7 +1,14 @@
 // The embedded store: data and log in one SQLite database (WAL, synchronous=FULL) in the node's
 // directory, so a commit's writes and its outcome record share one atomic, durable transaction.
 import { join } from 'node:path'
-import { evaluateOps, type Effect, type Json, type Op, type ParticipantRecord } from '../core.ts'
+import {
+  evaluateOps,
+  readsOnly,
+  type Effect,
+  type Json,
+  type Op,
+  type ParticipantRecord,
+} from '../core.ts'
 import { DurableLog } from '../log.ts'
 import { PreparedWork, lockReason } from './locks.ts'
 import type { ParticipantStore, StoredRecord, Verdict } from './store.ts'
@@ -36,6 +43,8 @@ export class SqliteStore implements ParticipantStore {
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     const evaluation = evaluateOps(ops, (key) => this.#read(key))
     if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason }
+    // Only reads, and they hold: nothing to hold on to until a decision.
+    if (readsOnly(ops)) return { vote: 'read-only' }
     this.#work.hold(txn, ops)
     return { vote: 'yes' }
   }

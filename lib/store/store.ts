@@ -1,11 +1,11 @@
 // What a participant needs from the place its data and log live: SQLite beside it, or
 // PostgreSQL with its own prepared transactions.
-import type { Effect, Json, Op, ParticipantRecord, Vote } from '../core.ts'
+import type { Ballot, Effect, Json, Op, ParticipantRecord } from '../core.ts'
 
 /** A participant record as a store keeps it: a `prepared` one carries its operations. */
 export type StoredRecord = ParticipantRecord & { ops?: readonly Op[] }
 
-export type Verdict = { vote: Vote; reason?: string }
+export type Verdict = { vote: Ballot; reason?: string }
 
 export interface ParticipantStore {
   /** Every record, oldest first; rebuilds the store's prepared work and locks as it goes. */

@@ -1,6 +1,7 @@
 // Deliberately broken variants of the protocol, built here in the test tree (never as switches
 // in production code), to prove the simulator catches each kind of bug.
 import {
+  begin,
   coordinatorStep,
   participantStep,
   type CoordinatorEvent,
@@ -46,6 +47,21 @@ const forcesNothing: Protocol = {
   order: (actions) => actions.map((a) => (a.type === 'persist' ? { ...a, lazy: true } : a)),
 }
 
+/** A coordinator that names read-only participants as peers to ask in doubt: they keep no
+ * record, so asked later they abort as if they had never voted. */
+const asksReadOnlyPeers: Protocol = {
+  ...realProtocol,
+  begin(txn, participants, now, env, ops) {
+    const [state, actions] = begin(txn, participants, now, env, ops)
+    const everyone = actions.map((a) =>
+      a.type === 'send' && a.message.type === 'prepare'
+        ? { ...a, message: { ...a.message, participants } }
+        : a,
+    )
+    return [state, everyone]
+  },
+}
+
 /** A participant that gives up waiting and aborts on its own after voting yes. */
 const abortsWhenInDoubt: Protocol = {
   ...realProtocol,
@@ -67,5 +83,6 @@ export const BROKEN: Record<string, Protocol> = {
   'decides-on-majority': decidesOnMajority,
   'sends-before-persisting': sendsBeforePersisting,
   'forces-nothing': forcesNothing,
+  'asks-read-only-peers': asksReadOnlyPeers,
   'aborts-when-in-doubt': abortsWhenInDoubt,
 }

@@ -5,7 +5,7 @@ import type {
   CoordinatorRecord,
   Json,
   ParticipantRecord,
-  Vote,
+  Ballot,
 } from '../../lib/core.ts'
 import type { Sim } from './cluster.ts'
 
@@ -25,6 +25,8 @@ export class Invariants {
   readonly #outcomes = new Map<string, Outcome>()
   /** The last outcome each node persisted for each transaction: `node txn` → outcome. */
   readonly #decided = new Map<string, Outcome>()
+  /** `node txn` for every read-only vote sent: such a participant keeps no record. */
+  readonly #readOnly = new Set<string>()
 
   constructor(readonly sim: Sim) {}
 
@@ -53,12 +55,14 @@ export class Invariants {
     this.#decide('c', record.txn, record.decision)
   }
 
-  /** AC3 validity: commit only if every participant has durably voted yes. */
+  /** AC3 validity: commit only if every participant has durably voted yes (or read-only). */
   #validCommit(txn: string, participants: readonly string[]): void {
     if (participants.length === 0) this.#fail('validity (AC3)', `commit of ${txn} names nobody`)
     for (const id of participants) {
       const p = this.sim.participants.find((q) => q.id === id)!
-      const yes = p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
+      const yes =
+        this.#readOnly.has(`${id} ${txn}`) ||
+        p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
       if (!yes) this.#fail('validity (AC3)', `commit of ${txn} without a yes vote from ${id}`)
     }
   }
@@ -87,8 +91,9 @@ export class Invariants {
   onVoteSent(
     p: { id: string; store: { durable: { records: ParticipantRecord[] } } },
     txn: string,
-    vote: Vote,
+    vote: Ballot,
   ): void {
+    if (vote === 'read-only') this.#readOnly.add(`${p.id} ${txn}`)
     if (vote !== 'yes') return
     const logged = p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
     if (!logged) this.#fail('persist-before-send', `${p.id} voted yes on ${txn} before logging it`)
@@ -112,14 +117,16 @@ export class Invariants {
       for (const id of t.participants) {
         const p = sim.participants.find((q) => q.id === id)!
         const state = p.txns.get(t.txn)?.state ?? 'unknown'
-        // Presumed abort: a participant that voted no may have forgotten it (its record was optional).
+        // Presumed abort: a participant that voted no may have forgotten it (its record was
+        // optional). A read-only participant keeps nothing: it is unknown whatever the outcome.
+        const readOnly = this.#readOnly.has(`${id} ${t.txn}`)
         const ok =
           t.decision === 'commit'
-            ? state === 'committed'
+            ? state === 'committed' || (readOnly && state === 'unknown')
             : state === 'aborted' || state === 'unknown'
         if (!ok)
           this.#fail('termination (AC5)', `${id} is ${state} on ${t.txn}, decided ${t.decision}`)
-        if (t.decision === 'commit' && !p.store.applied.has(t.txn)) {
+        if (t.decision === 'commit' && !readOnly && !p.store.applied.has(t.txn)) {
           this.#fail('validity (AC3)', `${id} committed ${t.txn} without applying its operations`)
         }
       }

@@ -3,6 +3,7 @@
 // records, with the real PreparedWork and evaluateOps.
 import {
   evaluateOps,
+  readsOnly,
   type Effect,
   type Json,
   type Op,
@@ -36,6 +37,7 @@ export class SimStore {
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     const evaluation = evaluateOps(ops, (key) => this.durable.data.get(key))
     if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason }
+    if (readsOnly(ops)) return { vote: 'read-only' }
     this.work.hold(txn, ops)
     return { vote: 'yes' }
   }

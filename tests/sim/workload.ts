@@ -26,6 +26,12 @@ export function bankConfig(seed: number, faults: Faults, protocol?: Protocol): S
     const ops: Record<string, Op[]> = {}
     ;(ops[owner(from)] ??= []).push({ op: 'add', key: `acct:${from}`, amount: -amount, min: 0 })
     ;(ops[owner(to)] ??= []).push({ op: 'add', key: `acct:${to}`, amount })
+    // Sometimes an auditor reads an account elsewhere: a read-only participant, whose check
+    // fails (votes no) when the account has moved since the opening balance.
+    const audited = rng.int(0, accounts - 1)
+    if (rng.chance(0.3) && ops[owner(audited)] === undefined) {
+      ops[owner(audited)] = [{ op: 'check', key: `acct:${audited}`, equals: INITIAL_BALANCE }]
+    }
     const no = Object.keys(ops).filter(() => rng.chance(0.1))
     workload.push({ txn: `tx${i}`, at: rng.int(0, 600), ops, no })
   }

@@ -1,0 +1,98 @@
+// The classic optimizations, seen from outside: a read-only participant writes nothing and is
+// left out of phase two; under presumed abort an abort is sent once and never acknowledged.
+import { afterEach, expect, test } from 'bun:test'
+import { FaultProxy } from './helpers/proxy.ts'
+import {
+  cleanup,
+  getJson,
+  postJson,
+  startCoordinatorService,
+  startParticipant,
+  tempDir,
+  waitFor,
+  type Node,
+} from './helpers/processes.ts'
+
+const proxies: FaultProxy[] = []
+afterEach(async () => {
+  for (const p of proxies.splice(0)) p.stop()
+  await cleanup()
+})
+
+/** Two participants, the second behind a proxy that counts what reaches it. */
+async function cluster(
+  readerArgs: string[] = [],
+): Promise<{ writer: Node; reader: Node; proxy: FaultProxy; c: Node }> {
+  const writer = await startParticipant(tempDir())
+  const reader = await startParticipant(tempDir(), { args: readerArgs })
+  const proxy = new FaultProxy(reader.url)
+  proxies.push(proxy)
+  const c = await startCoordinatorService(tempDir(), { participants: [writer.url, proxy.url] })
+  return { writer, reader, proxy, c }
+}
+
+const flushesOf = async (n: Node): Promise<number> => (await getJson(`${n.url}/metrics`)).flushes
+
+test('a participant that only reads votes read-only, writes nothing and hears no commit', async () => {
+  const { writer, reader, proxy, c } = await cluster()
+  const seeded = await postJson(`${c.url}/transactions`, {
+    id: 'seed',
+    ops: { 1: [{ op: 'set', key: 'limit', value: 100 }] },
+  })
+  expect(seeded.body.decision).toBe('commit')
+  const before = await flushesOf(reader)
+
+  const reply = await postJson(`${c.url}/transactions`, {
+    id: 'r1',
+    ops: {
+      0: [{ op: 'set', key: 'order', value: 7 }],
+      1: [{ op: 'check', key: 'limit', equals: 100 }],
+    },
+  })
+  expect(reply.body.decision).toBe('commit')
+  expect(reply.body.votes).toEqual({ [writer.url]: 'yes', [proxy.url]: 'read-only' })
+  expect(reply.body.acknowledged).toBe(true)
+  expect((await getJson(`${writer.url}/kv/order`)).value).toBe(7)
+  // Nothing of r1 is on the reader's disk or in its memory, and no decision was sent to it.
+  expect(await flushesOf(reader)).toBe(before)
+  expect((await getJson(`${reader.url}/transactions/r1`)).state).toBe('unknown')
+  expect(proxy.seen.get('/commit') ?? 0).toBe(1) // seed's commit only
+  expect((await getJson(`${reader.url}/status`)).locks).toEqual({})
+})
+
+test('a read-only check that fails votes no and the transaction aborts', async () => {
+  const { writer, proxy, c } = await cluster()
+  const reply = await postJson(`${c.url}/transactions`, {
+    id: 'r2',
+    ops: {
+      0: [{ op: 'set', key: 'order', value: 8 }],
+      1: [{ op: 'check', key: 'limit', equals: 100 }],
+    },
+  })
+  expect(reply.body.decision).toBe('abort')
+  expect(reply.body.votes[proxy.url]).toBe('no')
+  expect((await getJson(`${writer.url}/transactions/r2`)).state).toBe('aborted')
+  expect((await getJson(`${writer.url}/kv/order`)).error).toBeDefined()
+})
+
+test('presumed abort: the abort is sent once, never retried, and the transaction is done', async () => {
+  const { writer, reader, proxy, c } = await cluster(['--in-doubt-after', '300'])
+  proxy.set('refuse', '/abort') // the abort to the reader fails
+  const reply = await postJson(`${c.url}/transactions`, {
+    id: 'a1',
+    ops: {
+      0: [{ op: 'add', key: 'n', amount: -1, min: 0 }], // absent counts as 0: votes no
+      1: [{ op: 'set', key: 'x', value: 1 }],
+    },
+  })
+  expect(reply.body.decision).toBe('abort')
+  expect(reply.body.votes).toEqual({ [writer.url]: 'no', [proxy.url]: 'yes' })
+  expect(reply.body.acknowledged).toBe(false)
+  await waitFor(async () => (await getJson(`${c.url}/transactions/a1`)).state === 'abort')
+  expect((await getJson(`${c.url}/transactions/a1`)).phase).toBe('done')
+  expect((await getJson(`${c.url}/status`)).counts.delivering).toBe(0)
+  expect(proxy.seen.get('/abort')).toBe(1)
+  // The reader was left prepared; in doubt it asks the coordinator, which says abort.
+  await waitFor(async () => (await getJson(`${reader.url}/transactions/a1`)).state === 'aborted')
+  expect(proxy.seen.get('/abort')).toBe(1)
+})
