@@ -270,7 +270,7 @@ describe('show', () => {
     expect(lines(human.stdout)).toEqual([
       'T1 commit (acknowledged)',
       voteLine(p0.url, width, 'yes'),
-      voteLine(p1.url, width, 'yes'),
+      voteLine(p1.url, width, 'read-only'), // only a CHECK: nothing to commit there
     ])
     const json = await cli(['show', 'T1', '--json'], { coordinator })
     expect(json.code).toBe(0)
