@@ -190,7 +190,13 @@ export async function pendingWork(bank: Bank): Promise<string[]> {
         const status = await getJson(`${url}/status`)
         const locks = Object.keys(status.locks ?? {}).length
         if (status.prepared.length > 0 || locks > 0) {
-          pending.push(`${url}: ${status.prepared.length} prepared, ${locks} locks`)
+          const inDoubt = JSON.stringify(status.inDoubt.slice(0, 3))
+          const held = JSON.stringify(status.locks)
+          pending.push(
+            `${url}: ${status.prepared.length} prepared, ${locks} locks ` +
+              `(prepared ${status.prepared.slice(0, 3).join(' ')}; in doubt ${inDoubt}; ` +
+              `locks ${held.slice(0, 300)})`,
+          )
         }
       } catch (error) {
         pending.push(`${url}: ${error instanceof Error ? error.message : error}`)

@@ -197,6 +197,16 @@ const participantRows: ParticipantRow[] = [
     state: unknown,
     actions: [voteReply('read-only', null)],
   },
+  // Rule: a check of read-only operations that fails keeps nothing either: a retried prepare
+  // may be checked again after the data moved, and a recorded abort would contradict the
+  // read-only vote the coordinator counted first.
+  {
+    rule: 'a failed read-only check persists nothing, forgets the transaction and replies no',
+    given: told,
+    event: { type: 'checked', txn: T, vote: 'no', reason: NO_REASON, now: NOW, readOnly: true },
+    state: unknown,
+    actions: [voteReply('no', NO_REASON)],
+  },
   {
     rule: 'checked no without a reason records no reason',
     given: unknown,

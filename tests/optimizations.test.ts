@@ -86,7 +86,9 @@ test('presumed abort: the abort is sent once, never retried, and the transaction
     },
   })
   expect(reply.body.decision).toBe('abort')
-  expect(reply.body.votes).toEqual({ [writer.url]: 'no', [proxy.url]: 'yes' })
+  expect(reply.body.votes[writer.url]).toBe('no')
+  // The first `no` decides, so the reader's `yes` may arrive too late to be counted.
+  expect(['yes', null]).toContain(reply.body.votes[proxy.url])
   expect(reply.body.acknowledged).toBe(false)
   await waitFor(async () => (await getJson(`${c.url}/transactions/a1`)).state === 'abort')
   expect((await getJson(`${c.url}/transactions/a1`)).phase).toBe('done')

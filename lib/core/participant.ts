@@ -43,7 +43,15 @@ export type ParticipantRecord = Readonly<{
 export type ParticipantEvent =
   | { type: 'prepare'; txn: string; now?: number; coordinator?: string; peers?: readonly string[] }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
-  | { type: 'checked'; txn: string; vote: Ballot; reason?: string; now?: number }
+  | {
+      type: 'checked'
+      txn: string
+      vote: Ballot
+      reason?: string
+      now?: number
+      /** The operations only read: whatever the verdict, nothing is kept (see onChecked). */
+      readOnly?: boolean
+    }
   | { type: 'decide'; txn: string; decision: Decision }
   /** An operator's forced outcome for a transaction whose coordinator is gone for good. */
   | { type: 'resolve'; txn: string; decision: Decision }
@@ -106,6 +114,11 @@ export function participantStep(
     case 'prepare':
       return onPrepare(withContext(state, event))
     case 'checked':
+      // A store may still vote `yes` on reads (PostgreSQL holds their row locks): then it is
+      // prepared like any other.
+      if (event.readOnly && event.vote !== 'yes') {
+        return onReadOnlyChecked(state, event.vote, event.reason ?? null)
+      }
       return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env)
     case 'decide':
       return onDecide(state, event.decision, false)
@@ -155,7 +168,7 @@ function onChecked(
   // Read-only: nothing to make durable and nothing to wait for; it forgets the transaction.
   // The coordinator leaves it out of phase two and out of the peers asked in doubt, since
   // after a restart it could not tell this vote from never having voted.
-  if (vote === 'read-only') return [unknownTxn(state.txn), [voteReply(state, 'read-only', null)]]
+  if (vote === 'read-only') return onReadOnlyChecked(state, vote, reason)
   if (vote === 'yes') {
     const askAt = now + env.inDoubtAfterMs
     const next: ParticipantTxn = {
@@ -171,6 +184,21 @@ function onChecked(
   const next: ParticipantTxn = { ...state, state: 'aborted', vote: 'no', reason }
   const persist = { ...persistOf(next, 'release'), optional: true } as const
   return [next, [persist, voteReply(next, 'no', reason)]]
+}
+
+/** Operations that only read leave nothing to keep, whatever the verdict: the participant
+ * forgets the transaction. Keeping a `no` would be wrong: a retried prepare may be checked
+ * again after the data moved, and a recorded abort would then contradict the `read-only` vote
+ * the coordinator counted first. Forgetting says `unknown`, which is true of either outcome. */
+function onReadOnlyChecked(
+  state: ParticipantTxn,
+  vote: Ballot,
+  reason: string | null,
+): ParticipantStep {
+  if (state.state !== 'unknown') return onPrepare(state)
+  const forgotten = unknownTxn(state.txn)
+  if (vote === 'no') return [forgotten, [voteReply(forgotten, 'no', reason)]]
+  return [forgotten, [voteReply(forgotten, 'read-only', null)]]
 }
 
 function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean): ParticipantStep {

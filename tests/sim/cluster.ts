@@ -14,6 +14,7 @@ import {
   resume,
   unknownTxn,
   wakeAt,
+  readsOnly,
   type CoordinatorAction,
   type CoordinatorEnv,
   type CoordinatorEvent,
@@ -502,7 +503,13 @@ export class Sim {
         : p.store.check(event.txn, ops)
       return this.#participantHandle(
         p,
-        { type: 'checked', txn: event.txn, now: this.now, ...verdict },
+        {
+          type: 'checked',
+          txn: event.txn,
+          now: this.now,
+          ...verdict,
+          ...(readsOnly(ops) ? { readOnly: true } : {}),
+        },
         ops,
       )
     }
