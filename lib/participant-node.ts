@@ -6,6 +6,7 @@ import { FileView, sweepTempFiles } from './atomic-file.ts'
 import {
   parseVotes,
   participantStep,
+  readsOnly,
   recoverParticipant,
   unknownTxn,
   voteFromFile,
@@ -25,7 +26,7 @@ import { failpoint } from './failpoint.ts'
 import { askOutcome } from './in-doubt.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { SqliteStore } from './store/sqlite-store.ts'
-import type { ParticipantStore, Verdict } from './store/store.ts'
+import type { ParticipantStore, PrepareContext, Verdict } from './store/store.ts'
 
 /** Reads `votes.txt` in `dir`: null when absent; throws naming the line when malformed. */
 export function readVotesFile(dir: string): VotesFile | null {
@@ -191,8 +192,11 @@ export class ParticipantNode {
     let reply: Reply | null = null
     for (const action of actions) {
       if (action.type === 'check') {
-        const checked = await this.#check(event.txn)
-        return this.#run({ type: 'checked', txn: event.txn, now: Date.now(), ...checked })
+        const context = event.type === 'prepare' ? contextOf(event) : {}
+        const checked = await this.#check(event.txn, context)
+        const readOnly = readsOnly(this.#ops.get(event.txn))
+        const result = { type: 'checked', txn: event.txn, now: Date.now(), ...checked } as const
+        return this.#run(readOnly ? { ...result, readOnly } : result)
       }
       if (action.type === 'persist' && action.optional) await this.#persistIfYouCan(action)
       else if (action.type === 'persist') {
@@ -236,10 +240,10 @@ export class ParticipantNode {
 
   /** The resource's own verdict on `txn`: votes.txt, when present, can only say no; then the
    * store checks the operations against the data and takes their locks. */
-  async #check(txn: string): Promise<Verdict> {
+  async #check(txn: string, context: PrepareContext): Promise<Verdict> {
     const fromFile = this.#votes === null ? null : voteFromFile(this.#votes, txn)
     if (fromFile?.vote === 'no') return fromFile
-    return this.store.check(txn, this.#ops.get(txn) ?? [])
+    return this.store.check(txn, this.#ops.get(txn) ?? [], context)
   }
 
   #tick(): void {
@@ -286,5 +290,14 @@ export class ParticipantNode {
     this.#timer = null
     await this.#view.settle().catch(() => {})
     await this.store.close()
+  }
+}
+
+/** What a prepare tells a store about whom to ask in doubt. */
+function contextOf(event: ParticipantEvent & { type: 'prepare' }): PrepareContext {
+  return {
+    ...(event.coordinator ? { coordinator: event.coordinator } : {}),
+    ...(event.peers ? { peers: event.peers } : {}),
+    ...(event.now !== undefined ? { at: event.now } : {}),
   }
 }

@@ -13,6 +13,7 @@ import {
   startCoordinatorService,
   startParticipant,
   tempDir,
+  waitFor,
   type Node,
 } from './helpers/processes.ts'
 
@@ -258,6 +259,43 @@ describe('a participant on PostgreSQL when the database crashes', () => {
     const done = await postJson(`${node.url}/batch`, { messages: commits })
     expect(done.body.replies.every((r: { status: number }) => r.status === 200)).toBe(true)
     expect(await value(node, 'm59')).toBe(59)
+  })
+
+  // A crash right after PREPARE TRANSACTION (or a connection lost as it succeeds) leaves a
+  // prepared transaction the participant never answered for. It must still know whom to ask.
+  test('a participant killed right after PREPARE TRANSACTION asks its coordinator when back', async () => {
+    const asked: string[] = []
+    const coordinator = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch(request) {
+        asked.push(new URL(request.url).pathname)
+        return Response.json({ id: 'orphan', state: 'unknown' }) // never heard of: abort
+      },
+    })
+    try {
+      const dir = tempDir()
+      const store = await freshDatabase()
+      const env = { TWOPHASE_FAILPOINTS: 'pg-after-prepare@orphan' }
+      const args = ['--store', store, '--in-doubt-after', '100']
+      const crashing = await startParticipant(dir, { args, env })
+      const url = `http://127.0.0.1:${coordinator.port}`
+      const body = { txn: 'orphan', coordinator: url, ops: [{ op: 'set', key: 'o', value: 1 }] }
+      await expect(postJson(`${crashing.url}/prepare`, body)).rejects.toThrow()
+      expect(await crashing.proc.exited).toBe(137)
+      const back = await startParticipant(dir, { args, port: crashing.port })
+      await waitFor(
+        async () => (await getJson(`${back.url}/transactions/orphan`)).state === 'aborted',
+      )
+      expect(asked).toContain('/transactions/orphan')
+      // The locks go once the abort is durable, a moment after the state says aborted.
+      await waitFor(
+        async () => Object.keys((await getJson(`${back.url}/status`)).locks).length === 0,
+      )
+      expect(await value(back, 'o')).toBeUndefined()
+    } finally {
+      coordinator.stop(true)
+    }
   })
 
   test('a participant restarted while PostgreSQL holds its prepared transaction rebuilds it', async () => {

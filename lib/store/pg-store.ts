@@ -17,8 +17,14 @@ import {
   type Op,
   type ParticipantRecord,
 } from '../core.ts'
+import { failpoint } from '../failpoint.ts'
 import { PreparedWork, lockReason } from './locks.ts'
-import { StoreUnavailable, type ParticipantStore, type Verdict } from './store.ts'
+import {
+  StoreUnavailable,
+  type ParticipantStore,
+  type PrepareContext,
+  type Verdict,
+} from './store.ts'
 
 type Context = Pick<ParticipantRecord, 'coordinator' | 'peers' | 'at'> & { ops?: readonly Op[] }
 type LogRow = ParticipantRecord & { kind?: 'context'; ops?: readonly Op[] }
@@ -88,7 +94,7 @@ export class PgStore implements ParticipantStore {
     return records
   }
 
-  async check(txn: string, ops: readonly Op[]): Promise<Verdict> {
+  async check(txn: string, ops: readonly Op[], context: PrepareContext = {}): Promise<Verdict> {
     const conflict = this.#work.conflict(txn, ops)
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     let conn: ReservedSQL | null = null
@@ -98,6 +104,11 @@ export class PgStore implements ParticipantStore {
       await this.#sql`INSERT INTO twophase_kv (key) SELECT unnest(${keys}::text[])
         ON CONFLICT DO NOTHING`
       conn = await this.#sql.reserve()
+      // Whom to ask in doubt is committed before the work begins: PREPARE TRANSACTION can
+      // succeed on the server while the connection dies, and the transaction it leaves behind
+      // must still know whom to ask after a restart. (Unused when the vote is no.)
+      const row = { txn, kind: 'context', ...context, ops }
+      await appendLog(conn, row)
       await conn`BEGIN`
       const verdict = await this.#lockAndWrite(conn, txn, ops, keys)
       if (verdict.vote === 'yes') this.#open.set(txn, conn)
@@ -149,17 +160,9 @@ export class PgStore implements ParticipantStore {
     if (!conn) throw new Error(`assertion: ${record.txn} has no open database transaction`)
     await appendLog(conn, record)
     await conn.unsafe(`PREPARE TRANSACTION '${this.#gid(record.txn)}'`)
+    failpoint('pg-after-prepare', record.txn)
     this.#open.delete(record.txn)
-    // After PREPARE the session is free again: the context goes through the same connection,
-    // so a prepare never waits for a second one (a full pool would wait forever). If a crash
-    // comes first, the transaction is still prepared; it just waits for the coordinator's
-    // re-delivery instead of asking, and its row locks keep their keys.
-    const context = { ...record, kind: 'context', ops: this.#work.opsOf(record.txn) }
-    try {
-      await appendLog(conn, context)
-    } finally {
-      conn.release()
-    }
+    conn.release()
   }
 
   async #commit(record: ParticipantRecord): Promise<void> {

@@ -7,12 +7,15 @@ export type StoredRecord = ParticipantRecord & { ops?: readonly Op[] }
 
 export type Verdict = { vote: Ballot; reason?: string }
 
+/** Whom the participant asks if the transaction ends up in doubt, and when it was prepared. */
+export type PrepareContext = { coordinator?: string; peers?: readonly string[]; at?: number }
+
 export interface ParticipantStore {
   /** Every record, oldest first; rebuilds the store's prepared work and locks as it goes. */
   load(): Promise<ParticipantRecord[]>
   /** Checks `ops` against the committed data and the locks (no wait) and, on `yes`, takes a
    * lock on every key they touch. Nothing is durable yet: `persist` of `prepared` makes it so. */
-  check(txn: string, ops: readonly Op[]): Promise<Verdict>
+  check(txn: string, ops: readonly Op[], context?: PrepareContext): Promise<Verdict>
   /** Makes `record` durable; `apply` or `release` of the transaction's work is atomic with it. */
   /** `lazy`: the record may wait a moment to share a later flush (a store without group
    * commit ignores it); the promise still resolves only once it is durable. */
