@@ -141,6 +141,7 @@ export async function serve(options: ServeOptions) {
     timeoutMs: options.timeoutMs,
     alwaysBatch: true,
     presumedAbort: true,
+    onePhase: true,
   })
   const app = createCoordinatorApp(node, options)
   const server = Bun.serve({ port: options.port, hostname: options.hostname, fetch: app.fetch })

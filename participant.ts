@@ -154,6 +154,13 @@ function contextOf(body: Record<string, unknown>): { coordinator?: string; peers
   }
 }
 
+/** `onePhase: true` asks the only participant to prepare and commit in one step. */
+function onePhaseOf(body: Record<string, unknown>): boolean {
+  if (body.onePhase === undefined || typeof body.onePhase === 'boolean')
+    return body.onePhase === true
+  throw httpError(400, 'invalid "onePhase": expected true or false')
+}
+
 function isHttpUrl(value: unknown): boolean {
   return typeof value === 'string' && value.length <= 2048 && /^https?:\/\/[^\s]+$/.test(value)
 }
@@ -164,7 +171,10 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<JsonR
     if (typeof message !== 'object' || message === null) throw httpError(400, 'invalid message')
     const m = message as Record<string, unknown>
     const txn = txnOf(m)
-    if (m.type === 'prepare') return jsonOf(await node.prepare(txn, opsOf(m), contextOf(m), false))
+    if (m.type === 'prepare') {
+      const reply = await node.prepare(txn, opsOf(m), contextOf(m), false, onePhaseOf(m))
+      return jsonOf(reply)
+    }
     if (m.type === 'commit' || m.type === 'abort') {
       return jsonOf(await node.handle({ type: 'decide', txn, decision: m.type }, false))
     }

@@ -43,6 +43,8 @@ export type CoordinatorOptions = {
   alwaysBatch?: boolean
   /** Aborts neither forced nor acknowledged (the service does; see CoordinatorEnv). */
   presumedAbort?: boolean
+  /** One participant: one phase (the service does; see CoordinatorEnv). */
+  onePhase?: boolean
 }
 
 type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void }
@@ -79,6 +81,7 @@ export class CoordinatorNode {
       timeoutMs: options.timeoutMs ?? 10_000,
       backoff: options.backoff ?? defaultBackoff,
       presumedAbort: options.presumedAbort ?? false,
+      onePhase: options.onePhase ?? false,
     }
     this.#sender = new MessageSender(options.requestMs ?? 5_000, options.alwaysBatch ?? false)
     this.#view = new FileView(join(options.dir, 'decision.txt'), () => this.#decisions)
@@ -156,7 +159,11 @@ export class CoordinatorNode {
     this.#set(next)
     for (const action of actions) {
       if (action.type === 'send') void this.#deliver(next.txn, action.to, action.message)
-      else if (action.lazy) void this.#persist(action.record, true).catch(logLost)
+      else if (action.settled && action.record.type === 'decision') {
+        // Durable at the participant already: it may be told before our own record is.
+        this.#logged.set(action.record.txn, action.record.decision)
+        void this.#persist(action.record, true).catch(logLost)
+      } else if (action.lazy) void this.#persist(action.record, true).catch(logLost)
       else await this.#persist(action.record, false)
     }
     this.#notify(next)

@@ -98,8 +98,14 @@ function pathOf(message: CoordinatorMessage): string {
 
 function bodyOf(message: CoordinatorMessage, coordinator?: string): object {
   if (message.type !== 'prepare') return { txn: message.txn }
-  const { txn, participants, ops } = message
-  return { txn, participants, ...(coordinator ? { coordinator } : {}), ...(ops ? { ops } : {}) }
+  const { txn, participants, ops, onePhase } = message
+  return {
+    txn,
+    participants,
+    ...(coordinator ? { coordinator } : {}),
+    ...(ops ? { ops } : {}),
+    ...(onePhase ? { onePhase } : {}),
+  }
 }
 
 function batchItem(q: Queued): object {
@@ -118,6 +124,11 @@ export function eventOf(
   if (status >= 500 || status === 408 || status === 429)
     return { type: 'unreachable', to: from, now }
   if (message.type === 'prepare') {
+    // A one-phase participant answers with the outcome it reached on its own.
+    const state = reply?.state
+    if (status === 200 && message.onePhase && (state === 'committed' || state === 'aborted')) {
+      return { type: 'outcome', from, decision: state === 'committed' ? 'commit' : 'abort', now }
+    }
     const vote = reply?.vote
     if (status === 200 && (vote === 'yes' || vote === 'no' || vote === 'read-only')) {
       const reason = typeof reply?.reason === 'string' ? reply.reason : undefined

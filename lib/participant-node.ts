@@ -137,11 +137,13 @@ export class ParticipantNode {
     ops: readonly Op[],
     context: { coordinator?: string; peers?: string[] } = {},
     waitForView = true,
+    onePhase = false,
   ): Promise<Reply> {
     const reply = await this.#queue.run(txn, async () => {
       this.#ops.set(txn, ops)
       try {
-        return (await this.#run({ type: 'prepare', txn, now: Date.now(), ...context }))!
+        const event = { type: 'prepare', txn, now: Date.now(), ...context } as const
+        return (await this.#run(onePhase ? { ...event, onePhase } : event))!
       } finally {
         this.#ops.delete(txn)
       }
@@ -178,8 +180,9 @@ export class ParticipantNode {
     } catch (error) {
       // Nothing of this step reached the disk: forget it, so no later answer relies on it.
       this.#set(previous)
-      if (next.state === 'prepared' && previous.state === 'unknown')
-        await this.store.discard(event.txn)
+      // A failed prepare (or one-phase commit) lets go of the work its check took.
+      const held = next.state === 'prepared' || next.state === 'committed'
+      if (held && previous.state === 'unknown') await this.store.discard(event.txn)
       throw error
     }
   }
@@ -195,8 +198,15 @@ export class ParticipantNode {
         const context = event.type === 'prepare' ? contextOf(event) : {}
         const checked = await this.#check(event.txn, context)
         const readOnly = readsOnly(this.#ops.get(event.txn))
-        const result = { type: 'checked', txn: event.txn, now: Date.now(), ...checked } as const
-        return this.#run(readOnly ? { ...result, readOnly } : result)
+        const onePhase = event.type === 'prepare' && event.onePhase === true && this.store.onePhase
+        return this.#run({
+          type: 'checked',
+          txn: event.txn,
+          now: Date.now(),
+          ...checked,
+          ...(readOnly ? { readOnly } : {}),
+          ...(onePhase ? { onePhase } : {}),
+        })
       }
       if (action.type === 'persist' && action.optional) await this.#persistIfYouCan(action)
       else if (action.type === 'persist') {

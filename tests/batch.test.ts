@@ -35,6 +35,7 @@ test('POST /batch answers each message as its own endpoint would, in order', asy
       { type: 'commit', txn: 'never' },
       { type: 'prepare', txn: 'bad/id' },
       { type: 'frob', txn: 'b4' },
+      { type: 'prepare', txn: 'b5', onePhase: 'yes' },
     ],
   })
   expect(first.status).toBe(200)
@@ -51,6 +52,7 @@ test('POST /batch answers each message as its own endpoint would, in order', asy
     },
     { status: 400, body: { error: expect.stringContaining('invalid "txn"') } },
     { status: 400, body: { error: 'invalid message type "frob"' } },
+    { status: 400, body: { error: 'invalid "onePhase": expected true or false' } },
   ])
   const second = await batch(app, { messages: [{ type: 'commit', txn: 'b1' }] })
   expect(second.body.replies).toEqual([{ status: 200, body: { txn: 'b1', state: 'committed' } }])

@@ -197,6 +197,32 @@ const participantRows: ParticipantRow[] = [
     state: unknown,
     actions: [voteReply('read-only', null)],
   },
+  // Rule: one phase (the only participant): a yes commits at once, applying the writes with the
+  // commit record, and the answer is the outcome; a repeated one-phase prepare repeats it.
+  {
+    rule: 'checked yes in one phase persists committed with the writes and replies committed',
+    given: told,
+    event: { type: 'checked', txn: T, vote: 'yes', now: NOW, onePhase: true },
+    state: { ...told, state: 'committed', vote: 'yes' },
+    actions: [persist({ state: 'committed', vote: 'yes' }, 'apply'), outcome('committed')],
+  },
+  {
+    rule: 'a repeated one-phase prepare of a committed transaction replies committed',
+    given: { ...told, state: 'committed', vote: 'yes' },
+    event: { ...prepareTold, onePhase: true },
+    state: { ...told, state: 'committed', vote: 'yes' },
+    actions: [outcome('committed')],
+  },
+  {
+    rule: 'checked no in one phase is a no as ever',
+    given: told,
+    event: { type: 'checked', txn: T, vote: 'no', reason: NO_REASON, now: NOW, onePhase: true },
+    state: abortedNo,
+    actions: [
+      persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release', true),
+      voteReply('no', NO_REASON),
+    ],
+  },
   // Rule: a check of read-only operations that fails keeps nothing either: a retried prepare
   // may be checked again after the data moved, and a recorded abort would contradict the
   // read-only vote the coordinator counted first.
@@ -1336,6 +1362,93 @@ describe('presumed abort (the service)', () => {
     expect(back?.participants).toEqual(PS)
     expect(back?.phase).toBe('deciding')
     expect(back?.outstanding).toEqual(fresh(PS))
+  })
+})
+
+describe('one-phase commit (the service)', () => {
+  const one: CoordinatorEnv = { ...env, onePhase: true, presumedAbort: true }
+  const single = () => begin(T, ['p0'], START, one)
+  const onePrepare: CoordinatorMessage = {
+    type: 'prepare',
+    txn: T,
+    participants: ['p0'],
+    onePhase: true,
+  }
+  const oneDecision = (decision: Decision): CoordinatorRecord => ({
+    type: 'decision',
+    txn: T,
+    decision,
+    participants: ['p0'],
+  })
+  const outcomeOf = (decision: Decision): CoordinatorEvent => ({
+    type: 'outcome',
+    from: 'p0',
+    decision,
+    now: START + 1,
+  })
+
+  // Rule: with a single participant, its own outcome is the decision. The begin record is
+  // forced (a restarted coordinator must know to ask it), and the prepare says one phase.
+  test('a single participant is asked in one phase, after a forced begin', () => {
+    const [state, actions] = single()
+    expect(actions).toEqual([
+      logged({ type: 'begin', txn: T, participants: ['p0'], onePhase: true }),
+      { type: 'send', to: 'p0', message: onePrepare },
+    ])
+    expect(state.onePhase).toBe(true)
+  })
+
+  test('two participants or more are asked in two phases as ever', () => {
+    const [state, actions] = begin(T, PS, START, one)
+    expect(state.onePhase).toBeUndefined()
+    expect(actions[0]).toEqual(lazily(beginRecord))
+  })
+
+  test("the participant's outcome is the decision: settled, logged lazily, done at once", () => {
+    const [state, actions] = coordinatorStep(single()[0], outcomeOf('commit'), one)
+    expect(actions).toEqual([
+      { type: 'persist', record: oneDecision('commit'), lazy: true, settled: true },
+      lazily(doneRecord),
+    ])
+    expect(state).toMatchObject({ phase: 'done', decision: 'commit', acks: ['p0'] })
+  })
+
+  // Rule: no prepare timeout in one phase: the participant may have committed, so the
+  // coordinator asks again until it answers.
+  test('a silent participant is asked again, never aborted by the timeout', () => {
+    const [lost] = coordinatorStep(single()[0], unreachable('p0', START + 1), one)
+    const [state, actions] = coordinatorStep(lost, tick(START + TIMEOUT * 10), one)
+    expect(state.phase).toBe('preparing')
+    expect(actions).toEqual([{ type: 'send', to: 'p0', message: onePrepare }])
+  })
+
+  test('after a restart it asks the participant again instead of presuming abort', () => {
+    const begun: CoordinatorRecord = {
+      type: 'begin',
+      txn: T,
+      participants: ['p0'],
+      onePhase: true,
+    }
+    const [back] = [...recoverCoordinator([begun]).values()]
+    const [state, actions] = resume(back!, one)
+    expect(state.phase).toBe('preparing')
+    expect(actions).toEqual([{ type: 'send', to: 'p0', message: onePrepare }])
+  })
+
+  // Rule: a restart sends the operations again, so the begin record carries them.
+  test('the operations survive a restart in the begin record and are sent again', () => {
+    const ops = { p0: [{ op: 'add', key: 'n', amount: 1 }] } as const
+    const [, actions] = begin(T, ['p0'], START, one, ops)
+    const begun = (actions[0] as { record: CoordinatorRecord }).record
+    expect(begun).toEqual({ type: 'begin', txn: T, participants: ['p0'], onePhase: true, ops })
+    const [back] = [...recoverCoordinator([begun]).values()]
+    const [, again] = resume(back!, one)
+    expect(again).toEqual([{ type: 'send', to: 'p0', message: { ...onePrepare, ops: ops.p0 } }])
+  })
+
+  test('a participant that prepares instead (a store without one phase) gets a commit', () => {
+    const [, actions] = coordinatorStep(single()[0], vote('p0', 'yes'), one)
+    expect(actions).toEqual([logged(oneDecision('commit')), sendDecide('p0', 'commit')])
   })
 })
 

@@ -59,6 +59,27 @@ async function value(node: Node, key: string) {
 }
 
 describe.each(['sqlite', 'postgres'] as const)('a participant on %s', (kind) => {
+  // SQLite commits a one-phase prepare at once; PostgreSQL prepares and votes yes instead (a
+  // COMMIT whose answer is lost could be applied twice on a retry), and waits for the commit.
+  test('a one-phase prepare commits at once where the store can promise it', async () => {
+    const { node } = await participant(kind)
+    const messages = [
+      { type: 'prepare', txn: 'one', ops: [{ op: 'add', key: 'c', amount: 2 }], onePhase: true },
+    ]
+    const reply = await postJson(`${node.url}/batch`, { messages })
+    if (kind === 'sqlite') {
+      expect(reply.body.replies[0].body).toEqual({ txn: 'one', state: 'committed' })
+    } else {
+      expect(reply.body.replies[0].body).toMatchObject({ txn: 'one', vote: 'yes' })
+      expect((await getJson(`${node.url}/transactions/one`)).state).toBe('prepared')
+      expect((await postJson(`${node.url}/commit`, { txn: 'one' })).status).toBe(200)
+    }
+    expect(await value(node, 'c')).toBe(2)
+    const again = await postJson(`${node.url}/batch`, { messages })
+    expect(again.body.replies[0].status).toBe(200)
+    expect(await value(node, 'c')).toBe(2) // a repeated prepare applies nothing twice
+  })
+
   test('set, add, insert, delete and check apply at commit and are read back', async () => {
     const { node } = await participant(kind)
     const ops = [

@@ -56,7 +56,7 @@ test('a participant that only reads votes read-only, writes nothing and hears no
   // Nothing of r1 is on the reader's disk or in its memory, and no decision was sent to it.
   expect(await flushesOf(reader)).toBe(before)
   expect((await getJson(`${reader.url}/transactions/r1`)).state).toBe('unknown')
-  expect(proxy.seen.get('/commit') ?? 0).toBe(1) // seed's commit only
+  expect(proxy.seen.get('/commit')).toBeUndefined() // (seed ran in one phase)
   expect((await getJson(`${reader.url}/status`)).locks).toEqual({})
 })
 
@@ -97,4 +97,47 @@ test('presumed abort: the abort is sent once, never retried, and the transaction
   // The reader was left prepared; in doubt it asks the coordinator, which says abort.
   await waitFor(async () => (await getJson(`${reader.url}/transactions/a1`)).state === 'aborted')
   expect(proxy.seen.get('/abort')).toBe(1)
+})
+
+test('one participant: one phase, one message, its outcome is the decision', async () => {
+  const { writer, proxy, c } = await cluster()
+  const before = { coordinator: await flushesOf(c), writer: await flushesOf(writer) }
+  const reply = await postJson(`${c.url}/transactions`, {
+    id: 'o1',
+    ops: { 1: [{ op: 'add', key: 'n', amount: 3 }] },
+  })
+  expect(reply.body).toMatchObject({
+    decision: 'commit',
+    votes: { [proxy.url]: 'yes' },
+    acknowledged: true,
+  })
+  // A prepare and nothing else reached it; the begin record was its coordinator's forced write.
+  expect(proxy.seen.get('/prepare')).toBe(1)
+  expect(proxy.seen.get('/commit')).toBeUndefined()
+  expect(await flushesOf(c)).toBe(before.coordinator + 1)
+  expect(await flushesOf(writer)).toBe(before.writer) // not involved
+  const stored = await getJson(`${c.url}/transactions/o1`)
+  expect(stored).toMatchObject({ state: 'commit', phase: 'done' })
+  const reader = await getJson(`${proxy.target}/transactions/o1`)
+  expect(reader.state).toBe('committed')
+  expect((await getJson(`${proxy.target}/kv/n`)).value).toBe(3)
+
+  // A repeated id answers the recorded outcome and runs nothing again.
+  const again = await postJson(`${c.url}/transactions`, {
+    id: 'o1',
+    ops: { 1: [{ op: 'add', key: 'n', amount: 3 }] },
+  })
+  expect(again.body.decision).toBe('commit')
+  expect((await getJson(`${proxy.target}/kv/n`)).value).toBe(3)
+})
+
+test('one participant that refuses: the transaction aborts and nothing is applied', async () => {
+  const { proxy, c } = await cluster()
+  const reply = await postJson(`${c.url}/transactions`, {
+    id: 'o2',
+    ops: { 1: [{ op: 'add', key: 'n', amount: -3, min: 0 }] },
+  })
+  expect(reply.body.decision).toBe('abort')
+  expect(reply.body.votes[proxy.url]).toBe('no')
+  expect((await getJson(`${proxy.target}/transactions/o2`)).state).toBe('aborted')
 })

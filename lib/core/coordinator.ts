@@ -27,24 +27,42 @@ export type CoordinatorTxn = Readonly<{
   deadline: number
   /** Participants that still owe a vote (preparing) or an acknowledgement (deciding). */
   outstanding: Readonly<Record<string, Retry>>
-  /** The data operations each participant is asked to prepare (kept in memory only: after a
-   * restart an undecided transaction aborts, so its operations are never needed again). */
+  /** The data operations each participant is asked to prepare (in memory only, as after a
+   * restart an undecided transaction aborts; logged with the begin record in one phase, where
+   * a restart asks the participant again). */
   ops?: Readonly<Record<string, readonly Op[]>>
+  /** One participant, asked to prepare and commit in one step: its outcome is the decision. */
+  onePhase?: true
 }>
 
 export type CoordinatorRecord =
-  | { type: 'begin'; txn: string; participants: readonly string[] }
+  | {
+      type: 'begin'
+      txn: string
+      participants: readonly string[]
+      /** One phase: the operations too, since a restart asks the participant again. */
+      onePhase?: true
+      ops?: Readonly<Record<string, readonly Op[]>>
+    }
   /** `participants` makes a decision recoverable without its (lazy) begin record. */
   | { type: 'decision'; txn: string; decision: Decision; participants?: readonly string[] }
   | { type: 'done'; txn: string }
 
 export type CoordinatorMessage =
-  | { type: 'prepare'; txn: string; participants: readonly string[]; ops?: readonly Op[] }
+  | {
+      type: 'prepare'
+      txn: string
+      participants: readonly string[]
+      ops?: readonly Op[]
+      onePhase?: true
+    }
   | { type: 'decide'; txn: string; decision: Decision }
 
 export type CoordinatorEvent =
   | { type: 'vote'; from: string; vote: Ballot; reason?: string; now: number }
   | { type: 'ack'; from: string; now: number }
+  /** A one-phase participant's answer: it committed (or aborted) on its own. */
+  | { type: 'outcome'; from: string; decision: Decision; now: number }
   /** The participant answered the decision with a refusal (409): its outcome differs. */
   | { type: 'refused'; from: string; error: string; now: number }
   /** A send got no answer (refused connection, timeout, 5xx): try again after a backoff. */
@@ -52,8 +70,10 @@ export type CoordinatorEvent =
   | { type: 'tick'; now: number }
 
 export type CoordinatorAction =
-  /** `lazy`: nothing after it waits for it, and a crash may lose it; it only saves work. */
-  | { type: 'persist'; record: CoordinatorRecord; lazy?: true }
+  /** `lazy`: nothing after it waits for it, and a crash may lose it; it only saves work.
+   * `settled`: the decision it records is already durable elsewhere (a one-phase participant's
+   * log), so it may be told before this record is written. */
+  | { type: 'persist'; record: CoordinatorRecord; lazy?: true; settled?: true }
   | { type: 'send'; to: string; message: CoordinatorMessage }
 
 export type CoordinatorEnv = Readonly<{
@@ -65,6 +85,8 @@ export type CoordinatorEnv = Readonly<{
    * when in doubt and hears abort, as it would about a transaction never heard of. The classic
    * batch coordinator keeps this off: it waits for every participant to acknowledge. */
   presumedAbort?: boolean
+  /** A transaction with a single participant is committed in one phase (the service's mode). */
+  onePhase?: boolean
 }>
 
 type Step = [CoordinatorTxn, CoordinatorAction[]]
@@ -78,6 +100,7 @@ export function begin(
   ops: Readonly<Record<string, readonly Op[]>> = {},
 ): Step {
   if (participants.length === 0) throw new Error('assertion: a transaction needs participants')
+  const onePhase = env.onePhase === true && participants.length === 1
   const state: CoordinatorTxn = {
     txn,
     participants,
@@ -90,14 +113,14 @@ export function begin(
     deadline: now + env.timeoutMs,
     outstanding: inFlight(participants, 0),
     ...(Object.keys(ops).length > 0 ? { ops } : {}),
+    ...(onePhase ? { onePhase } : {}),
   }
   // Lazy: a restart that finds no record of the transaction presumes it aborted; the record
-  // only lets a restarted coordinator tell the participants at once.
-  const persist: CoordinatorAction = {
-    type: 'persist',
-    record: { type: 'begin', txn, participants },
-    lazy: true,
-  }
+  // only lets a restarted coordinator tell the participants at once. Not so in one phase: the
+  // participant may commit on its own, so a restarted coordinator must know to ask it.
+  const persist: CoordinatorAction = onePhase
+    ? { type: 'persist', record: { type: 'begin', txn, participants, onePhase, ...opsOf(state) } }
+    : { type: 'persist', record: { type: 'begin', txn, participants }, lazy: true }
   return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
 }
 
@@ -111,6 +134,8 @@ export function coordinatorStep(
       return onVote(state, event.from, event.vote, event.reason, env)
     case 'ack':
       return onAck(state, event.from, null)
+    case 'outcome':
+      return onOutcome(state, event.from, event.decision)
     case 'refused':
       return onAck(state, event.from, event.error)
     case 'unreachable':
@@ -193,6 +218,37 @@ function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv):
   return [next, [persist, ...sends]]
 }
 
+/** One phase: the participant's own outcome is the decision. It is durable in the participant's
+ * log already, so the record of it is lazy and settled; the begin record, forced, is what lets a
+ * restarted coordinator ask again. */
+function onOutcome(state: CoordinatorTxn, from: string, decision: Decision): Step {
+  if (state.phase !== 'preparing' || !state.onePhase || state.outstanding[from] === undefined) {
+    return [state, []]
+  }
+  const next: CoordinatorTxn = {
+    ...state,
+    phase: 'done',
+    decision,
+    votes: { [from]: decision === 'commit' ? 'yes' : 'no' },
+    acks: [from],
+    outstanding: {},
+  }
+  const record: CoordinatorRecord = {
+    type: 'decision',
+    txn: state.txn,
+    decision,
+    participants: state.participants,
+  }
+  const done: CoordinatorRecord = { type: 'done', txn: state.txn }
+  return [
+    next,
+    [
+      { type: 'persist', record, lazy: true, settled: true },
+      { type: 'persist', record: done, lazy: true },
+    ],
+  ]
+}
+
 function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Step {
   if (state.phase !== 'deciding' || state.outstanding[from] === undefined) return [state, []]
   const next: CoordinatorTxn = {
@@ -223,7 +279,9 @@ function onUnreachable(state: CoordinatorTxn, to: string, now: number, env: Coor
 }
 
 function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
-  if (state.phase === 'preparing' && now >= state.deadline) {
+  // One phase has no prepare timeout: the participant may have committed, so it is asked
+  // again until it answers.
+  if (state.phase === 'preparing' && !state.onePhase && now >= state.deadline) {
     const silent = state.participants.filter((id) => state.votes[id] === undefined)
     const reasons = { ...state.reasons }
     for (const id of silent) reasons[id] = 'no vote before the prepare timeout'
@@ -245,7 +303,7 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
  * only a reply can, so a shell need not tick it at all until then. */
 export function wakeAt(state: CoordinatorTxn): number | null {
   if (state.phase === 'done') return null
-  let at = state.phase === 'preparing' ? state.deadline : Infinity
+  let at = state.phase === 'preparing' && !state.onePhase ? state.deadline : Infinity
   for (const id in state.outstanding) {
     const retryAt = state.outstanding[id]!.retryAt
     if (retryAt !== null && retryAt < at) at = retryAt
@@ -256,6 +314,12 @@ export function wakeAt(state: CoordinatorTxn): number | null {
 /** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
  * has its decision sent again to everyone who has not acknowledged it. */
 export function resume(state: CoordinatorTxn, env: CoordinatorEnv): Step {
+  // One phase: the participant may have committed before the crash; asking again is safe, as
+  // it answers a repeated one-phase prepare with the outcome it recorded.
+  if (state.phase === 'preparing' && state.onePhase) {
+    const next = { ...state, outstanding: inFlight(state.participants, 0) }
+    return [next, state.participants.map((to) => prepareTo(next, to))]
+  }
   if (state.phase === 'preparing') {
     return decide({ ...state, votes: {} }, 'abort', env)
   }
@@ -277,7 +341,8 @@ export function recoverCoordinator(
   for (const r of records) {
     let prior = txns.get(r.txn)
     if (r.type === 'begin') {
-      txns.set(r.txn, preparing(r.txn, r.participants))
+      const begun = preparing(r.txn, r.participants)
+      txns.set(r.txn, r.onePhase ? { ...begun, onePhase: true, ...opsOf(r) } : begun)
     } else if (r.type === 'decision' && (prior || r.participants)) {
       prior ??= preparing(r.txn, r.participants!)
       // Votes are not logged, so after a restart every participant is sent the decision again.
@@ -288,6 +353,10 @@ export function recoverCoordinator(
     }
   }
   return txns
+}
+
+function opsOf(from: { ops?: Readonly<Record<string, readonly Op[]>> }) {
+  return from.ops ? { ops: from.ops } : {}
 }
 
 function preparing(txn: string, participants: readonly string[]): CoordinatorTxn {
@@ -312,6 +381,7 @@ function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
     txn: state.txn,
     participants: peersOf(state),
     ...(ops && ops.length > 0 ? { ops } : {}),
+    ...(state.onePhase ? { onePhase: true } : {}),
   }
   return { type: 'send', to, message }
 }

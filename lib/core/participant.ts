@@ -41,7 +41,15 @@ export type ParticipantRecord = Readonly<{
 }>
 
 export type ParticipantEvent =
-  | { type: 'prepare'; txn: string; now?: number; coordinator?: string; peers?: readonly string[] }
+  | {
+      type: 'prepare'
+      txn: string
+      now?: number
+      coordinator?: string
+      peers?: readonly string[]
+      /** The only participant: prepare and commit in one step, answering the outcome. */
+      onePhase?: boolean
+    }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
   | {
       type: 'checked'
@@ -51,6 +59,8 @@ export type ParticipantEvent =
       now?: number
       /** The operations only read: whatever the verdict, nothing is kept (see onChecked). */
       readOnly?: boolean
+      /** Asked in one phase: a yes commits at once. */
+      onePhase?: boolean
     }
   | { type: 'decide'; txn: string; decision: Decision }
   /** An operator's forced outcome for a transaction whose coordinator is gone for good. */
@@ -112,13 +122,14 @@ export function participantStep(
 ): ParticipantStep {
   switch (event.type) {
     case 'prepare':
-      return onPrepare(withContext(state, event))
+      return onPrepare(withContext(state, event), event.onePhase === true)
     case 'checked':
       // A store may still vote `yes` on reads (PostgreSQL holds their row locks): then it is
       // prepared like any other.
       if (event.readOnly && event.vote !== 'yes') {
         return onReadOnlyChecked(state, event.vote, event.reason ?? null)
       }
+      if (event.onePhase && event.vote === 'yes') return onOnePhaseChecked(state)
       return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env)
     case 'decide':
       return onDecide(state, event.decision, false)
@@ -146,14 +157,25 @@ function voteReply(state: ParticipantTxn, vote: Ballot, reason: string | null): 
   return { type: 'reply', reply: { kind: 'vote', txn: state.txn, vote, reason } }
 }
 
-function onPrepare(state: ParticipantTxn): ParticipantStep {
+function onPrepare(state: ParticipantTxn, onePhase = false): ParticipantStep {
   // A repeated prepare gets the recorded answer and persists nothing. An aborted transaction
   // answers `no` even if it once voted yes: a `yes` now could let a coordinator commit it.
   if (state.state === 'unknown') return [state, [{ type: 'check', txn: state.txn }]]
   if (state.state === 'aborted') {
     return [state, [voteReply(state, 'no', state.reason ?? 'transaction is already aborted')]]
   }
+  // A repeated one-phase prepare learns the outcome it already caused.
+  if (state.state === 'committed' && onePhase)
+    return [state, [outcomeReply(state.txn, 'committed')]]
   return [state, [voteReply(state, 'yes', null)]]
+}
+
+/** One phase: the checks hold, so commit now. The commit record (with the writes) is the only
+ * forced write, and the answer is the outcome, not a vote. */
+function onOnePhaseChecked(state: ParticipantTxn): ParticipantStep {
+  if (state.state !== 'unknown') return onPrepare(state, true)
+  const next: ParticipantTxn = { ...state, state: 'committed', vote: 'yes' }
+  return [next, [persistOf(next, 'apply'), outcomeReply(state.txn, 'committed')]]
 }
 
 function onChecked(

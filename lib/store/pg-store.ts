@@ -38,6 +38,8 @@ const SCHEMA = `
 const POOL_MAX = 20
 
 export class PgStore implements ParticipantStore {
+  /** A one-phase prepare is prepared and voted on as usual (see ParticipantStore). */
+  readonly onePhase = false
   readonly #sql: SQL
   readonly #work = new PreparedWork()
   /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */

@@ -16,6 +16,7 @@ import type { ParticipantStore, StoredRecord, Verdict } from './store.ts'
 export const PARTICIPANT_DB = 'participant.db'
 
 export class SqliteStore implements ParticipantStore {
+  readonly onePhase = true
   readonly #log: DurableLog<StoredRecord>
   readonly #work = new PreparedWork()
 

@@ -11,6 +11,10 @@ export type Verdict = { vote: Ballot; reason?: string }
 export type PrepareContext = { coordinator?: string; peers?: readonly string[]; at?: number }
 
 export interface ParticipantStore {
+  /** Whether a `yes` may commit at once (one phase): the writes and the commit record in one
+   * atomic, durable write whose failure leaves nothing behind. PostgreSQL's cannot promise it:
+   * a COMMIT can succeed while the connection dies, and a retry would apply the writes twice. */
+  readonly onePhase: boolean
   /** Every record, oldest first; rebuilds the store's prepared work and locks as it goes. */
   load(): Promise<ParticipantRecord[]>
   /** Checks `ops` against the committed data and the locks (no wait) and, on `yes`, takes a

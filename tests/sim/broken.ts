@@ -62,6 +62,19 @@ const asksReadOnlyPeers: Protocol = {
   },
 }
 
+/** A coordinator that times out a one-phase prepare like a two-phase one and aborts, although
+ * the participant may have committed on its own and only the answer was lost. */
+const timesOutOnePhase: Protocol = {
+  ...realProtocol,
+  coordinatorStep(state, event, env) {
+    if (state.onePhase && event.type === 'tick') {
+      const { onePhase: _, ...twoPhase } = state
+      return coordinatorStep(twoPhase, event, env)
+    }
+    return coordinatorStep(state, event, env)
+  },
+}
+
 /** A participant that gives up waiting and aborts on its own after voting yes. */
 const abortsWhenInDoubt: Protocol = {
   ...realProtocol,
@@ -84,5 +97,6 @@ export const BROKEN: Record<string, Protocol> = {
   'sends-before-persisting': sendsBeforePersisting,
   'forces-nothing': forcesNothing,
   'asks-read-only-peers': asksReadOnlyPeers,
+  'times-out-one-phase': timesOutOnePhase,
   'aborts-when-in-doubt': abortsWhenInDoubt,
 }

@@ -81,8 +81,9 @@ export type SimConfig = {
   faultPhaseMs?: number
   /** Keep every trace line (for the golden test); by default only the last 300. */
   fullTrace?: boolean
-  /** The service's presumed abort (aborts neither forced nor acknowledged); by default odd
-   * seeds run it and even seeds run the batch coordinator's rules. */
+  /** The service's presumed abort (aborts neither forced nor acknowledged) and one-phase commit
+   * for a single participant; by default odd seeds run them and even seeds run the batch
+   * coordinator's rules. */
   presumedAbort?: boolean
 }
 
@@ -151,6 +152,7 @@ export class Sim {
       timeoutMs: 150,
       backoff: { baseMs: 5, capMs: 80 },
       presumedAbort: config.presumedAbort ?? config.seed % 2 === 1,
+      onePhase: config.presumedAbort ?? config.seed % 2 === 1,
     }
     this.#participantEnv = { prng, inDoubtAfterMs: 250, backoff: { baseMs: 20, capMs: 200 } }
     const base = (id: string): NodeBase => ({ id, up: true, epoch: 0, downUntil: 0 })
@@ -389,6 +391,7 @@ export class Sim {
         now: this.now,
         coordinator: 'c',
         peers: request.participants,
+        ...(request.onePhase ? { onePhase: true } : {}),
       } as const
       return this.#participantHandle(p, event, request.ops ?? [])
     }
@@ -509,6 +512,7 @@ export class Sim {
           now: this.now,
           ...verdict,
           ...(readsOnly(ops) ? { readOnly: true } : {}),
+          ...(event.type === 'prepare' && event.onePhase ? { onePhase: true } : {}),
         },
         ops,
       )
@@ -619,6 +623,14 @@ function replyEvent(
       ...(reply.reason ? { reason: reply.reason } : {}),
     }
   if (reply.kind === 'conflict') return { type: 'refused', from, error: reply.error, now }
+  if (message.type === 'prepare' && message.onePhase && reply.kind === 'outcome') {
+    return {
+      type: 'outcome',
+      from,
+      decision: reply.state === 'committed' ? 'commit' : 'abort',
+      now,
+    }
+  }
   if (message.type === 'prepare') return { type: 'unreachable', to: from, now }
   return { type: 'ack', from, now }
 }

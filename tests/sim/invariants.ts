@@ -137,6 +137,38 @@ export class Invariants {
         .reduce<number>((sum, v: Json) => sum + (typeof v === 'number' ? v : 0), 0)
       if (total !== expectedTotal)
         this.#fail('bank: total conserved', `total ${total}, expected ${expectedTotal}`)
+      this.#balancesMatchCommits()
+    }
+  }
+
+  /** Each balance is the opening one plus the adds of the transactions the coordinator
+   * committed (adds commute, so their order does not matter): no commit applied twice, none
+   * lost, none applied with other operations than its own. */
+  #balancesMatchCommits(): void {
+    const sim = this.sim
+    const expected = new Map<string, number>()
+    for (const p of sim.participants) {
+      for (const [key, value] of Object.entries(sim.config.data[p.id] ?? {})) {
+        expected.set(`${p.id} ${key}`, value as number)
+      }
+    }
+    for (const w of sim.config.workload) {
+      if (sim.coordinator.txns.get(w.txn)?.decision !== 'commit') continue
+      for (const [id, ops] of Object.entries(w.ops)) {
+        for (const op of ops) {
+          if (op.op !== 'add') continue
+          const key = `${id} ${op.key}`
+          expected.set(key, (expected.get(key) ?? 0) + op.amount)
+        }
+      }
+    }
+    for (const p of sim.participants) {
+      for (const [key, value] of p.store.durable.data) {
+        const want = expected.get(`${p.id} ${key}`) ?? 0
+        if (value !== want) {
+          this.#fail('bank: balances match the commits', `${p.id} ${key} = ${value}, want ${want}`)
+        }
+      }
     }
   }
 }
