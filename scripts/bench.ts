@@ -1,6 +1,7 @@
 // The benchmark: a fresh cluster (three participants and `coordinator.ts serve` as real
 // processes on loopback, SQLite with synchronous=FULL), driven through POST /transactions.
-//   bun run bench [-- --concurrency 1,64,256] [--transactions 5000] [--mix commit|conflict|data]
+//   bun run bench [-- --concurrency 1,64,256] [--transactions 5000]
+//                 [--mix commit|conflict|data|single]
 //                 [--json] [--profile DIR]
 // --profile writes each node's CPU profile (markdown) into DIR when the run ends.
 // Prints, per concurrency: transactions/s, latency p50/p99/max, forced writes (fsyncing commits)
@@ -11,7 +12,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
 
-type Mix = 'commit' | 'conflict' | 'data'
+type Mix = 'commit' | 'conflict' | 'data' | 'single'
 type Row = {
   concurrency: number
   transactions: number
@@ -39,12 +40,16 @@ const { values } = parseArgs({
 const levels = (values.concurrency ?? '1,64,256').split(',').map(Number)
 const count = Number(values.transactions ?? '5000')
 const mix = (values.mix ?? 'commit') as Mix
-if (!['commit', 'conflict', 'data'].includes(mix)) throw new Error(`unknown mix ${mix}`)
+if (!['commit', 'conflict', 'data', 'single'].includes(mix)) throw new Error(`unknown mix ${mix}`)
 
 /** The body of transaction `i` for the chosen mix. */
 function bodyOf(i: number, run: string): string {
   const id = `${run}-${i}`
   if (mix === 'commit') return JSON.stringify({ id })
+  // One participant per transaction, in turn: one-phase commit.
+  if (mix === 'single') {
+    return JSON.stringify({ id, ops: { [i % 3]: [{ op: 'set', key: `k:${run}:${i}`, value: i }] } })
+  }
   const hot = mix === 'conflict' && i % 10 === 0
   const op = hot
     ? { op: 'add', key: 'hot', amount: 1 }
