@@ -20,13 +20,15 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** Replaces `path` with `data` so that a reader or a crash sees either the old or the new file. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+/** Replaces `path` with `data` so that a reader or a crash sees either the old or the new file.
+ * `durable: false` skips the two fsyncs: still atomic for readers and for a process crash, but
+ * a power loss may leave the old file or an empty one (fine for a view rebuilt at start-up). */
+export async function writeFileAtomic(path: string, data: string, durable = true): Promise<void> {
   const temp = tempPathOf(path)
   const file = await open(temp, 'wx', 0o644)
   try {
     await file.writeFile(data)
-    await file.sync()
+    if (durable) await file.sync()
   } catch (error) {
     await file.close()
     await unlink(temp).catch(() => {})
@@ -34,6 +36,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
   }
   await file.close()
   await rename(temp, path)
+  if (!durable) return
   const dir = await open(dirname(path), 'r')
   try {
     await dir.sync()
@@ -50,7 +53,9 @@ export function sweepTempFiles(dir: string): void {
 }
 
 /**
- * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). Each
+ * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). It is
+ * replaced atomically but not fsynced: the log is what is durable, and the node rebuilds the
+ * file from it at start-up, so a power loss that takes the last rewrite loses nothing. Each
  * `refresh()` resolves once a write that started after the call has reached the disk; calls
  * that arrive during a write share the next one, so a burst costs two writes, not one each.
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
@@ -105,7 +110,7 @@ export class FileView {
   async #write(): Promise<void> {
     const text = this.render()
     if (text === this.#written) return
-    await writeFileAtomic(this.path, text)
+    await writeFileAtomic(this.path, text, false)
     this.#written = text
   }
 }
