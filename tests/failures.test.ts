@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FaultProxy } from './helpers/proxy.ts'
+import { FaultProxy, stopProxies } from './helpers/proxy.ts'
 import {
   cleanup,
   freePort,
@@ -17,9 +17,8 @@ import {
   type Node,
 } from './helpers/processes.ts'
 
-const proxies: FaultProxy[] = []
 afterEach(async () => {
-  for (const p of proxies.splice(0)) p.stop()
+  stopProxies()
   await cleanup()
 })
 
@@ -136,14 +135,13 @@ describe('a participant killed at each failpoint recovers on restart', () => {
   })
 })
 
-/** A cluster whose coordinator reaches participant i only through proxies[i]. */
+/** A cluster whose coordinator reaches participant i only through proxied[i]. */
 async function proxiedCluster(inDoubtAfter: number, args: string[] = []) {
   const pargs = ['--in-doubt-after', String(inDoubtAfter)]
   const participants = await Promise.all(
     [0, 1, 2].map(() => startParticipant(tempDir(), { args: pargs })),
   )
   const proxied = participants.map((p) => new FaultProxy(p.url))
-  proxies.push(...proxied)
   const urls = proxied.map((p) => p.url)
   const dir = tempDir()
   const coordinator = await startCoordinatorService(dir, { participants: urls, args })

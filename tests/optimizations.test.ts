@@ -1,7 +1,7 @@
 // The classic optimizations, seen from outside: a read-only participant writes nothing and is
 // left out of phase two; under presumed abort an abort is sent once and never acknowledged.
 import { afterEach, expect, test } from 'bun:test'
-import { FaultProxy } from './helpers/proxy.ts'
+import { FaultProxy, stopProxies } from './helpers/proxy.ts'
 import {
   cleanup,
   getJson,
@@ -13,9 +13,8 @@ import {
   type Node,
 } from './helpers/processes.ts'
 
-const proxies: FaultProxy[] = []
 afterEach(async () => {
-  for (const p of proxies.splice(0)) p.stop()
+  stopProxies()
   await cleanup()
 })
 
@@ -26,7 +25,6 @@ async function cluster(
   const writer = await startParticipant(tempDir())
   const reader = await startParticipant(tempDir(), { args: readerArgs })
   const proxy = new FaultProxy(reader.url)
-  proxies.push(proxy)
   const c = await startCoordinatorService(tempDir(), { participants: [writer.url, proxy.url] })
   return { writer, reader, proxy, c }
 }

@@ -102,14 +102,7 @@ export function begin(
   if (participants.length === 0) throw new Error('assertion: a transaction needs participants')
   const onePhase = env.onePhase === true && participants.length === 1
   const state: CoordinatorTxn = {
-    txn,
-    participants,
-    phase: 'preparing',
-    decision: null,
-    votes: {},
-    reasons: {},
-    acks: [],
-    refusals: {},
+    ...preparing(txn, participants),
     deadline: now + env.timeoutMs,
     outstanding: inFlight(participants, 0),
     ...(Object.keys(ops).length > 0 ? { ops } : {}),
@@ -359,6 +352,7 @@ function opsOf(from: { ops?: Readonly<Record<string, readonly Op[]>> }) {
   return from.ops ? { ops: from.ops } : {}
 }
 
+/** A transaction before any prepare is sent (as a restart rebuilds it from its begin record). */
 function preparing(txn: string, participants: readonly string[]): CoordinatorTxn {
   return {
     txn,

@@ -15,6 +15,14 @@ function batchStep(body: ArrayBuffer | undefined): string {
 
 export type Fault = 'pass' | 'refuse' | 'drop' | { delayMs: number }
 
+/** Every proxy not yet stopped, so a test's afterEach can stop them all. */
+const running = new Set<FaultProxy>()
+
+/** Stops every proxy still running (each test's afterEach). */
+export function stopProxies(): void {
+  for (const proxy of running) proxy.stop()
+}
+
 export class FaultProxy {
   readonly #server: ReturnType<typeof Bun.serve>
   #faults = new Map<string, Fault>() // by path; '*' for every path
@@ -28,6 +36,7 @@ export class FaultProxy {
       hostname: '127.0.0.1',
       fetch: (request) => this.#handle(request),
     })
+    running.add(this)
   }
 
   get url(): string {
@@ -46,6 +55,7 @@ export class FaultProxy {
   }
 
   stop(): void {
+    running.delete(this)
     this.heal()
     this.#server.stop(true)
   }
