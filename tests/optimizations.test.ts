@@ -69,7 +69,8 @@ test('a read-only check that fails votes no and the transaction aborts', async (
   })
   expect(reply.body.decision).toBe('abort')
   expect(reply.body.votes[proxy.url]).toBe('no')
-  expect((await getJson(`${writer.url}/transactions/r2`)).state).toBe('aborted')
+  // The abort reaches the writer just after the client hears the decision.
+  await waitFor(async () => (await getJson(`${writer.url}/transactions/r2`)).state === 'aborted')
   expect((await getJson(`${writer.url}/kv/order`)).error).toBeDefined()
 })
 
