@@ -56,7 +56,7 @@ export function sweepTempFiles(dir: string): void {
  * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). It is
  * replaced atomically but not fsynced: the log is what is durable, and the node rebuilds the
  * file from it at start-up, so a power loss that takes the last rewrite loses nothing. Each
- * `refresh()` resolves once a write that started after the call has reached the disk; calls
+ * `refresh()` resolves once a write that started after the call is in place; calls
  * that arrive during a write share the next one, so a burst costs two writes, not one each.
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
  * so a busy node rewrites the file a few times a second instead of once per transaction.

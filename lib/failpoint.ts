@@ -7,7 +7,7 @@ export const FAILPOINTS = [
   'participant-after-vote-logged', // yes vote durable, reply not sent
   'participant-after-outcome-logged', // commit/abort durable, acknowledgement not sent
   'coordinator-after-begin-logged', // the lazy begin record reached the disk (no decision yet)
-  'coordinator-after-decision-logged', // decision durable, not sent to anyone
+  'coordinator-after-decision-logged', // decision durable; a commit not yet sent to anyone
   'coordinator-after-first-ack', // one participant acknowledged the decision, others not yet
   'pg-after-prepare', // PostgreSQL: PREPARE TRANSACTION done, the vote not yet answered
   'log-before-flush', // records queued for a group commit, not yet written (`@N`: the Nth flush)

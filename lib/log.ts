@@ -82,7 +82,7 @@ export class DurableLog<R> {
     for (const waiter of group) waiter.resolve()
   }
 
-  /** Writes what is still pending (lazy records, on a clean stop), then closes. */
+  /** Writes what is still pending (lazy records), then closes: a clean stop loses nothing. */
   close(): void {
     this.#flush()
     this.#db.close()

@@ -1,8 +1,8 @@
 // How the coordinator's messages reach a participant: batched. Messages for one participant that
 // are queued while a request to it is in flight travel together in the next POST /batch (at most
-// MAX_BATCH each, MAX_IN_FLIGHT requests at a time), so at high load many transactions share one
-// HTTP request; alone, a message leaves at once. A participant without /batch gets single
-// requests to the classic endpoints.
+// MAX_BATCH each, MAX_IN_FLIGHT requests at a time for prepares and as many for decisions), so at
+// high load many transactions share one HTTP request; alone, a message leaves at once. A
+// participant without /batch gets single requests to the classic endpoints.
 import type { CoordinatorEvent, CoordinatorMessage } from './core.ts'
 
 export const MAX_BATCH = 256

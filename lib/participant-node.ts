@@ -163,6 +163,12 @@ export class ParticipantNode {
    * classic endpoints) an outcome is answered only once state.txt shows it too; without (a
    * batch) once it is in the log, with state.txt following moments later. */
   async handle(event: ParticipantEvent, waitForView = true): Promise<Reply> {
+    // A peer's question about a transaction we are prepared on is answered at once: `uncertain`
+    // promises nothing, and waiting would deadlock two participants in doubt asking each other
+    // while each holds its transaction for its own question.
+    if (event.type === 'decision-request' && this.state(event.txn).state === 'prepared') {
+      return { kind: 'uncertain', txn: event.txn }
+    }
     const reply = await this.#queue.run(event.txn, () => this.#run(event, !waitForView))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
     return this.#afterView(reply, waitForView)
@@ -214,7 +220,10 @@ export class ParticipantNode {
         await this.#persist(action.record, action.effect, lazy)
       }
       if (action.type === 'reply') reply = action.reply
-      if (action.type === 'ask') void this.#ask(action.txn, action.coordinator, action.peers)
+      // The answer is acted on before any other event of this transaction: a prepare that
+      // arrived meanwhile (a client retrying the id after the coordinator lost its lazy begin
+      // record) must not get a `yes` from a participant just told `unknown`, which is abort.
+      if (action.type === 'ask') return this.#run(await this.#ask(action))
     }
     return reply
   }
@@ -260,20 +269,22 @@ export class ParticipantNode {
     const now = Date.now()
     for (const txn of this.#prepared) {
       const askAt = this.txns.get(txn)?.askAt
-      if (askAt != null && askAt <= now)
-        void this.#queue.run(txn, () => this.#run({ type: 'tick', txn, now }))
+      if (askAt != null && askAt <= now) {
+        void this.#queue
+          .run(txn, () => this.#run({ type: 'tick', txn, now }))
+          .catch((error) => console.error(`in doubt about ${txn}: ${error}`))
+      }
     }
   }
 
-  /** Asks who might know the outcome; what it learns goes back into the core as an event. */
-  async #ask(txn: string, coordinator: string | null, peers: readonly string[]): Promise<void> {
+  /** Asks who might know the outcome; what it learns is the core's next event. */
+  async #ask(action: ParticipantAction & { type: 'ask' }): Promise<ParticipantEvent> {
+    const { txn, coordinator, peers } = action
     const requestMs = this.options.requestMs ?? 2000
     const decision = await askOutcome(txn, { coordinator, peers, requestMs })
-    const event: ParticipantEvent =
-      decision === null
-        ? { type: 'unresolved', txn, now: Date.now() }
-        : { type: 'decide', txn, decision }
-    await this.#queue.run(txn, () => this.#run(event))
+    return decision === null
+      ? { type: 'unresolved', txn, now: Date.now() }
+      : { type: 'decide', txn, decision }
   }
 
   /** Prepared transactions past the in-doubt limit, longest waiting first. */

@@ -213,13 +213,15 @@ const participantRows: ParticipantRow[] = [
     state: { ...told, state: 'committed', vote: 'yes' },
     actions: [outcome('committed')],
   },
+  // Rule: in one phase a `no` is the decision: its record is required, not optional, or a late
+  // copy of the prepare could be checked again and commit.
   {
-    rule: 'checked no in one phase is a no as ever',
+    rule: 'checked no in one phase persists aborted, required, and replies no',
     given: told,
     event: { type: 'checked', txn: T, vote: 'no', reason: NO_REASON, now: NOW, onePhase: true },
     state: abortedNo,
     actions: [
-      persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release', true),
+      persist({ state: 'aborted', vote: 'no', reason: NO_REASON }, 'release'),
       voteReply('no', NO_REASON),
     ],
   },
@@ -717,11 +719,13 @@ function lazily(record: CoordinatorRecord): CoordinatorAction {
 }
 
 const beginRecord: CoordinatorRecord = { type: 'begin', txn: T, participants: PS }
-const decisionRecord = (decision: Decision): CoordinatorRecord => ({
+/** A decision record; `to` names those owed it when not everyone is. */
+const decisionRecord = (decision: Decision, to?: readonly string[]): CoordinatorRecord => ({
   type: 'decision',
   txn: T,
   decision,
   participants: PS,
+  ...(to ? { to } : {}),
 })
 const doneRecord: CoordinatorRecord = { type: 'done', txn: T }
 
@@ -850,7 +854,11 @@ describe('coordinatorStep: votes', () => {
     const [state, steps] = drive(started(), [vote('p0', 'yes'), vote('p1', 'no', 'disk full')])
     expect(steps).toEqual([
       [],
-      [logged(decisionRecord('abort')), sendDecide('p0', 'abort'), sendDecide('p2', 'abort')],
+      [
+        logged(decisionRecord('abort', ['p0', 'p2'])),
+        sendDecide('p0', 'abort'),
+        sendDecide('p2', 'abort'),
+      ],
     ])
     expect(state).toEqual({
       ...preparing,
@@ -870,7 +878,11 @@ describe('coordinatorStep: votes', () => {
       PS.map((p) => vote(p, 'no')),
     )
     expect(steps).toEqual([
-      [logged(decisionRecord('abort')), sendDecide('p1', 'abort'), sendDecide('p2', 'abort')],
+      [
+        logged(decisionRecord('abort', ['p1', 'p2'])),
+        sendDecide('p1', 'abort'),
+        sendDecide('p2', 'abort'),
+      ],
       [],
       [],
     ])
@@ -880,7 +892,7 @@ describe('coordinatorStep: votes', () => {
   test('when every participant voted no, the abort is done at once: nobody is owed it', () => {
     const [s0] = begin(T, ['p0'], START, env)
     const [state, actions] = coordinatorStep(s0, vote('p0', 'no'), env)
-    const record = { ...decisionRecord('abort'), participants: ['p0'] }
+    const record = { ...decisionRecord('abort', []), participants: ['p0'] }
     expect(actions).toEqual([logged(record), lazily(doneRecord)])
     expect(state).toEqual({
       ...preparing,
@@ -1263,7 +1275,7 @@ describe('read-only participants', () => {
   test('a read-only voter is neither sent the commit nor owes an ack', () => {
     const [state, steps] = drive(started(), [vote('p0', 'yes'), ro('p1'), vote('p2', 'yes')])
     expect(steps.at(-1)).toEqual([
-      logged(decisionRecord('commit')),
+      logged(decisionRecord('commit', ['p0', 'p2'])),
       sendDecide('p0', 'commit'),
       sendDecide('p2', 'commit'),
     ])
@@ -1273,12 +1285,15 @@ describe('read-only participants', () => {
 
   test('nor is it sent the abort', () => {
     const [, steps] = drive(started(), [ro('p1'), vote('p0', 'no')])
-    expect(steps.at(-1)).toEqual([logged(decisionRecord('abort')), sendDecide('p2', 'abort')])
+    expect(steps.at(-1)).toEqual([
+      logged(decisionRecord('abort', ['p2'])),
+      sendDecide('p2', 'abort'),
+    ])
   })
 
   test('when every participant only read, it commits with no phase two at all', () => {
     const [state, steps] = drive(started(), PS.map(ro))
-    expect(steps.at(-1)).toEqual([logged(decisionRecord('commit')), lazily(doneRecord)])
+    expect(steps.at(-1)).toEqual([logged(decisionRecord('commit', [])), lazily(doneRecord)])
     expect(state.phase).toBe('done')
   })
 
@@ -1312,9 +1327,10 @@ describe('presumed abort (the service)', () => {
   test('an abort is logged lazily, sent once and done at once', () => {
     const [state, steps] = drive(started(pa), [vote('p0', 'yes'), vote('p1', 'no', 'full')], pa)
     expect(steps.at(-1)).toEqual([
-      lazily(decisionRecord('abort')),
+      lazily(decisionRecord('abort', ['p0', 'p2'])),
       sendDecide('p0', 'abort'),
       sendDecide('p2', 'abort'),
+      lazily(doneRecord),
     ])
     expect(state.phase).toBe('done')
     expect(state.outstanding).toEqual({})
@@ -1354,6 +1370,16 @@ describe('presumed abort (the service)', () => {
     const [state, actions] = resume(back!, pa)
     expect(actions).toEqual(PS.map((p) => sendDecide(p, 'abort')))
     expect(state.phase).toBe('done')
+  })
+
+  // Rule: after a restart the decision goes again only to those owed it: a read-only or a `no`
+  // voter is not, and a decision nobody is owed is done.
+  test('a recovered decision is owed only to those its record names', () => {
+    const [back] = [...recoverCoordinator([decisionRecord('commit', ['p0', 'p2'])]).values()]
+    expect(back?.outstanding).toEqual(fresh(['p0', 'p2']))
+    expect(back?.acks).toEqual(['p1'])
+    const [none] = [...recoverCoordinator([decisionRecord('abort', [])]).values()]
+    expect(none?.phase).toBe('done')
   })
 
   // Rule: the decision record names the participants, so a lost (lazy) begin loses nothing.

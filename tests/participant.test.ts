@@ -618,3 +618,44 @@ test('state.txt shows an outcome only once its record is durable', async () => {
   await node.close()
   rmSync(dir, { recursive: true, force: true })
 })
+
+describe('in doubt', () => {
+  // Rule: `unknown` from the coordinator is an abort, acted on before any other event of the
+  // transaction. A prepare of the same id arriving meanwhile (a client retrying it after the
+  // coordinator lost its lazy begin record) must get `no`, not the old `yes`: a `yes` could let
+  // the new run commit what this participant is about to abort.
+  test('a prepare that arrives while it asks waits for the answer and votes no', async () => {
+    const { promise: asked, resolve: markAsked } = Promise.withResolvers<void>()
+    const { promise: answer, resolve: release } = Promise.withResolvers<void>()
+    const coordinator = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch() {
+        markAsked()
+        await answer
+        return Response.json({ id: 'x', state: 'unknown' })
+      },
+    })
+    try {
+      const node = new ParticipantNode(tempDir(), null, { inDoubtAfterMs: 20, tickMs: 5 })
+      nodes.add(node)
+      await node.start()
+      const url = `http://127.0.0.1:${coordinator.port}`
+      expect(await node.prepare('x', [], { coordinator: url }, false)).toMatchObject({
+        vote: 'yes',
+      })
+      await asked
+      const again = node.prepare('x', [], { coordinator: url }, false)
+      // A peer asking meanwhile is told `uncertain` at once, not made to wait.
+      expect(await node.handle({ type: 'decision-request', txn: 'x' })).toEqual({
+        kind: 'uncertain',
+        txn: 'x',
+      })
+      release()
+      expect(await again).toMatchObject({ kind: 'vote', vote: 'no' })
+      expect(node.state('x').state).toBe('aborted')
+    } finally {
+      coordinator.stop(true)
+    }
+  })
+})

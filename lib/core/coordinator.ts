@@ -16,7 +16,9 @@ export type CoordinatorTxn = Readonly<{
   txn: string
   participants: readonly string[]
   phase: CoordinatorPhase
-  /** Set once, never changed: the decision is logged before anyone hears of it. */
+  /** Set once, never changed. A commit is logged before anyone hears of it; a presumed abort
+   * may be sent first (a lost one is still an abort); a one-phase decision is the participant's
+   * own outcome, durable in its log. */
   decision: Decision | null
   votes: Readonly<Record<string, Ballot>>
   reasons: Readonly<Record<string, string>>
@@ -44,8 +46,15 @@ export type CoordinatorRecord =
       onePhase?: true
       ops?: Readonly<Record<string, readonly Op[]>>
     }
-  /** `participants` makes a decision recoverable without its (lazy) begin record. */
-  | { type: 'decision'; txn: string; decision: Decision; participants?: readonly string[] }
+  /** `participants` makes a decision recoverable without its (lazy) begin record; `to`, when
+   * not all of them, names those owed it (not the `no` and `read-only` voters). */
+  | {
+      type: 'decision'
+      txn: string
+      decision: Decision
+      participants?: readonly string[]
+      to?: readonly string[]
+    }
   | { type: 'done'; txn: string }
 
 export type CoordinatorMessage =
@@ -198,6 +207,7 @@ function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv):
     txn: state.txn,
     decision,
     participants: state.participants,
+    ...(targets.length < state.participants.length ? { to: targets } : {}),
   }
   const persist: CoordinatorAction = {
     type: 'persist',
@@ -205,8 +215,9 @@ function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv):
     ...(presumed ? { lazy: true } : {}),
   }
   const sends = targets.map((to) => decideTo(next, to))
-  // Presumed abort: sent once, never acknowledged, so done at once and no done record.
-  if (presumed) return [next, [persist, ...sends]]
+  // Presumed abort: sent once, never acknowledged, so done at once (its done record, lazy too,
+  // keeps a restart from sending it again).
+  if (presumed) return [next, [persist, ...sends, lazyDone(state.txn)]]
   if (targets.length === 0) return finish(next, [persist])
   return [next, [persist, ...sends]]
 }
@@ -232,14 +243,7 @@ function onOutcome(state: CoordinatorTxn, from: string, decision: Decision): Ste
     decision,
     participants: state.participants,
   }
-  const done: CoordinatorRecord = { type: 'done', txn: state.txn }
-  return [
-    next,
-    [
-      { type: 'persist', record, lazy: true, settled: true },
-      { type: 'persist', record: done, lazy: true },
-    ],
-  ]
+  return [next, [{ type: 'persist', record, lazy: true, settled: true }, lazyDone(state.txn)]]
 }
 
 function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Step {
@@ -255,13 +259,12 @@ function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Ste
 }
 
 function finish(state: CoordinatorTxn, actions: CoordinatorAction[]): Step {
-  // Lazy: without it a restart only sends the decision again, which participants ignore.
-  const done: CoordinatorAction = {
-    type: 'persist',
-    record: { type: 'done', txn: state.txn },
-    lazy: true,
-  }
-  return [{ ...state, phase: 'done' }, [...actions, done]]
+  return [{ ...state, phase: 'done' }, [...actions, lazyDone(state.txn)]]
+}
+
+/** Lazy: without it a restart only sends the decision again, which participants ignore. */
+function lazyDone(txn: string): CoordinatorAction {
+  return { type: 'persist', record: { type: 'done', txn }, lazy: true }
 }
 
 function onUnreachable(state: CoordinatorTxn, to: string, now: number, env: CoordinatorEnv): Step {
@@ -338,9 +341,12 @@ export function recoverCoordinator(
       txns.set(r.txn, r.onePhase ? { ...begun, onePhase: true, ...opsOf(r) } : begun)
     } else if (r.type === 'decision' && (prior || r.participants)) {
       prior ??= preparing(r.txn, r.participants!)
-      // Votes are not logged, so after a restart every participant is sent the decision again.
-      const outstanding = inFlight(prior.participants, 0)
-      txns.set(r.txn, { ...prior, phase: 'deciding', decision: r.decision, outstanding })
+      // Acks are not logged, so after a restart everyone owed the decision is sent it again.
+      const owed = r.to ?? prior.participants
+      const acks = prior.participants.filter((id) => !owed.includes(id))
+      const outstanding = inFlight(owed, 0)
+      const phase = owed.length === 0 ? 'done' : 'deciding' // nobody is owed it: done
+      txns.set(r.txn, { ...prior, phase, decision: r.decision, acks, outstanding })
     } else if (prior && r.type === 'done') {
       txns.set(r.txn, { ...prior, phase: 'done', acks: prior.participants, outstanding: {} })
     }

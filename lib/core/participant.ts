@@ -130,7 +130,7 @@ export function participantStep(
         return onReadOnlyChecked(state, event.vote, event.reason ?? null)
       }
       if (event.onePhase && event.vote === 'yes') return onOnePhaseChecked(state)
-      return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env)
+      return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env, event.onePhase)
     case 'decide':
       return onDecide(state, event.decision, false)
     case 'resolve':
@@ -184,6 +184,7 @@ function onChecked(
   reason: string | null,
   now: number,
   env: ParticipantEnv,
+  onePhase = false,
 ): ParticipantStep {
   // A check that raced with a decision for the same transaction is stale: answer as prepare would.
   if (state.state !== 'unknown') return onPrepare(state)
@@ -202,9 +203,12 @@ function onChecked(
     }
     return [next, [persistOf(next), voteReply(next, 'yes', null)]]
   }
-  // A `no` is a unilateral abort: allowed because no promise was made yet.
+  // A `no` is a unilateral abort: allowed because no promise was made yet. Its record may be
+  // lost (presumed abort) except in one phase, where this `no` is the decision: forgotten, a
+  // late copy of the same prepare could be checked again and commit.
   const next: ParticipantTxn = { ...state, state: 'aborted', vote: 'no', reason }
-  const persist = { ...persistOf(next, 'release'), optional: true } as const
+  const release = persistOf(next, 'release')
+  const persist = onePhase ? release : ({ ...release, optional: true } as const)
   return [next, [persist, voteReply(next, 'no', reason)]]
 }
 

@@ -2,7 +2,8 @@
 // PREPARE TRANSACTION: the database itself keeps a yes vote's work and row locks through crashes.
 //
 // Log rows (table twophase_log) and what they prove:
-// - `context` (autocommit, right after PREPARE): whom to ask in doubt, the operations, the time;
+// - `context` (autocommit, before the work begins, for every prepare): whom to ask in doubt,
+//   the operations, the time; used only for a transaction found in pg_prepared_xacts;
 // - `prepared` (inside the prepared transaction): visible only once COMMIT PREPARED ran, so a
 //   visible one means committed even if the `committed` row after it was lost in a crash;
 // - `committed` (autocommit, after COMMIT PREPARED) and `aborted` (autocommit, before ROLLBACK
