@@ -2,9 +2,7 @@
 // concurrent transfers through the coordinator service while participants and the PostgreSQL
 // server are SIGKILLed and restarted; afterwards money is conserved, every balance matches the
 // committed transfers, every participant agrees with the coordinator, and nothing is left locked.
-import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { afterEach, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import {
   homeOf,
@@ -18,7 +16,6 @@ import {
   type Bank,
   type Outcome,
 } from '../examples/bank.ts'
-import { startPgCluster, type PgCluster } from '../lib/pg-cluster.ts'
 import {
   cleanup,
   getJson,
@@ -28,6 +25,7 @@ import {
   tempDir,
   type Node,
 } from './helpers/processes.ts'
+import { usePgCluster } from './helpers/pg.ts'
 import { mapLimit } from '../scripts/util.ts'
 
 const SEED = Number(process.env.BANK_SEED ?? 7)
@@ -39,17 +37,7 @@ const KILL_EVERY = 300 // completed transfers between participant kills
 const PG_SERVER_KILL_AT = 1050 // completed transfers when the PostgreSQL server is killed
 const PG_PARTICIPANT = 1 // the participant index whose store is PostgreSQL
 
-let pg: PgCluster | null = null
-let pgDir = ''
-
-beforeAll(async () => {
-  pgDir = mkdtempSync(join(tmpdir(), 'twophase-bank-pg-')) // outlives the per-test cleanup
-  pg = await startPgCluster(pgDir)
-}, 120_000)
-afterAll(async () => {
-  await pg?.stop()
-  rmSync(pgDir, { recursive: true, force: true })
-})
+const pg = usePgCluster('twophase-bank-pg-')
 afterEach(cleanup)
 
 async function pgQuery(url: string, query: string): Promise<any[]> {
@@ -64,8 +52,8 @@ async function pgQuery(url: string, query: string): Promise<any[]> {
 
 test('bank: transfers stay atomic through participant and PostgreSQL crashes', async () => {
   const started = performance.now()
-  await pgQuery(pg!.url, 'CREATE DATABASE bank')
-  const pgStore = pg!.url.replace(/\/postgres$/, '/bank')
+  await pgQuery(pg.cluster().url, 'CREATE DATABASE bank')
+  const pgStore = pg.cluster().url.replace(/\/postgres$/, '/bank')
   // A participant that missed an abort (presumed abort sends it once) asks after 500 ms.
   const argsOf = (i: number) => [
     '--in-doubt-after',
@@ -104,8 +92,8 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
   const pgDown = { from: Infinity, to: Infinity }
   const restartPostgres = async (at: number) => {
     pgDown.from = completed
-    await pg!.kill()
-    await pg!.start()
+    await pg.cluster().kill()
+    await pg.cluster().start()
     pgDown.to = completed
     const held = await pgQuery(pgStore, 'SELECT gid FROM pg_prepared_xacts')
     crashes.push(`PostgreSQL server at ${at} (back with ${held.length} prepared)`)

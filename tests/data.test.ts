@@ -1,10 +1,6 @@
 // Transactions that carry data: operation semantics, no-wait locks and reads, through HTTP on real
 // processes. The same suite runs with every participant on SQLite and with one on PostgreSQL.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { startPgCluster, type PgCluster } from '../lib/pg-cluster.ts'
+import { afterEach, describe, expect, test } from 'bun:test'
 import {
   cleanup,
   getJson,
@@ -16,29 +12,20 @@ import {
   waitFor,
   type Node,
 } from './helpers/processes.ts'
+import { usePgCluster } from './helpers/pg.ts'
 
-let pg: PgCluster | null = null
-let pgDir = ''
+const pg = usePgCluster('twophase-pg-')
 let databases = 0
-
-beforeAll(async () => {
-  pgDir = mkdtempSync(join(tmpdir(), 'twophase-pg-')) // outlives each test's cleanup
-  pg = await startPgCluster(pgDir)
-}, 120_000)
-afterAll(async () => {
-  await pg?.stop()
-  rmSync(pgDir, { recursive: true, force: true })
-})
 afterEach(cleanup)
 
 /** A fresh database on the shared test cluster, so every test starts from empty data. */
 async function freshDatabase(): Promise<string> {
   const { SQL } = await import('bun')
-  const admin = new SQL({ url: pg!.url, max: 1 })
+  const admin = new SQL({ url: pg.cluster().url, max: 1 })
   const name = `t${++databases}`
   await admin.unsafe(`CREATE DATABASE ${name}`)
   await admin.close()
-  return pg!.url.replace(/\/postgres$/, `/${name}`)
+  return pg.cluster().url.replace(/\/postgres$/, `/${name}`)
 }
 
 type StoreKind = 'sqlite' | 'postgres'
@@ -249,14 +236,14 @@ describe('a participant on PostgreSQL when the database crashes', () => {
       const { node } = await participant('postgres')
       const ops = [{ op: 'set', key: 'k', value: 'after' }]
       expect((await prepare(node, 'crash1', ops)).body.vote).toBe('yes')
-      await pg!.kill()
+      await pg.cluster().kill()
       // Down: a prepare votes no, a decision is refused with 503 so the coordinator retries.
       const down = await prepare(node, 'crash2', [{ op: 'set', key: 'j', value: 1 }])
       expect(down.body.vote).toBe('no')
       expect(down.body.reason).toStartWith('database unavailable')
       expect((await postJson(`${node.url}/${decision}`, { txn: 'crash1' })).status).toBe(503)
       expect((await getJson(`${node.url}/transactions/crash1`)).state).toBe('prepared')
-      await pg!.start()
+      await pg.cluster().start()
       const state = decision === 'commit' ? 'committed' : 'aborted'
       const retried = await postJson(`${node.url}/${decision}`, { txn: 'crash1' })
       expect(retried).toEqual({ status: 200, body: { txn: 'crash1', state } })
@@ -324,8 +311,8 @@ describe('a participant on PostgreSQL when the database crashes', () => {
     const { node, store } = await participant('postgres', dir)
     await prepare(node, 'pg-held', [{ op: 'add', key: 'n', amount: 5 }])
     await kill(node)
-    await pg!.kill()
-    await pg!.start()
+    await pg.cluster().kill()
+    await pg.cluster().start()
     const back = (await participant('postgres', dir, node.port, store)).node
     expect((await getJson(`${back.url}/transactions/pg-held`)).state).toBe('prepared')
     expect((await getJson(`${back.url}/status`)).locks).toEqual({ n: 'pg-held' })
