@@ -5,41 +5,54 @@ import { cleanup, tempDir } from './helpers/processes.ts'
 
 afterEach(cleanup)
 
-test('a decision still waiting for its flush is answered as preparing, then as decided', async () => {
-  // A participant that votes yes and acknowledges everything.
-  const participant = Bun.serve({
-    port: 0,
-    hostname: '127.0.0.1',
-    async fetch(request) {
-      const { messages } = (await request.json()) as { messages: { type: string; txn: string }[] }
-      const replies = messages.map((m) => ({
-        status: 200,
-        body:
-          m.type === 'prepare' ? { txn: m.txn, vote: 'yes' } : { txn: m.txn, state: 'committed' },
-      }))
-      return Response.json({ replies })
-    },
-  })
-  const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true })
-  // A slow disk: the decision record's flush waits until the test lets it go.
-  const { promise: flushed, resolve: flush } = Promise.withResolvers<void>()
-  const append = node.log.append.bind(node.log)
-  node.log.append = async (record: CoordinatorRecord) => {
-    if (record.type === 'decision') await flushed
-    return append(record)
-  }
-  await node.start()
-  const url = `http://127.0.0.1:${participant.port}`
-  const app = createCoordinatorApp(node, { participants: [url], ackWaitMs: 1000 })
-  const answer = async () =>
-    ((await (await app.request('/transactions/d1')).json()) as { state: string }).state
-  const posted = app.request('/transactions', { method: 'POST', body: '{"id":"d1"}' })
-  while (node.txns.get('d1')?.decision !== 'commit') await Bun.sleep(1)
-  expect(await answer()).toBe('preparing') // decided in memory, not yet on disk
-  flush()
-  expect(((await (await posted).json()) as { decision: string }).decision).toBe('commit')
-  expect(await answer()).toBe('commit')
-  await node.flushView()
-  node.close()
-  participant.stop(true)
-})
+// A presumed abort too: its record is lazy, but nobody hears of it before it is on disk either.
+test.each([
+  ['a commit', 'commit'],
+  ['an abort', 'abort'],
+] as const)(
+  '%s still waiting for its flush is answered as preparing, then as decided',
+  async (_, decision) => {
+    // A participant that votes (yes for a commit, no for an abort) and acknowledges everything.
+    const participant = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(request) {
+        const { messages } = (await request.json()) as { messages: { type: string; txn: string }[] }
+        const replies = messages.map((m) => ({
+          status: 200,
+          body:
+            m.type === 'prepare'
+              ? { txn: m.txn, vote: decision === 'commit' ? 'yes' : 'no' }
+              : { txn: m.txn, state: 'committed' },
+        }))
+        return Response.json({ replies })
+      },
+    })
+    const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, presumedAbort: true })
+    // A slow disk: the decision record's flush waits until the test lets it go.
+    const { promise: flushed, resolve: flush } = Promise.withResolvers<void>()
+    const append = node.log.append.bind(node.log)
+    node.log.append = async (record: CoordinatorRecord) => {
+      if (record.type === 'decision') await flushed
+      return append(record)
+    }
+    await node.start()
+    const url = `http://127.0.0.1:${participant.port}`
+    const app = createCoordinatorApp(node, { participants: [url], ackWaitMs: 1000 })
+    const answer = async () =>
+      ((await (await app.request('/transactions/d1')).json()) as { state: string }).state
+    const posted = app.request('/transactions', { method: 'POST', body: '{"id":"d1"}' })
+    while (node.txns.get('d1')?.decision !== decision) await Bun.sleep(1)
+    expect(await answer()).toBe('preparing') // decided in memory, not yet on disk
+    let told = false
+    void Promise.resolve(posted).then(() => (told = true))
+    await Bun.sleep(10)
+    expect(told).toBe(false) // nor is the client told
+    flush()
+    expect(((await (await posted).json()) as { decision: string }).decision).toBe(decision)
+    expect(await answer()).toBe(decision)
+    await node.flushView()
+    node.close()
+    participant.stop(true)
+  },
+)

@@ -196,6 +196,30 @@ describe('commit and abort', () => {
     expect(await txnState(p, 't3')).toBe('unknown')
   })
 
+  // Rule: in a batch an outcome record may wait a moment to share a flush, but its answer still
+  // waits until it is in the log.
+  test('in a batch, a commit and an abort are answered once they are in the log', async () => {
+    const p = await open()
+    await prepare(p, 't1')
+    await prepare(p, 't2')
+    const messages = [
+      { type: 'commit', txn: 't1' },
+      { type: 'abort', txn: 't2' },
+    ]
+    const res = await p.app.request('/batch', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages }),
+    })
+    expect(res.status).toBe(200)
+    expect((p.node.store as SqliteStore).records()).toEqual([
+      expect.objectContaining({ txn: 't1', state: 'prepared' }),
+      expect.objectContaining({ txn: 't2', state: 'prepared' }),
+      expect.objectContaining({ txn: 't1', state: 'committed' }),
+      expect.objectContaining({ txn: 't2', state: 'aborted' }),
+    ])
+  })
+
   test('answer JSON with Accept: application/json', async () => {
     const p = await open()
     await prepare(p, 't1')
