@@ -11,14 +11,12 @@ import { resolve } from 'node:path'
 import {
   CoordinatorNode,
   UsageError,
-  createCoordinatorApp,
   parsePort,
   fail,
   isClientCommand,
   isTxnId,
   parseMs,
   namedParticipant,
-  runClient,
   participantUrl,
   participantsFromEnv,
   type CoordinatorTxn,
@@ -136,6 +134,8 @@ export type ServeOptions = {
 
 /** Starts the coordinator service: recovery first, then the HTTP API. */
 export async function serve(options: ServeOptions) {
+  // Loaded here, not at the top: batch mode never needs Hono.
+  const { createCoordinatorApp } = await import('./lib/coordinator-api.ts')
   const node = new CoordinatorNode({
     dir: options.dir,
     timeoutMs: options.timeoutMs,
@@ -190,7 +190,10 @@ async function main(argv: string[]): Promise<never> {
     node.close() // writes the lazy records still pending
     process.exit(0)
   }
-  if (isClientCommand(argv[0])) process.exit(await runClient(argv))
+  if (isClientCommand(argv[0])) {
+    const { runClient } = await import('./lib/client.ts')
+    process.exit(await runClient(argv))
+  }
   const problem = await runBatch(parseBatchArgs(argv))
   if (problem) fail(new Error(problem))
   process.exit(0)

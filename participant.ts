@@ -5,28 +5,23 @@ import { Hono, type Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { parseArgs } from 'node:util'
 import { join, resolve } from 'node:path'
+import { httpError, readJsonObject, useJsonErrors, wantsJson } from './lib/http-app.ts'
 import {
   ParticipantNode,
   UsageError,
   fail,
-  httpError,
   isTxnId,
+  MAX_BATCH,
   parseMs,
   parsePort,
-  readJsonObject,
   readVotesFile,
   resolveHeuristically,
   txnIdError,
-  useJsonErrors,
-  wantsJson,
   writeAddressFile,
-  MAX_BATCH,
   OpError,
   StoreUnavailable,
-  PgStore,
   SqliteStore,
   parseOps,
-  startPgCluster,
   type ParticipantStore,
   type Decision,
   type Op,
@@ -239,12 +234,15 @@ async function serve(argv: string[]): Promise<void> {
  * `--store postgres`: a private throwaway PostgreSQL cluster under DIR/postgres, for trying out. */
 async function openStore(spec: string, dir: string): Promise<ParticipantStore> {
   if (spec === 'sqlite') return new SqliteStore(dir)
+  // PostgreSQL support is loaded only when it is asked for.
+  const { PgStore } = await import('./lib/store/pg-store.ts')
   if (/^postgres(ql)?:\/\//.test(spec)) return new PgStore(spec)
   if (spec !== 'postgres') {
     throw new UsageError(
       `invalid --store ${JSON.stringify(spec)}: expected sqlite, postgres or a postgres:// URL`,
     )
   }
+  const { startPgCluster } = await import('./lib/pg-cluster.ts')
   const cluster = await startPgCluster(join(dir, 'postgres'), { adopt: true })
   console.log(`private PostgreSQL at ${cluster.url} (data ${cluster.dataDir})`)
   process.on('exit', () => void cluster.stop())

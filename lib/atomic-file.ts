@@ -1,6 +1,7 @@
 // Files that are replaced whole and survive a crash: write a temp file, fsync it, rename it over
 // the old one, fsync the directory. `Bun.write` alone is neither atomic nor durable.
-import { closeSync, fsyncSync, openSync, readdirSync, unlinkSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { open, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
@@ -20,15 +21,14 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** Replaces `path` with `data` so that a reader or a crash sees either the old or the new file.
- * `durable: false` skips the two fsyncs: still atomic for readers and for a process crash, but
- * a power loss may leave the old file or an empty one (fine for a view rebuilt at start-up). */
-export async function writeFileAtomic(path: string, data: string, durable = true): Promise<void> {
+/** Replaces `path` with `data` so that a reader or a crash sees either the old or the new file,
+ * and a power loss the new one once this resolves. */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
   const temp = tempPathOf(path)
   const file = await open(temp, 'wx', 0o644)
   try {
     await file.writeFile(data)
-    if (durable) await file.sync()
+    await file.sync()
   } catch (error) {
     await file.close()
     await unlink(temp).catch(() => {})
@@ -36,12 +36,29 @@ export async function writeFileAtomic(path: string, data: string, durable = true
   }
   await file.close()
   await rename(temp, path)
-  if (!durable) return
   const dir = await open(dirname(path), 'r')
   try {
     await dir.sync()
   } finally {
     await dir.close()
+  }
+}
+
+/** Replaces `path` with `data`, atomically for readers and for a process crash but without the
+ * fsyncs: a power loss may leave the old file or an empty one (fine for a view rebuilt at
+ * start-up). Synchronous, because a small write to the page cache takes microseconds, where
+ * each step through the thread pool of node:fs/promises costs a round trip of the event loop;
+ * the classic /commit answers only once state.txt is written, so that is on its latency. */
+export function replaceFileSync(path: string, data: string): void {
+  const temp = tempPathOf(path)
+  try {
+    writeFileSync(temp, data, { flag: 'wx', mode: 0o644 })
+    renameSync(temp, path)
+  } catch (error) {
+    try {
+      unlinkSync(temp)
+    } catch {}
+    throw error
   }
 }
 
@@ -110,7 +127,7 @@ export class FileView {
   async #write(): Promise<void> {
     const text = this.render()
     if (text === this.#written) return
-    await writeFileAtomic(this.path, text, false)
+    replaceFileSync(this.path, text)
     this.#written = text
   }
 }

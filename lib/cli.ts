@@ -84,3 +84,10 @@ export function participantsFromEnv(env: Record<string, string | undefined>): st
       return participantUrl(`${hostPart}:${parsePort(port, `PEER_PARTICIPANT${n}_PORT`)}`)
     })
 }
+
+const CLIENT_COMMANDS = ['start', 'submit', 'show', 'status', 'get', 'help'] as const
+
+/** Whether `coordinator.ts WORD …` is a client command (lib/client.ts) rather than batch mode. */
+export function isClientCommand(word: string | undefined): boolean {
+  return (CLIENT_COMMANDS as readonly (string | undefined)[]).includes(word)
+}

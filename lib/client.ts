@@ -4,12 +4,6 @@ import { parseArgs } from 'node:util'
 import { UsageError } from './cli.ts'
 import { isTxnId, type Json, type Op } from './core.ts'
 
-const CLIENT_COMMANDS = ['start', 'submit', 'show', 'status', 'get', 'help'] as const
-
-export function isClientCommand(word: string | undefined): boolean {
-  return (CLIENT_COMMANDS as readonly (string | undefined)[]).includes(word)
-}
-
 const DEFAULT_COORDINATOR = 'http://127.0.0.1:8000'
 
 export const CLIENT_USAGE = `usage:

@@ -1,6 +1,7 @@
 // The coordinator service in-process: what it tells others is only what is on its disk.
 import { afterEach, expect, test } from 'bun:test'
-import { CoordinatorNode, createCoordinatorApp, type CoordinatorRecord } from '../lib.ts'
+import { CoordinatorNode, type CoordinatorRecord } from '../lib.ts'
+import { createCoordinatorApp } from '../lib/coordinator-api.ts'
 import { cleanup, tempDir } from './helpers/processes.ts'
 
 afterEach(cleanup)

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { createApp } from '../participant.ts'
-import { MAX_BODY_BYTES, ParticipantNode, SqliteStore, parseVotes, readVotesFile } from '../lib.ts'
+import { ParticipantNode, SqliteStore, parseVotes, readVotesFile } from '../lib.ts'
+import { MAX_BODY_BYTES } from '../lib/http-app.ts'
 import type { VotesFile } from '../lib.ts'
 
 const dirs: string[] = []
