@@ -76,10 +76,17 @@ export function sweepTempFiles(dir: string): void {
  * `refresh()` resolves once a write that started after the call is in place; calls
  * that arrive during a write share the next one, so a burst costs two writes, not one each.
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
- * so a busy node rewrites the file a few times a second instead of once per transaction.
+ * so a busy node rewrites the file a few times a second instead of once per transaction. The
+ * file holds every transaction the node has seen, so its cost grows with the node's age: the
+ * delay stretches to VIEW_SPACING times what the last write took, which keeps the rewrites
+ * of a large view to about 1 % of the node's time however busy it is.
  */
+const VIEW_SPACING = 100
+
 export class FileView {
   #running: Promise<void> | null = null
+  /** How long the last write took (rendering included), in ms. */
+  #costMs = 0
   #next: Promise<void> | null = null
   #written: string | null = null
   #timer: Timer | null = null
@@ -92,10 +99,13 @@ export class FileView {
 
   refreshSoon(): void {
     if (this.#timer !== null) return
-    this.#timer = setTimeout(() => {
-      this.#timer = null
-      this.refresh().catch((error) => console.error(`${basename(this.path)}: ${error}`))
-    }, this.delayMs)
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null
+        this.refresh().catch((error) => console.error(`${basename(this.path)}: ${error}`))
+      },
+      Math.max(this.delayMs, this.#costMs * VIEW_SPACING),
+    )
     // The file is rebuilt from the log at start-up, so an exit need not wait for this write.
     this.#timer.unref()
   }
@@ -125,9 +135,11 @@ export class FileView {
   }
 
   async #write(): Promise<void> {
+    const started = performance.now()
     const text = this.render()
     if (text === this.#written) return
     replaceFileSync(this.path, text)
     this.#written = text
+    this.#costMs = performance.now() - started
   }
 }
