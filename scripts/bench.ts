@@ -1,8 +1,10 @@
 // The benchmark: a fresh cluster (three participants and `coordinator.ts serve` as real
 // processes on loopback, SQLite with synchronous=FULL), driven through POST /transactions.
-//   bun run bench [-- --concurrency 1,64,256] [--transactions 5000]
+//   bun run bench [-- --concurrency 1,64,256] [--transactions 5000] [--warmup 10000]
 //                 [--mix commit|conflict|data|single]
 //                 [--json] [--profile DIR]
+// --warmup runs that many transactions at concurrency 64 first, unmeasured: the nodes' code is
+// compiled by the JIT as it runs, and the first thousands of transactions pay for that.
 // --profile writes each node's CPU profile (markdown) into DIR when the run ends.
 // Prints, per concurrency: transactions/s, latency p50/p99/max, forced writes (fsyncing commits)
 // and protocol HTTP requests per transaction, and the CPU each process used.
@@ -31,6 +33,7 @@ const { values } = parseArgs({
   options: {
     concurrency: { type: 'string' },
     transactions: { type: 'string' },
+    warmup: { type: 'string' },
     mix: { type: 'string' },
     json: { type: 'boolean' },
     profile: { type: 'string' },
@@ -39,6 +42,7 @@ const { values } = parseArgs({
 })
 const levels = (values.concurrency ?? '1,64,256').split(',').map(Number)
 const count = Number(values.transactions ?? '5000')
+const warmup = Number(values.warmup ?? '10000')
 const mix = (values.mix ?? 'commit') as Mix
 if (!['commit', 'conflict', 'data', 'single'].includes(mix)) throw new Error(`unknown mix ${mix}`)
 
@@ -67,19 +71,16 @@ async function io(url: string): Promise<{ flushes: number; requests: number }> {
   return (await (await fetch(`${url}/metrics`)).json()) as { flushes: number; requests: number }
 }
 
-async function level(coordinator: Node, participants: Node[], concurrency: number): Promise<Row> {
-  const run = `c${concurrency}-${Date.now().toString(36)}`
-  const nodes = [coordinator, ...participants]
-  const before = await Promise.all(nodes.map((n) => io(n.url)))
-  const cpuBefore = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
+/** Runs `total` transactions through the coordinator, `concurrency` at a time; each client
+ * sends its next one when the last is answered. */
+async function drive(url: string, concurrency: number, total: number, run: string) {
   const latencies: number[] = []
   let next = 0
   let committed = 0
-  const started = performance.now()
   async function client(): Promise<void> {
-    for (let i = next++; i < count; i = next++) {
+    for (let i = next++; i < total; i = next++) {
       const t0 = performance.now()
-      const response = await fetch(`${coordinator.url}/transactions`, {
+      const response = await fetch(`${url}/transactions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: bodyOf(i, run),
@@ -90,6 +91,16 @@ async function level(coordinator: Node, participants: Node[], concurrency: numbe
     }
   }
   await Promise.all(Array.from({ length: concurrency }, client))
+  return { latencies, committed }
+}
+
+async function level(coordinator: Node, participants: Node[], concurrency: number): Promise<Row> {
+  const run = `c${concurrency}-${Date.now().toString(36)}`
+  const nodes = [coordinator, ...participants]
+  const before = await Promise.all(nodes.map((n) => io(n.url)))
+  const cpuBefore = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
+  const started = performance.now()
+  const { latencies, committed } = await drive(coordinator.url, concurrency, count, run)
   const seconds = (performance.now() - started) / 1000
   const after = await Promise.all(nodes.map((n) => io(n.url)))
   const cpuAfter = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
@@ -123,7 +134,8 @@ function round(x: number, digits = 2): number {
 
 function print(rows: Row[]): void {
   console.log(
-    `mix ${mix}, ${count} transactions per level, 3 participants, SQLite synchronous=FULL`,
+    `mix ${mix}, ${count} transactions per level after ${warmup} unmeasured, 3 participants, ` +
+      'SQLite synchronous=FULL',
   )
   const head = 'conc  txn/s   p50 ms  p99 ms  max ms  commits  fsync/txn c  fsync/txn p  req/txn'
   console.log(`${head}  CPU % (coordinator p0 p1 p2 loadgen)`)
@@ -166,6 +178,7 @@ try {
     args: ['--ack-wait', '0'],
   })
   started.push(coordinator)
+  if (warmup > 0) await drive(coordinator.url, 64, warmup, `warmup-${Date.now().toString(36)}`)
   const rows: Row[] = []
   for (const concurrency of levels) rows.push(await level(coordinator, participants, concurrency))
   if (values.json) console.log(JSON.stringify({ mix, rows }, null, 2))
