@@ -158,7 +158,7 @@ export class CoordinatorNode {
   async #apply([next, actions]: [CoordinatorTxn, CoordinatorAction[]]): Promise<void> {
     this.#set(next)
     for (const action of actions) {
-      if (action.type === 'send') void this.#deliver(next.txn, action.to, action.message)
+      if (action.type === 'send') this.#deliver(next.txn, action.to, action.message)
       else if (action.settled && action.record.type === 'decision') {
         // Durable at the participant already: it may be told before our own record is.
         this.#logged.set(action.record.txn, action.record.decision)
@@ -192,12 +192,13 @@ export class CoordinatorNode {
   }
 
   /** One HTTP attempt; its outcome goes back into the core as an event. Retries are the core's. */
-  async #deliver(txn: string, to: string, message: CoordinatorMessage): Promise<void> {
-    const event = await this.#sender.send(to, message, this.options.selfUrl)
-    if (event.type === 'ack' && this.txns.get(txn)?.phase === 'deciding') {
-      failpoint('coordinator-after-first-ack', txn)
-    }
-    await this.step(txn, event)
+  #deliver(txn: string, to: string, message: CoordinatorMessage): void {
+    this.#sender.send(to, message, this.options.selfUrl, (event) => {
+      if (event.type === 'ack' && this.txns.get(txn)?.phase === 'deciding') {
+        failpoint('coordinator-after-first-ack', txn)
+      }
+      void this.step(txn, event)
+    })
   }
 
   /** HTTP requests sent to participants, for benchmarks. */

@@ -10,9 +10,10 @@ const MAX_IN_FLIGHT = 2
 
 type Reply = { status: number; body: Record<string, unknown> | null }
 type Queued = {
+  to: string
   message: CoordinatorMessage
   coordinator: string | undefined
-  resolve: (reply: Reply | null) => void
+  onEvent: (event: CoordinatorEvent) => void
 }
 type Peer = { queue: Queued[]; inFlight: number; batches: boolean }
 
@@ -29,21 +30,19 @@ export class MessageSender {
     readonly alwaysBatch = false,
   ) {}
 
-  /** Sends `message` to `to`; resolves to the core's event for whatever happened. */
-  async send(
+  /** Sends `message` to `to`; `onEvent` is called with the core's event for whatever happened
+   * (a callback, not a promise per message: at full load this runs for every message). */
+  send(
     to: string,
     message: CoordinatorMessage,
-    coordinator?: string,
-  ): Promise<CoordinatorEvent> {
-    const { promise, resolve } = Promise.withResolvers<Reply | null>()
+    coordinator: string | undefined,
+    onEvent: (event: CoordinatorEvent) => void,
+  ): void {
     // Prepares and decisions queue apart: a batch of commits, which a participant may answer
     // a moment later to share a flush, never holds up the prepares behind it.
     const peer = this.#peer(`${to} ${message.type}`)
-    peer.queue.push({ message, coordinator, resolve })
+    peer.queue.push({ to, message, coordinator, onEvent })
     this.#pump(to, peer)
-    const reply = await promise
-    if (reply === null) return { type: 'unreachable', to, now: Date.now() }
-    return eventOf(to, message, reply.status, reply.body)
   }
 
   #peer(key: string): Peer {
@@ -65,18 +64,18 @@ export class MessageSender {
 
   async #post(to: string, peer: Peer, batch: Queued[]): Promise<void> {
     if (!peer.batches || (batch.length === 1 && !this.alwaysBatch)) {
-      for (const q of batch) q.resolve(await this.#single(to, q))
+      for (const q of batch) answer(q, await this.#single(to, q))
       return
     }
     const messages = batch.map((q) => bodyOf(q.message, q.coordinator, true))
     const reply = await this.#request(`${to}/batch`, { messages })
     if (reply?.status === 404 || reply?.status === 405) {
       peer.batches = false // an older participant: single requests from now on
-      for (const q of batch) q.resolve(await this.#single(to, q))
+      for (const q of batch) answer(q, await this.#single(to, q))
       return
     }
     const replies = reply?.status === 200 ? (reply.body?.replies as Reply[] | undefined) : undefined
-    batch.forEach((q, i) => q.resolve(replies?.[i] ?? null))
+    batch.forEach((q, i) => answer(q, replies?.[i] ?? null))
   }
 
   #single(to: string, q: Queued): Promise<Reply | null> {
@@ -98,6 +97,11 @@ export class MessageSender {
       return null
     }
   }
+}
+
+function answer(q: Queued, reply: Reply | null): void {
+  if (reply === null) q.onEvent({ type: 'unreachable', to: q.to, now: Date.now() })
+  else q.onEvent(eventOf(q.to, q.message, reply.status, reply.body))
 }
 
 function pathOf(message: CoordinatorMessage): string {

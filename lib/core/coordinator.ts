@@ -404,11 +404,16 @@ function decideTo(state: CoordinatorTxn, to: string): CoordinatorAction {
   return { type: 'send', to, message: { type: 'decide', txn: state.txn, decision: state.decision } }
 }
 
+// These two run for every message of every transaction: plain loops, which the JIT compiles
+// well, where `Object.fromEntries` and a rest pattern (`{ [key]: _, ...rest }`) take slow paths.
 function inFlight(ids: readonly string[], attempt: number): Record<string, Retry> {
-  return Object.fromEntries(ids.map((id) => [id, { attempt, retryAt: null }]))
+  const outstanding: Record<string, Retry> = {}
+  for (const id of ids) outstanding[id] = { attempt, retryAt: null }
+  return outstanding
 }
 
 function without<T>(record: Readonly<Record<string, T>>, key: string): Record<string, T> {
-  const { [key]: _, ...rest } = record
+  const rest: Record<string, T> = {}
+  for (const k in record) if (k !== key) rest[k] = record[k]!
   return rest
 }
