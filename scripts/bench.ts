@@ -12,9 +12,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { drive, type Client } from './bench/load.ts'
 import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
+import { integerFlag } from './util.ts'
 
-type Mix = 'commit' | 'conflict' | 'data' | 'single'
 type Row = {
   concurrency: number
   transactions: number
@@ -34,17 +35,36 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     transactions: { type: 'string' },
     warmup: { type: 'string' },
+    client: { type: 'string' },
     mix: { type: 'string' },
     json: { type: 'boolean' },
     profile: { type: 'string' },
   },
   strict: true,
 })
-const levels = (values.concurrency ?? '1,64,256').split(',').map(Number)
-const count = Number(values.transactions ?? '5000')
-const warmup = Number(values.warmup ?? '10000')
-const mix = (values.mix ?? 'commit') as Mix
-if (!['commit', 'conflict', 'data', 'single'].includes(mix)) throw new Error(`unknown mix ${mix}`)
+const levels = (values.concurrency ?? '1,64,256')
+  .split(',')
+  .map((c) => integerFlag(c, 1, 'concurrency'))
+const count = integerFlag(values.transactions, 5000, 'transactions')
+const warmup = integerFlag(values.warmup, 10000, 'warmup', 0)
+const mix = oneOf(values.mix ?? 'commit', ['commit', 'conflict', 'data', 'single'], 'mix')
+// wrk when it is installed: it leaves the nodes more of the machine they share with it.
+const client = oneOf(
+  values.client ?? (Bun.which('wrk') ? 'wrk' : 'fetch'),
+  ['fetch', 'wrk'],
+  'client',
+)
+
+if (client === 'wrk' && !Bun.which('wrk')) {
+  console.error('error: --client wrk needs wrk on the PATH (Debian: apt-get install wrk)')
+  process.exit(2)
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T
+  console.error(`error: invalid --${name} ${JSON.stringify(value)}: expected ${allowed.join(', ')}`)
+  process.exit(2)
+}
 
 /** The body of transaction `i` for the chosen mix. */
 function bodyOf(i: number, run: string): string {
@@ -71,60 +91,54 @@ async function io(url: string): Promise<{ flushes: number; requests: number }> {
   return (await (await fetch(`${url}/metrics`)).json()) as { flushes: number; requests: number }
 }
 
-/** Runs `total` transactions through the coordinator, `concurrency` at a time; each client
- * sends its next one when the last is answered. */
-async function drive(url: string, concurrency: number, total: number, run: string) {
-  const latencies: number[] = []
-  let next = 0
-  let committed = 0
-  async function client(): Promise<void> {
-    for (let i = next++; i < total; i = next++) {
-      const t0 = performance.now()
-      const response = await fetch(`${url}/transactions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: bodyOf(i, run),
-      })
-      const reply = (await response.json()) as { decision?: string }
-      latencies.push(performance.now() - t0)
-      if (reply.decision === 'commit') committed += 1
-    }
+type Counts = { preparing: number; commit: number; abort: number; delivering: number }
+
+async function counts(coordinator: Node): Promise<Counts> {
+  return ((await (await fetch(`${coordinator.url}/status`)).json()) as { counts: Counts }).counts
+}
+
+/** Waits until the coordinator has no transaction undecided or undelivered; how many it has
+ * decided in all. */
+async function idle(coordinator: Node): Promise<number> {
+  for (;;) {
+    const c = await counts(coordinator)
+    if (c.preparing === 0 && c.delivering === 0) return c.commit + c.abort
+    await Bun.sleep(10)
   }
-  await Promise.all(Array.from({ length: concurrency }, client))
-  return { latencies, committed }
 }
 
 async function level(coordinator: Node, participants: Node[], concurrency: number): Promise<Row> {
   const run = `c${concurrency}-${Date.now().toString(36)}`
   const nodes = [coordinator, ...participants]
   const before = await Promise.all(nodes.map((n) => io(n.url)))
-  const cpuBefore = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
-  const started = performance.now()
-  const { latencies, committed } = await drive(coordinator.url, concurrency, count, run)
-  const seconds = (performance.now() - started) / 1000
+  const decidedBefore = await idle(coordinator)
+  const cpuBefore = nodes.map((n) => cpuSeconds(n.proc.pid))
+  const load = await drive(client, coordinator.url, concurrency, count, (i) => bodyOf(i, run), root)
+  const cpuAfter = nodes.map((n) => cpuSeconds(n.proc.pid))
+  // Forced writes and requests are counted once the stragglers are through, per transaction
+  // the coordinator ran (wrk's last few are still in flight when the measured ones are answered).
+  const ran = (await idle(coordinator)) - decidedBefore
   const after = await Promise.all(nodes.map((n) => io(n.url)))
-  const cpuAfter = [...nodes.map((n) => cpuSeconds(n.proc.pid)), cpuSeconds(process.pid)]
-  latencies.sort((a, b) => a - b)
-  const at = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
   const delta = (i: number, k: 'flushes' | 'requests') => after[i]![k] - before[i]![k]
-  const names = ['coordinator', ...participants.map((_, i) => `p${i}`), 'loadgen']
+  const names = ['coordinator', ...participants.map((_, i) => `p${i}`)]
   let participantWrites = 0
   for (let i = 1; i <= participants.length; i++) participantWrites += delta(i, 'flushes')
+  const percent = (cpu: number) => Math.round((100 * cpu) / load.seconds)
   return {
     concurrency,
-    transactions: count,
-    perSecond: Math.round(count / seconds),
-    p50: round(at(0.5)),
-    p99: round(at(0.99)),
-    max: round(latencies.at(-1)!),
-    committed,
-    coordinatorWrites: round(delta(0, 'flushes') / count, 3),
-    participantWrites: round(participantWrites / participants.length / count, 3),
-    requests: round(delta(0, 'requests') / count, 2),
-    cpu: Object.fromEntries(
-      names.map((n, i) => [n, Math.round((100 * (cpuAfter[i]! - cpuBefore[i]!)) / seconds)]),
-    ),
+    transactions: load.answered,
+    perSecond: Math.round(load.answered / load.seconds),
+    p50: round(load.p50),
+    p99: round(load.p99),
+    max: round(load.max),
+    committed: load.committed,
+    coordinatorWrites: round(delta(0, 'flushes') / ran, 3),
+    participantWrites: round(participantWrites / participants.length / ran, 3),
+    requests: round(delta(0, 'requests') / ran, 2),
+    cpu: {
+      ...Object.fromEntries(names.map((n, i) => [n, percent(cpuAfter[i]! - cpuBefore[i]!)])),
+      loadgen: percent(load.cpuSeconds),
+    },
   }
 }
 
@@ -134,8 +148,8 @@ function round(x: number, digits = 2): number {
 
 function print(rows: Row[]): void {
   console.log(
-    `mix ${mix}, ${count} transactions per level after ${warmup} unmeasured, 3 participants, ` +
-      'SQLite synchronous=FULL',
+    `mix ${mix}, ${count} transactions per level after ${warmup} unmeasured, client ${client}, ` +
+      '3 participants, SQLite synchronous=FULL',
   )
   const head = 'conc  txn/s   p50 ms  p99 ms  max ms  commits  fsync/txn c  fsync/txn p  req/txn'
   console.log(`${head}  CPU % (coordinator p0 p1 p2 loadgen)`)
@@ -178,10 +192,14 @@ try {
     args: ['--ack-wait', '0'],
   })
   started.push(coordinator)
-  if (warmup > 0) await drive(coordinator.url, 64, warmup, `warmup-${Date.now().toString(36)}`)
+  if (warmup > 0) {
+    const run = `warmup-${Date.now().toString(36)}`
+    await drive(client, coordinator.url, 64, warmup, (i) => bodyOf(i, run), root)
+    await idle(coordinator)
+  }
   const rows: Row[] = []
   for (const concurrency of levels) rows.push(await level(coordinator, participants, concurrency))
-  if (values.json) console.log(JSON.stringify({ mix, rows }, null, 2))
+  if (values.json) console.log(JSON.stringify({ mix, client, warmup, rows }, null, 2))
   else print(rows)
 } finally {
   // SIGTERM lets a profiled node write its profile on the way out.

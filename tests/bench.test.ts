@@ -1,0 +1,54 @@
+// `bun run bench` works with both load generators: a tiny run (not a measurement: the figures
+// are whatever they are) commits every transaction and reports each column of the table.
+import { expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { ROOT } from '../scripts/nodes.ts'
+import { outputOf } from './helpers/processes.ts'
+
+const BENCH = [process.execPath, join(ROOT, 'scripts/bench.ts')]
+
+type Row = {
+  concurrency: number
+  transactions: number
+  perSecond: number
+  committed: number
+  coordinatorWrites: number
+  participantWrites: number
+  requests: number
+  cpu: Record<string, number>
+}
+
+function bench(args: string[]) {
+  return outputOf(Bun.spawn([...BENCH, ...args], { stdout: 'pipe', stderr: 'pipe' }))
+}
+
+for (const client of ['fetch', 'wrk']) {
+  test(`bench with the ${client} client: every transaction commits and each column is there`, async () => {
+    const args = ['--client', client, '--transactions', '60', '--warmup', '20']
+    const run = await bench([...args, '--concurrency', '1,8', '--json'])
+    expect(run.stderr).toBe('')
+    expect(run.code).toBe(0)
+    const { rows, ...rest } = JSON.parse(run.stdout) as { rows: Row[] }
+    expect(rest).toEqual({ mix: 'commit', client, warmup: 20 })
+    expect(rows.map((r) => r.concurrency)).toEqual([1, 8])
+    for (const r of rows) {
+      // wrk may answer a few in flight past the 60 it waits for; all of them commit.
+      expect(r.transactions).toBeGreaterThanOrEqual(60)
+      expect(r.committed).toBe(r.transactions)
+      expect(r.perSecond).toBeGreaterThan(0)
+      expect(r.coordinatorWrites).toBeGreaterThan(0)
+      expect(r.participantWrites).toBeGreaterThan(0)
+      expect(r.requests).toBeGreaterThan(0)
+      expect(Object.keys(r.cpu)).toEqual(['coordinator', 'p0', 'p1', 'p2', 'loadgen'])
+    }
+    // Alone, each transaction is its own flush at the coordinator and six requests.
+    expect(rows[0]!.coordinatorWrites).toBe(1)
+    expect(rows[0]!.requests).toBe(6)
+  })
+}
+
+test('bench refuses a bad flag with one line and exit status 2, before starting anything', async () => {
+  const run = await bench(['--client', 'curl'])
+  expect(run.code).toBe(2)
+  expect(run.stderr.trim()).toBe('error: invalid --client "curl": expected fetch, wrk')
+})
