@@ -2,7 +2,6 @@
 // the old one, fsync the directory. `Bun.write` alone is neither atomic nor durable.
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs'
 import { writeFileSync } from 'node:fs'
-import { open, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 let tempSeq = 0
@@ -22,26 +21,23 @@ export function fsyncDirSync(dir: string): void {
 }
 
 /** Replaces `path` with `data` so that a reader or a crash sees either the old or the new file,
- * and a power loss the new one once this resolves. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+ * and a power loss the new one once this returns. Synchronous: it is for small files written
+ * rarely (a participant's address at start-up), and node:fs/promises alone takes a millisecond
+ * to load, which a batch coordinator, whose whole run is a few tens of them, never needs. */
+export function writeFileAtomicSync(path: string, data: string): void {
   const temp = tempPathOf(path)
-  const file = await open(temp, 'wx', 0o644)
+  const fd = openSync(temp, 'wx', 0o644)
   try {
-    await file.writeFile(data)
-    await file.sync()
+    writeFileSync(fd, data)
+    fsyncSync(fd)
   } catch (error) {
-    await file.close()
-    await unlink(temp).catch(() => {})
+    closeSync(fd)
+    unlinkQuietly(temp)
     throw error
   }
-  await file.close()
-  await rename(temp, path)
-  const dir = await open(dirname(path), 'r')
-  try {
-    await dir.sync()
-  } finally {
-    await dir.close()
-  }
+  closeSync(fd)
+  renameSync(temp, path)
+  fsyncDirSync(dirname(path))
 }
 
 /** Replaces `path` with `data`, atomically for readers and for a process crash but without the
@@ -55,11 +51,15 @@ export function replaceFileSync(path: string, data: string): void {
     writeFileSync(temp, data, { flag: 'wx', mode: 0o644 })
     renameSync(temp, path)
   } catch (error) {
-    try {
-      unlinkSync(temp)
-    } catch {}
+    unlinkQuietly(temp)
     throw error
   }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {}
 }
 
 /** Removes temp files a crash left behind in `dir` (they were never renamed, so never seen). */

@@ -1,5 +1,5 @@
 // The durable log: records in SQLite (WAL, synchronous=FULL), appended with group commit.
-import { Database } from 'bun:sqlite'
+import { Database, type Statement } from 'bun:sqlite'
 import { failpoint } from './failpoint.ts'
 
 type Pending<R> = {
@@ -17,6 +17,9 @@ type Pending<R> = {
  */
 export class DurableLog<R> {
   readonly #db: Database
+  readonly #insert: Statement
+  /** Writes a group in one SQLite transaction: each record, then its effect. */
+  readonly #write: (group: Pending<R>[]) => void
   #pending: Pending<R>[] = []
   #scheduled = false
   #lazyTimer: Timer | null = null
@@ -32,6 +35,14 @@ export class DurableLog<R> {
     // FULL: a commit is fsynced before it returns, so a yes vote survives power loss.
     this.#db.run('PRAGMA synchronous = FULL')
     this.#db.run('CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)')
+    // Compiled once, here: not on the first append, which a client is waiting for.
+    this.#insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
+    this.#write = this.#db.transaction((group: Pending<R>[]) => {
+      for (const { record, effect } of group) {
+        this.#insert.run(JSON.stringify(record))
+        effect?.()
+      }
+    })
   }
 
   /** Every record, oldest first. */
@@ -67,13 +78,7 @@ export class DurableLog<R> {
     const group = this.#pending
     this.#pending = []
     try {
-      const insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
-      this.#db.transaction(() => {
-        for (const { record, effect } of group) {
-          insert.run(JSON.stringify(record))
-          effect?.()
-        }
-      })()
+      this.#write(group)
       this.flushes += 1
     } catch (error) {
       for (const waiter of group) waiter.reject(error)

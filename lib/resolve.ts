@@ -2,16 +2,16 @@
 // good. Recorded as heuristic; refused when it contradicts an outcome the participant knows.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeFileAtomic } from './atomic-file.ts'
+import { writeFileAtomicSync } from './atomic-file.ts'
 import type { Decision, Reply } from './core.ts'
 import { ParticipantNode } from './participant-node.ts'
 
 const ADDRESS_FILE = 'participant.json'
 
 /** Records where the participant serving `dir` listens, so tools can find it. */
-export function writeAddressFile(dir: string, url: string): Promise<void> {
+export function writeAddressFile(dir: string, url: string): void {
   const local = url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:')
-  return writeFileAtomic(
+  return writeFileAtomicSync(
     join(dir, ADDRESS_FILE),
     `${JSON.stringify({ url: local, pid: process.pid })}\n`,
   )

@@ -2,7 +2,8 @@
 // processes on loopback, SQLite with synchronous=FULL), driven through POST /transactions.
 //   bun run bench [-- --concurrency 1,64,256] [--transactions 5000] [--warmup 10000]
 //                 [--mix commit|conflict|data|single]
-//                 [--json] [--profile DIR]
+//                 [--client wrk|fetch] [--json] [--profile DIR]
+//   bun run bench -- --classic 20   (the classic exercise's coordinator, timed from spawn to exit)
 // --warmup runs that many transactions at concurrency 64 first, unmeasured: the nodes' code is
 // compiled by the JIT as it runs, and the first thousands of transactions pay for that.
 // --profile writes each node's CPU profile (markdown) into DIR when the run ends.
@@ -12,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { timeClassicRuns } from './bench/classic.ts'
 import { drive, type Client } from './bench/load.ts'
 import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
 import { integerFlag } from './util.ts'
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     transactions: { type: 'string' },
     warmup: { type: 'string' },
     client: { type: 'string' },
+    classic: { type: 'string' },
     mix: { type: 'string' },
     json: { type: 'boolean' },
     profile: { type: 'string' },
@@ -175,7 +178,29 @@ if (values.profile) {
   mkdirSync(values.profile, { recursive: true })
   process.env.BUN_OPTIONS = `--cpu-prof-md --cpu-prof-dir=${resolve(values.profile)}`
 }
-try {
+
+/** `--classic N`: the classic exercise's coordinator, timed from spawn to exit. */
+async function classic(runs: number): Promise<void> {
+  const times = await timeClassicRuns(runs, root)
+  const sorted = [...times].sort((a, b) => a - b)
+  const summary = {
+    runs,
+    median: round(sorted[Math.floor(runs / 2)]!, 1),
+    min: round(sorted[0]!, 1),
+    max: round(sorted.at(-1)!, 1),
+  }
+  if (values.json) console.log(JSON.stringify({ classic: { ...summary, times } }, null, 2))
+  else {
+    console.log(`classic exercise (t1=commit, t2=abort), ${runs} runs, fresh nodes each`)
+    console.log(
+      `coordinator from spawn to exit: median ${summary.median} ms, ` +
+        `min ${summary.min} ms, max ${summary.max} ms`,
+    )
+  }
+}
+
+/** The levels: a cluster, a warm-up, then each concurrency in turn. */
+async function throughput(): Promise<void> {
   const participants: Node[] = []
   for (let i = 0; i < 3; i++) {
     const dir = join(root, `p${i}`)
@@ -201,6 +226,11 @@ try {
   for (const concurrency of levels) rows.push(await level(coordinator, participants, concurrency))
   if (values.json) console.log(JSON.stringify({ mix, client, warmup, rows }, null, 2))
   else print(rows)
+}
+
+try {
+  if (values.classic !== undefined) await classic(integerFlag(values.classic, 20, 'classic'))
+  else await throughput()
 } finally {
   // SIGTERM lets a profiled node write its profile on the way out.
   for (const n of started) n.proc.kill(values.profile ? 'SIGTERM' : 'SIGKILL')

@@ -52,3 +52,17 @@ test('bench refuses a bad flag with one line and exit status 2, before starting 
   expect(run.code).toBe(2)
   expect(run.stderr.trim()).toBe('error: invalid --client "curl": expected fetch, wrk')
 })
+
+test('bench --classic times the classic exercise, each run checked for t1=commit t2=abort', async () => {
+  const run = await bench(['--classic', '2', '--json'])
+  expect(run.stderr).toBe('')
+  expect(run.code).toBe(0)
+  const { classic } = JSON.parse(run.stdout) as {
+    classic: { runs: number; times: number[]; min: number; median: number; max: number }
+  }
+  expect(classic.runs).toBe(2)
+  expect(classic.times).toHaveLength(2)
+  expect(classic.min).toBeLessThanOrEqual(classic.median)
+  expect(classic.median).toBeLessThanOrEqual(classic.max)
+  expect(classic.min).toBeGreaterThan(0)
+})
