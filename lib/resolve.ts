@@ -11,7 +11,7 @@ const ADDRESS_FILE = 'participant.json'
 /** Records where the participant serving `dir` listens, so tools can find it. */
 export function writeAddressFile(dir: string, url: string): void {
   const local = url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:')
-  return writeFileAtomicSync(
+  writeFileAtomicSync(
     join(dir, ADDRESS_FILE),
     `${JSON.stringify({ url: local, pid: process.pid })}\n`,
   )
