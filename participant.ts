@@ -238,14 +238,15 @@ async function serve(argv: string[]): Promise<void> {
  * `--store postgres`: a private throwaway PostgreSQL cluster under DIR/postgres, for trying out. */
 async function openStore(spec: string, dir: string): Promise<ParticipantStore> {
   if (spec === 'sqlite') return new SqliteStore(dir)
-  // PostgreSQL support is loaded only when it is asked for.
-  const { PgStore } = await import('./lib/store/pg-store.ts')
-  if (/^postgres(ql)?:\/\//.test(spec)) return new PgStore(spec)
-  if (spec !== 'postgres') {
+  const url = /^postgres(ql)?:\/\//.test(spec)
+  if (!url && spec !== 'postgres') {
     throw new UsageError(
       `invalid --store ${JSON.stringify(spec)}: expected sqlite, postgres or a postgres:// URL`,
     )
   }
+  // PostgreSQL support is loaded only when it is asked for.
+  const { PgStore } = await import('./lib/store/pg-store.ts')
+  if (url) return new PgStore(spec)
   const { startPgCluster } = await import('./lib/pg-cluster.ts')
   const cluster = await startPgCluster(join(dir, 'postgres'), { adopt: true })
   console.log(`private PostgreSQL at ${cluster.url} (data ${cluster.dataDir})`)

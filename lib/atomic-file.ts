@@ -1,7 +1,7 @@
 // Files that are replaced whole and survive a crash: write a temp file, fsync it, rename it over
 // the old one, fsync the directory. `Bun.write` alone is neither atomic nor durable.
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs'
-import { writeFileSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync } from 'node:fs'
+import { unlinkSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 
 let tempSeq = 0
@@ -69,6 +69,9 @@ export function sweepTempFiles(dir: string): void {
   }
 }
 
+/** How many times its last rewrite's cost an unawaited rewrite of a view waits, at least. */
+const VIEW_SPACING = 100
+
 /**
  * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). It is
  * replaced atomically but not fsynced: the log is what is durable, and the node rebuilds the
@@ -78,11 +81,11 @@ export function sweepTempFiles(dir: string): void {
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
  * so a busy node rewrites the file a few times a second instead of once per transaction. The
  * file holds every transaction the node has seen, so its cost grows with the node's age: the
- * delay stretches to VIEW_SPACING times what the last write took, which keeps the rewrites
- * of a large view to about 1 % of the node's time however busy it is.
+ * delay stretches to VIEW_SPACING times what the last write took, which keeps those rewrites
+ * of a large view to about 1 % of the node's time however busy it is. A `refresh()` someone
+ * waits for (the classic endpoints) is not delayed; its write, like every write here, blocks
+ * the event loop while it lasts (about a millisecond per megabyte of view).
  */
-const VIEW_SPACING = 100
-
 export class FileView {
   #running: Promise<void> | null = null
   /** How long the last write took (rendering included), in ms. */

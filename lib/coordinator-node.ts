@@ -197,7 +197,9 @@ export class CoordinatorNode {
       if (event.type === 'ack' && this.txns.get(txn)?.phase === 'deciding') {
         failpoint('coordinator-after-first-ack', txn)
       }
-      void this.step(txn, event)
+      this.step(txn, event).catch((error) => {
+        console.error(`coordinator: ${txn}: ${event.type} from ${to} not carried out: ${error}`)
+      })
     })
   }
 

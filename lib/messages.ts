@@ -99,9 +99,17 @@ export class MessageSender {
   }
 }
 
+/** Hands `q` its event. A callback that throws (a bug) must not keep the rest of its batch from
+ * theirs: the core waits for an answer to every message it believes is in flight. */
 function answer(q: Queued, reply: Reply | null): void {
-  if (reply === null) q.onEvent({ type: 'unreachable', to: q.to, now: Date.now() })
-  else q.onEvent(eventOf(q.to, q.message, reply.status, reply.body))
+  try {
+    if (reply === null) q.onEvent({ type: 'unreachable', to: q.to, now: Date.now() })
+    else q.onEvent(eventOf(q.to, q.message, reply.status, reply.body))
+  } catch (error) {
+    console.error(
+      `coordinator: handling the answer to ${q.message.type} ${q.message.txn}: ${error}`,
+    )
+  }
 }
 
 function pathOf(message: CoordinatorMessage): string {

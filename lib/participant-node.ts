@@ -36,51 +36,40 @@ export function readVotesFile(dir: string): VotesFile | null {
 
 /**
  * `state.txt`: `txn=committed|aborted` per decided transaction, in plain string order. An
- * outcome costs O(1) when it arrives: its id joins a short list that the next rendering sorts
+ * outcome costs O(1) when it arrives: a new id joins a short list that the next rendering sorts
  * and merges into the ids rendered before, so a rewrite costs a merge and a join, and no
- * outcome pays for moving the whole sorted list (which, for a node that has decided a
- * hundred thousand transactions, an insertion in place would).
+ * outcome pays for moving the whole sorted list (which, for a node that has decided a hundred
+ * thousand transactions, an insertion in place would).
  */
 export class StateLines {
-  /** Ids in plain string order, as of the last rendering (some maybe forgotten since). */
+  /** Ids in plain string order, as of the last rendering. */
   #sorted: string[] = []
-  /** Ids recorded since the last rendering, in arrival order. */
+  /** Ids first recorded since the last rendering, in arrival order. */
   #added: string[] = []
   readonly #states = new Map<string, string>()
-  /** Some id in `#sorted` has been forgotten since the last rendering. */
-  #forgotten = false
 
-  /** Records `txn`'s outcome, or forgets it (null). */
-  set(txn: string, state: string | null): void {
-    if (state === null) this.#forgotten = this.#states.delete(txn) || this.#forgotten
-    else {
-      if (!this.#states.has(txn)) this.#added.push(txn)
-      this.#states.set(txn, state)
-    }
+  /** Records `txn`'s outcome. */
+  set(txn: string, state: string): void {
+    if (!this.#states.has(txn)) this.#added.push(txn)
+    this.#states.set(txn, state)
   }
 
   render(): string {
-    if (this.#added.length > 0 || this.#forgotten) this.#sorted = this.#merged()
+    if (this.#added.length > 0) this.#sorted = merge(this.#sorted, this.#added.sort())
+    this.#added = []
     return this.#sorted.map((id) => `${id}=${this.#states.get(id)}\n`).join('')
   }
+}
 
-  /** The ids that have an outcome, in plain string order, each once. */
-  #merged(): string[] {
-    const added = this.#added.sort() // the default sort is plain string order
-    this.#added = []
-    this.#forgotten = false
-    const old = this.#sorted
-    const ids: string[] = []
-    let i = 0
-    let j = 0
-    while (i < old.length || j < added.length) {
-      const id =
-        j >= added.length || (i < old.length && old[i]! < added[j]!) ? old[i++]! : added[j++]!
-      // A forgotten id has no outcome; one forgotten and recorded again is in both lists.
-      if (this.#states.has(id) && ids.at(-1) !== id) ids.push(id)
-    }
-    return ids
-  }
+/** The ids of two lists in plain string order (as the default sort orders), in that order. */
+function merge(a: readonly string[], b: readonly string[]): string[] {
+  const ids: string[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length && j < b.length) ids.push(a[i]! < b[j]! ? a[i++]! : b[j++]!)
+  while (i < a.length) ids.push(a[i++]!)
+  while (j < b.length) ids.push(b[j++]!)
+  return ids
 }
 
 export type ParticipantNodeOptions = {

@@ -103,9 +103,13 @@ async function counts(coordinator: Node): Promise<Counts> {
 /** Waits until the coordinator has no transaction undecided or undelivered; how many it has
  * decided in all. */
 async function idle(coordinator: Node): Promise<number> {
+  const deadline = Date.now() + 60_000
   for (;;) {
     const c = await counts(coordinator)
     if (c.preparing === 0 && c.delivering === 0) return c.commit + c.abort
+    if (Date.now() > deadline) {
+      throw new Error(`the coordinator is still busy after 60 s: ${JSON.stringify(c)}`)
+    }
     await Bun.sleep(10)
   }
 }

@@ -37,13 +37,15 @@ export type ServiceOptions = {
   port?: number
   args?: string[]
   env?: Record<string, string | undefined>
+  command?: Command
 }
 
 /** Starts `coordinator.ts serve` in `dir` on loopback and resolves once it is listening. */
 export function spawnCoordinatorService(dir: string, options: ServiceOptions): Promise<Node> {
   const args = ['serve', '--host', '127.0.0.1', '--port', String(options.port ?? 0)]
   for (const p of options.participants) args.push('--participant', p)
-  return spawnNode([...COORDINATOR, ...args, ...(options.args ?? [])], dir, options.env ?? {})
+  const command = options.command ?? COORDINATOR
+  return spawnNode([...command, ...args, ...(options.args ?? [])], dir, options.env ?? {})
 }
 
 /** Runs `command` in `dir` and resolves once it prints "listening on URL". */

@@ -32,10 +32,13 @@ export async function timeClassicRuns(runs: number, root: string): Promise<numbe
       })
       const code = await proc.exited
       times.push(performance.now() - started)
-      const decisions = readFileSync(join(coordinatorDir, 'decision.txt'), 'utf8')
-      if (code !== 0 || decisions !== EXPECTED) {
+      if (code !== 0) {
         const stderr = await new Response(proc.stderr).text()
-        throw new Error(`classic run ${run}: exit ${code}, decision.txt ${decisions}${stderr}`)
+        throw new Error(`classic run ${run}: the coordinator exited with ${code}: ${stderr}`)
+      }
+      const decisions = readFileSync(join(coordinatorDir, 'decision.txt'), 'utf8')
+      if (decisions !== EXPECTED) {
+        throw new Error(`classic run ${run}: decision.txt is ${JSON.stringify(decisions)}`)
       }
     } finally {
       for (const p of participants) p.proc.kill('SIGKILL')
