@@ -75,9 +75,8 @@ const VIEW_SPACING = 100
 /**
  * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). It is
  * replaced atomically but not fsynced: the log is what is durable, and the node rebuilds the
- * file from it at start-up, so a power loss that takes the last rewrite loses nothing. Each
- * `refresh()` resolves once a write that started after the call is in place; calls
- * that arrive during a write share the next one, so a burst costs two writes, not one each.
+ * file from it at start-up, so a power loss that takes the last rewrite loses nothing.
+ * `refresh()` writes it at once (synchronously: nothing can interleave with a write).
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
  * so a busy node rewrites the file a few times a second instead of once per transaction. The
  * file holds every transaction the node has seen, so its cost grows with the node's age: the
@@ -87,10 +86,8 @@ const VIEW_SPACING = 100
  * the event loop while it lasts (about a millisecond per megabyte of view).
  */
 export class FileView {
-  #running: Promise<void> | null = null
   /** How long the last write took (rendering included), in ms. */
   #costMs = 0
-  #next: Promise<void> | null = null
   #written: string | null = null
   #timer: Timer | null = null
 
@@ -121,23 +118,8 @@ export class FileView {
     await this.refresh()
   }
 
-  refresh(): Promise<void> {
-    if (this.#running === null) {
-      this.#running = this.#write().finally(() => {
-        this.#running = null
-      })
-      return this.#running
-    }
-    this.#next ??= this.#running
-      .catch(() => {})
-      .then(() => {
-        this.#next = null
-        return this.refresh()
-      })
-    return this.#next
-  }
-
-  async #write(): Promise<void> {
+  /** Writes the file now, unless it already shows the state; rejects if the write failed. */
+  async refresh(): Promise<void> {
     const started = performance.now()
     const text = this.render()
     if (text === this.#written) return

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { timeClassicRuns } from './bench/classic.ts'
-import { drive, type Client } from './bench/load.ts'
+import { drive } from './bench/load.ts'
 import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
 import { integerFlag } from './util.ts'
 
@@ -120,7 +120,13 @@ async function level(coordinator: Node, participants: Node[], concurrency: numbe
   const before = await Promise.all(nodes.map((n) => io(n.url)))
   const decidedBefore = await idle(coordinator)
   const cpuBefore = nodes.map((n) => cpuSeconds(n.proc.pid))
-  const load = await drive(client, coordinator.url, concurrency, count, (i) => bodyOf(i, run), root)
+  const spec = {
+    url: coordinator.url,
+    concurrency,
+    total: count,
+    bodyOf: (i: number) => bodyOf(i, run),
+  }
+  const load = await drive(client, spec, root)
   const cpuAfter = nodes.map((n) => cpuSeconds(n.proc.pid))
   // Forced writes and requests are counted once the stragglers are through, per transaction
   // the coordinator ran (wrk's last few are still in flight when the measured ones are answered).
@@ -223,7 +229,13 @@ async function throughput(): Promise<void> {
   started.push(coordinator)
   if (warmup > 0) {
     const run = `warmup-${Date.now().toString(36)}`
-    await drive(client, coordinator.url, 64, warmup, (i) => bodyOf(i, run), root)
+    const spec = {
+      url: coordinator.url,
+      concurrency: 64,
+      total: warmup,
+      bodyOf: (i: number) => bodyOf(i, run),
+    }
+    await drive(client, spec, root)
     await idle(coordinator)
   }
   const rows: Row[] = []

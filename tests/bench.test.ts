@@ -40,8 +40,11 @@ for (const client of ['fetch', 'wrk']) {
       expect(r.requests).toBeGreaterThan(0)
       expect(Object.keys(r.cpu)).toEqual(['coordinator', 'p0', 'p1', 'p2', 'loadgen'])
     }
-    // Alone, each transaction is its own flush at the coordinator and six requests.
-    expect(rows[0]!.coordinatorWrites).toBe(1)
+    // Alone, each transaction forces its commit decision at the coordinator (its lazy records
+    // mostly ride those flushes; on a slow machine one may wait out its timer and go alone),
+    // and sends six requests.
+    expect(rows[0]!.coordinatorWrites).toBeGreaterThanOrEqual(1)
+    expect(rows[0]!.coordinatorWrites).toBeLessThan(1.5)
     expect(rows[0]!.requests).toBe(6)
   })
 }

@@ -19,26 +19,20 @@ export type Load = {
   cpuSeconds: number
 }
 
-/** Runs `total` transactions, the body of the i-th being `bodyOf(i)`. */
-export function drive(
-  client: Client,
-  url: string,
-  concurrency: number,
-  total: number,
-  bodyOf: (i: number) => string,
-  dir: string,
-): Promise<Load> {
-  return client === 'wrk'
-    ? driveWrk(url, concurrency, total, bodyOf, dir)
-    : driveFetch(url, concurrency, total, bodyOf)
+/** `total` transactions to the coordinator at `url`, the body of the i-th being `bodyOf(i)`. */
+export type Spec = {
+  url: string
+  concurrency: number
+  total: number
+  bodyOf: (i: number) => string
 }
 
-async function driveFetch(
-  url: string,
-  concurrency: number,
-  total: number,
-  bodyOf: (i: number) => string,
-): Promise<Load> {
+/** Runs `spec` with `client`; `dir` is for the files a client needs. */
+export function drive(client: Client, spec: Spec, dir: string): Promise<Load> {
+  return client === 'wrk' ? driveWrk(spec, dir) : driveFetch(spec)
+}
+
+async function driveFetch({ url, concurrency, total, bodyOf }: Spec): Promise<Load> {
   const latencies: number[] = []
   let next = 0
   let committed = 0
@@ -84,13 +78,7 @@ type WrkSummary = {
   errors: number
 }
 
-async function driveWrk(
-  url: string,
-  concurrency: number,
-  total: number,
-  bodyOf: (i: number) => string,
-  dir: string,
-): Promise<Load> {
+async function driveWrk({ url, concurrency, total, bodyOf }: Spec, dir: string): Promise<Load> {
   // One body more per connection: what is in flight when the last answer arrives.
   const bodies = join(dir, `bodies-${concurrency}-${total}.txt`)
   const lines = Array.from({ length: total + concurrency }, (_, i) => bodyOf(i))
