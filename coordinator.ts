@@ -1,7 +1,7 @@
 // The coordinator: runs two-phase commit over the participants.
 //   bun coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--dir .]
 //   bun coordinator.ts serve [--port 8000] [--participant host:port]... [--dir .]
-//   bun coordinator.ts start|submit|show|status|get|help ...   (the client: see lib/client.ts)
+//   bun coordinator.ts start|submit|show|status|get|help ...   (the client: see lib/cli/client.ts)
 // Participants also come from PEER_PARTICIPANT<N>_HOST / _PORT. In batch mode transactions run
 // one after another (t1 t2 when none are given); a re-run re-delivers what an earlier run decided.
 // `serve` is a long-running coordinator with an HTTP API.
@@ -19,71 +19,9 @@ import {
   namedParticipant,
   participantUrl,
   participantsFromEnv,
-  type CoordinatorTxn,
+  runBatch,
+  type BatchOptions,
 } from './lib.ts'
-
-export type BatchOptions = {
-  dir: string
-  participants: readonly string[]
-  txns: readonly string[]
-  timeoutMs: number
-  deliverTimeoutMs: number
-  log?: (line: string) => void
-}
-
-/** Runs `txns` one after another and resolves to the reason the run is not clean, or null. */
-export async function runBatch(options: BatchOptions): Promise<string | null> {
-  const log = options.log ?? console.log
-  const node = new CoordinatorNode({ dir: options.dir, timeoutMs: options.timeoutMs })
-  try {
-    await node.start()
-    for (const txn of options.txns) {
-      if (!node.txns.has(txn) && options.participants.length === 0) {
-        throw new UsageError(
-          'no participants configured: set PEER_PARTICIPANT0_HOST and ' +
-            'PEER_PARTICIPANT0_PORT, or pass --participant host:port',
-        )
-      }
-      const decided = await node.run(txn, options.participants)
-      log(`${txn}=${decided.decision}`)
-      const problem = await settle(node, txn, options.deliverTimeoutMs)
-      if (problem) return problem
-    }
-    // Decisions an earlier run recorded but did not deliver are delivered too.
-    for (const t of node.txns.values()) {
-      const problem = await settle(node, t.txn, options.deliverTimeoutMs)
-      if (problem) return problem
-    }
-    return null
-  } finally {
-    await node.flushView()
-    node.close()
-  }
-}
-
-/** Waits until every participant acknowledged `txn`'s decision; a reason if that fails. */
-async function settle(
-  node: CoordinatorNode,
-  txn: string,
-  deliverTimeoutMs: number,
-): Promise<string | null> {
-  const timeout = Bun.sleep(deliverTimeoutMs).then(() => null)
-  const done: CoordinatorTxn | null = await Promise.race([node.when(txn, 'done'), timeout])
-  const t = done ?? node.txns.get(txn)!
-  if (done === null) {
-    const missing = t.participants.filter((p) => !t.acks.includes(p))
-    return (
-      `${txn}=${t.decision} is recorded but ${missing.join(', ')} did not acknowledge it within ` +
-      `${deliverTimeoutMs} ms; run the coordinator again to deliver it`
-    )
-  }
-  const refused = Object.entries(t.refusals)
-  if (refused.length > 0) {
-    const [who, error] = refused[0]!
-    return `${txn}=${t.decision} was refused by ${who}: ${error}`
-  }
-  return null
-}
 
 const COMMON_FLAGS = {
   participant: { type: 'string', multiple: true },
@@ -135,7 +73,7 @@ export type ServeOptions = {
 /** Starts the coordinator service: recovery first, then the HTTP API. */
 export async function serve(options: ServeOptions) {
   // Loaded here, not at the top: batch mode never needs Hono.
-  const { createCoordinatorApp } = await import('./lib/coordinator-api.ts')
+  const { createCoordinatorApp } = await import('./lib/http/coordinator-app.ts')
   const node = new CoordinatorNode({
     dir: options.dir,
     timeoutMs: options.timeoutMs,
@@ -191,7 +129,7 @@ async function main(argv: string[]): Promise<never> {
     process.exit(0)
   }
   if (isClientCommand(argv[0])) {
-    const { runClient } = await import('./lib/client.ts')
+    const { runClient } = await import('./lib/cli/client.ts')
     process.exit(await runClient(argv))
   }
   const problem = await runBatch(parseBatchArgs(argv))

@@ -15,8 +15,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { timeClassicRuns } from './bench/classic.ts'
 import { drive } from './bench/load.ts'
-import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
-import { integerFlag } from './util.ts'
+import { spawnCoordinatorService, spawnParticipant, type Node } from '../testing/nodes.ts'
+import { integerFlag } from '../testing/util.ts'
 
 type Row = {
   concurrency: number

@@ -7,18 +7,14 @@
 //   bun scripts/chaos.ts [--seconds 30] [--seed N] [--accounts 30] [--concurrency 16] [--json]
 //     [--verbose] [--keep]
 // Exit status 0 when every invariant holds, 1 when one does not (or the run broke), 2 for usage.
-// The run itself lives in scripts/chaos/: run.ts (the steps), cluster.ts (the processes),
+// The run itself lives in testing/chaos/: run.ts (the steps), cluster.ts (the processes),
 // clients.ts (the workload), faults.ts (the seeded faults), observe.ts and checks.ts (the
 // invariants), report.ts (the report).
 import { parseArgs } from 'node:util'
-import { formatReport } from './chaos/report.ts'
-import { runChaos } from './chaos/run.ts'
-import { message } from './chaos/util.ts'
-import { integerFlag } from './util.ts'
-
-export { formatReport } from './chaos/report.ts'
-export { runChaos } from './chaos/run.ts'
-export type { ChaosOptions, Invariant, Report } from './chaos/types.ts'
+import { formatReport } from '../testing/chaos/report.ts'
+import { runChaos } from '../testing/chaos/run.ts'
+import { message } from '../testing/chaos/util.ts'
+import { integerFlag } from '../testing/util.ts'
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from './nodes.ts'
+import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from '../testing/nodes.ts'
 
 const VOTES = ['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n']
 const EXPECTED = { decision: 't1=commit\nt2=abort\n', state: 't1=committed\nt2=aborted\n' }

@@ -1,8 +1,8 @@
 // Long simulation runs: `bun run simulate -- --seeds 100000`, or one seed with its whole trace:
 // `bun run simulate -- --seed 317 --trace` (add `--variant NAME` to run a broken variant).
 import { parseArgs } from 'node:util'
-import { BROKEN } from '../tests/sim/broken.ts'
-import { report, runSeed } from '../tests/sim/run.ts'
+import { BROKEN } from '../testing/sim/broken.ts'
+import { report, runSeed } from '../testing/sim/run.ts'
 
 const { values } = parseArgs({
   options: {

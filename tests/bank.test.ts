@@ -15,7 +15,7 @@ import {
   waitSettled,
   type Bank,
   type Outcome,
-} from '../examples/bank.ts'
+} from '../testing/bank.ts'
 import {
   cleanup,
   getJson,
@@ -24,9 +24,9 @@ import {
   startParticipant,
   tempDir,
   type Node,
-} from './helpers/processes.ts'
-import { usePgCluster } from './helpers/pg.ts'
-import { mapLimit } from '../scripts/util.ts'
+} from '../testing/processes.ts'
+import { usePgCluster } from '../testing/pg.ts'
+import { mapLimit } from '../testing/util.ts'
 
 const SEED = Number(process.env.BANK_SEED ?? 7)
 const ACCOUNTS = 30

@@ -1,7 +1,7 @@
 // Batched protocol messages: POST /batch on a participant, and the coordinator sharing requests
 // and forced writes between concurrent transactions.
 import { afterEach, expect, test } from 'bun:test'
-import { createApp } from '../participant.ts'
+import { createApp } from '../lib/http/participant-app.ts'
 import { ParticipantNode } from '../lib.ts'
 import {
   cleanup,
@@ -10,7 +10,7 @@ import {
   startCoordinatorService,
   startParticipant,
   tempDir,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 afterEach(cleanup)
 

@@ -2,8 +2,8 @@
 // are whatever they are) commits every transaction and reports each column of the table.
 import { expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { ROOT } from '../scripts/nodes.ts'
-import { outputOf } from './helpers/processes.ts'
+import { ROOT } from '../testing/nodes.ts'
+import { outputOf } from '../testing/processes.ts'
 
 const BENCH = [process.execPath, join(ROOT, 'scripts/bench.ts')]
 

@@ -4,7 +4,8 @@
 // and files. The first three faults are always one coordinator kill, one participant kill and
 // one stall, so each kind happens whatever the seed.
 import { expect, test } from 'bun:test'
-import { formatReport, runChaos } from '../scripts/chaos.ts'
+import { formatReport } from '../testing/chaos/report.ts'
+import { runChaos } from '../testing/chaos/run.ts'
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20_240_601)
 

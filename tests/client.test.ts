@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ROOT, cleanEnv } from '../scripts/nodes.ts'
+import { ROOT, cleanEnv } from '../testing/nodes.ts'
 import {
   cleanup,
   freePort,
@@ -14,7 +14,7 @@ import {
   startParticipant,
   tempDir,
   type Node,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 afterEach(cleanup)
 

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from '../scripts/build.ts'
+import { build } from '../testing/build.ts'
 import {
   cleanup,
   outputOf,
@@ -14,7 +14,7 @@ import {
   startCoordinatorService,
   startParticipant,
   tempDir,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 let dist = ''
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 // The coordinator service in-process: what it tells others is only what is on its disk.
 import { afterEach, expect, test } from 'bun:test'
 import { CoordinatorNode, type CoordinatorRecord } from '../lib.ts'
-import { createCoordinatorApp } from '../lib/coordinator-api.ts'
-import { cleanup, tempDir } from './helpers/processes.ts'
+import { createCoordinatorApp } from '../lib/http/coordinator-app.ts'
+import { cleanup, tempDir } from '../testing/processes.ts'
 
 afterEach(cleanup)
 

@@ -37,7 +37,7 @@ import {
   type Tally,
   type Vote,
   type Ballot,
-} from '../lib/core.ts'
+} from '../lib/core/index.ts'
 
 const T = 't1'
 

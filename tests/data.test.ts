@@ -11,8 +11,8 @@ import {
   tempDir,
   waitFor,
   type Node,
-} from './helpers/processes.ts'
-import { usePgCluster } from './helpers/pg.ts'
+} from '../testing/processes.ts'
+import { usePgCluster } from '../testing/pg.ts'
 
 const pg = usePgCluster('twophase-pg-')
 let databases = 0

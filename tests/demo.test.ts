@@ -1,7 +1,7 @@
 // The README's first command: `npm run demo` runs the exercise and says PASS.
 import { expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { ROOT } from '../scripts/nodes.ts'
+import { ROOT } from '../testing/nodes.ts'
 
 test('the demo runs the classic exercise and reports PASS with exit status 0', async () => {
   const proc = Bun.spawn([process.execPath, join(ROOT, 'scripts/demo.ts')], {

@@ -14,7 +14,7 @@ import {
   tempDir,
   type Command,
   type Node,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 afterEach(cleanup)
 

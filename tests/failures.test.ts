@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FaultProxy, stopProxies } from './helpers/proxy.ts'
+import { FaultProxy, stopProxies } from '../testing/proxy.ts'
 import {
   cleanup,
   freePort,
@@ -15,7 +15,7 @@ import {
   tempDir,
   waitFor,
   type Node,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 afterEach(async () => {
   stopProxies()

@@ -2,8 +2,8 @@
 // before its own write reached the disk.
 import { afterEach, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { DurableLog } from '../lib/log.ts'
-import { cleanup, tempDir } from './helpers/processes.ts'
+import { DurableLog } from '../lib/store/log.ts'
+import { cleanup, tempDir } from '../testing/processes.ts'
 
 afterEach(cleanup)
 

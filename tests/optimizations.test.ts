@@ -1,7 +1,7 @@
 // The classic optimizations, seen from outside: a read-only participant writes nothing and is
 // left out of phase two; under presumed abort an abort is sent once and never acknowledged.
 import { afterEach, expect, test } from 'bun:test'
-import { FaultProxy, stopProxies } from './helpers/proxy.ts'
+import { FaultProxy, stopProxies } from '../testing/proxy.ts'
 import {
   cleanup,
   getJson,
@@ -11,7 +11,7 @@ import {
   tempDir,
   waitFor,
   type Node,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 afterEach(async () => {
   stopProxies()

@@ -5,9 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
-import { createApp } from '../participant.ts'
+import { createApp } from '../lib/http/participant-app.ts'
 import { ParticipantNode, SqliteStore, parseVotes, readVotesFile } from '../lib.ts'
-import { MAX_BODY_BYTES } from '../lib/http-app.ts'
+import { MAX_BODY_BYTES } from '../lib/http/json-errors.ts'
 import type { VotesFile } from '../lib.ts'
 
 const dirs: string[] = []

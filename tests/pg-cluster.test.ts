@@ -5,7 +5,7 @@ import { SQL } from 'bun'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { findPgBin, startPgCluster, type PgCluster } from '../lib/pg-cluster.ts'
+import { findPgBin, startPgCluster, type PgCluster } from '../lib/store/pg-cluster.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pg-cluster-test-'))
 let cluster: PgCluster | undefined

@@ -1,7 +1,7 @@
 // The operator's escape hatch: `participant.ts resolve TXN commit|abort --dir DIR`.
 import { afterEach, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { ROOT } from '../scripts/nodes.ts'
+import { ROOT } from '../testing/nodes.ts'
 import {
   cleanup,
   getJson,
@@ -10,7 +10,7 @@ import {
   postJson,
   startParticipant,
   tempDir,
-} from './helpers/processes.ts'
+} from '../testing/processes.ts'
 
 afterEach(cleanup)
 

@@ -1,10 +1,10 @@
-// Deterministic simulation of whole clusters (tests/sim): thousands of seeds of crashes, lost,
+// Deterministic simulation of whole clusters (testing/sim): thousands of seeds of crashes, lost,
 // duplicated and reordered messages and partitions, with the atomic-commit properties checked
 // after every step. `SEED=n bun test tests/simulation.test.ts` replays one seed with its trace.
 import { describe, expect, test } from 'bun:test'
-import { BROKEN } from './sim/broken.ts'
-import { report, runSeed, type SeedResult } from './sim/run.ts'
-import { NO_FAULTS } from './sim/workload.ts'
+import { BROKEN } from '../testing/sim/broken.ts'
+import { report, runSeed, type SeedResult } from '../testing/sim/run.ts'
+import { NO_FAULTS } from '../testing/sim/workload.ts'
 
 const SEEDS = 10_000
 const replay = Bun.env.SEED ? Number(Bun.env.SEED) : null

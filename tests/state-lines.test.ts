@@ -1,7 +1,8 @@
 // state.txt's lines (StateLines): whatever order outcomes arrive in, each rendering is every
 // recorded transaction once, in plain string order, with its last outcome.
 import { expect, test } from 'bun:test'
-import { StateLines, mulberry32 } from '../lib.ts'
+import { mulberry32 } from '../lib.ts'
+import { StateLines } from '../lib/node/state-lines.ts'
 
 /** What state.txt must show for `states`, computed the obvious way. */
 function expected(states: Map<string, string>): string {

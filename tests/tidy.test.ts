@@ -3,7 +3,7 @@ import { expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Glob } from 'bun'
-import { ROOT } from '../scripts/nodes.ts'
+import { ROOT } from '../testing/nodes.ts'
 
 function files(pattern: string): string[] {
   return [...new Glob(pattern).scanSync({ cwd: ROOT })].sort()

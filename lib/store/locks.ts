@@ -1,5 +1,5 @@
-import type { Op } from '../core.ts'
-import { keysOf } from '../core.ts'
+import type { Op } from '../core/index.ts'
+import { keysOf } from '../core/index.ts'
 
 /** The prepared work of each transaction and the no-wait locks it holds, in memory; both are
  * rebuilt from the log at start-up, so locks survive a restart with the prepared state. */

@@ -17,8 +17,8 @@ import {
   type Json,
   type Op,
   type ParticipantRecord,
-} from '../core.ts'
-import { failpoint } from '../failpoint.ts'
+} from '../core/index.ts'
+import { failpoint } from './failpoint.ts'
 import { PreparedWork, lockReason } from './locks.ts'
 import {
   StoreUnavailable,

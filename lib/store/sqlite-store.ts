@@ -8,8 +8,8 @@ import {
   type Json,
   type Op,
   type ParticipantRecord,
-} from '../core.ts'
-import { DurableLog } from '../log.ts'
+} from '../core/index.ts'
+import { DurableLog } from './log.ts'
 import { PreparedWork, lockReason } from './locks.ts'
 import type { ParticipantStore, StoredRecord, Verdict } from './store.ts'
 

@@ -1,6 +1,6 @@
 // What a participant needs from the place its data and log live: SQLite beside it, or
 // PostgreSQL with its own prepared transactions.
-import type { Ballot, Effect, Json, Op, ParticipantRecord } from '../core.ts'
+import type { Ballot, Effect, Json, Op, ParticipantRecord } from '../core/index.ts'
 
 /** A participant record as a store keeps it: a `prepared` one carries its operations. */
 export type StoredRecord = ParticipantRecord & { ops?: readonly Op[] }

@@ -4,7 +4,7 @@
 // decision.txt is checked, so a fast run that got the answer wrong does not count.
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from '../nodes.ts'
+import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from '../../testing/nodes.ts'
 
 const VOTES = ['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n']
 const EXPECTED = 't1=commit\nt2=abort\n'

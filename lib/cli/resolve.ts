@@ -1,0 +1,79 @@
+// The operator's escape hatch: force the outcome of a transaction whose coordinator is gone for
+// good. Recorded as heuristic; refused when it contradicts an outcome the participant knows.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeFileAtomicSync } from '../store/atomic-file.ts'
+import type { Decision, Reply } from '../core/index.ts'
+import { ParticipantNode } from '../node/participant-node.ts'
+
+const ADDRESS_FILE = 'participant.json'
+
+/** Records where the participant serving `dir` listens, so tools can find it. */
+export function writeAddressFile(dir: string, url: string): void {
+  const local = url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:')
+  writeFileAtomicSync(
+    join(dir, ADDRESS_FILE),
+    `${JSON.stringify({ url: local, pid: process.pid })}\n`,
+  )
+}
+
+/** Resolves `txn` through the running participant of `dir` if there is one (it holds the
+ * transaction's locks and its in-memory state), or directly in its log if none runs. */
+export async function resolveHeuristically(
+  dir: string,
+  txn: string,
+  decision: Decision,
+): Promise<string> {
+  const running = runningParticipant(dir)
+  const reply = running
+    ? await resolveOnline(running, txn, decision)
+    : await resolveOffline(dir, txn, decision)
+  if (reply.kind === 'conflict') throw new Error(reply.error)
+  if (reply.kind !== 'outcome') throw new Error(`unexpected answer resolving ${txn}`)
+  return `${txn}=${reply.state} (heuristic)`
+}
+
+function runningParticipant(dir: string): { url: string; pid: number } | null {
+  const path = join(dir, ADDRESS_FILE)
+  if (!existsSync(path)) return null
+  const address = JSON.parse(readFileSync(path, 'utf8')) as { url: string; pid: number }
+  try {
+    process.kill(address.pid, 0)
+    return address
+  } catch {
+    return null // that process is gone
+  }
+}
+
+async function resolveOnline(
+  running: { url: string; pid: number },
+  txn: string,
+  decision: Decision,
+) {
+  let response: Response
+  try {
+    response = await fetch(`${running.url}/resolve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ txn, decision }),
+    })
+  } catch {
+    throw new Error(
+      `the participant (pid ${running.pid}) runs but does not answer at ${running.url}`,
+    )
+  }
+  const body = (await response.json()) as { state?: 'committed' | 'aborted'; error?: string }
+  if (response.status === 409) return { kind: 'conflict', txn, error: body.error ?? '' } as Reply
+  if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`)
+  return { kind: 'outcome', txn, state: body.state! } as Reply
+}
+
+async function resolveOffline(dir: string, txn: string, decision: Decision): Promise<Reply> {
+  const node = new ParticipantNode(dir, null)
+  try {
+    await node.start()
+    return await node.handle({ type: 'resolve', txn, decision })
+  } finally {
+    await node.close()
+  }
+}

@@ -1,0 +1,11 @@
+// The pure protocol core: no I/O, no clock, no Math.random. See the files it re-exports.
+export * from './types.ts'
+export * from './errors.ts'
+export * from './backoff.ts'
+export * from './txn-id.ts'
+export * from './votes.ts'
+export * from './participant.ts'
+export * from './coordinator.ts'
+export * from './ops.ts'
+export * from './termination.ts'
+export * from './prng.ts'

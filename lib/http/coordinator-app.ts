@@ -1,0 +1,157 @@
+// The coordinator service's HTTP API: start transactions, look them up, see the cluster.
+import { Hono } from 'hono'
+import type { CoordinatorNode } from '../node/coordinator-node.ts'
+import {
+  OpError,
+  isTxnId,
+  parseOps,
+  txnIdError,
+  type CoordinatorTxn,
+  type Op,
+} from '../core/index.ts'
+import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
+
+export type CoordinatorApiOptions = {
+  participants: readonly string[]
+  /** Names given with `--participant NAME=host:port`, to address participants in `ops`. */
+  names?: Readonly<Record<string, string>>
+  /** How long POST /transactions waits for acknowledgements after the decision. */
+  ackWaitMs: number
+}
+
+export function createCoordinatorApp(node: CoordinatorNode, options: CoordinatorApiOptions): Hono {
+  const app = new Hono()
+  useJsonErrors(app)
+  app.post('/transactions', async (c) => {
+    const body = await readJsonObject(c)
+    const id = idOf(body)
+    if (body.protocol !== undefined && body.protocol !== '2pc') {
+      throw httpError(400, `invalid "protocol" ${JSON.stringify(body.protocol)}: expected "2pc"`)
+    }
+    if (!node.txns.has(id) && options.participants.length === 0) {
+      throw httpError(409, 'no participants configured: start the service with --participant')
+    }
+    const { involved, ops } = routeOps(body.ops, options)
+    const decided = await node.run(id, involved, ops)
+    // With --ack-wait 0 the answer leaves at the commit point: the decision is durable.
+    const settled =
+      options.ackWaitMs > 0
+        ? await Promise.race([node.when(id, 'done'), Bun.sleep(options.ackWaitMs)])
+        : decided
+    return c.json(outcomeOf(settled ?? node.txns.get(id)!))
+  })
+  app.get('/transactions/:id', (c) => {
+    const id = c.req.param('id')
+    if (!isTxnId(id)) throw httpError(400, txnIdError(id))
+    const t = node.txns.get(id)
+    // Under presumed abort, `unknown` means abort: nothing about it was ever committed here.
+    if (!t) return c.json({ id, state: node.answer(id) })
+    const state = node.answer(id)
+    const decision = state === 'commit' || state === 'abort' ? state : null // durable ones only
+    return c.json({ ...outcomeOf(t), decision, state, phase: t.phase })
+  })
+  app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
+  // Counters for benchmarks: forced writes (log commits) and HTTP requests to participants.
+  app.get('/metrics', (c) => c.json({ flushes: node.log.flushes, requests: node.requests }))
+  app.get('/healthz', (c) => c.json({ ok: true }))
+  return app
+}
+
+type Routed = { involved: string[]; ops: Record<string, readonly Op[]> }
+
+/** Which participants a transaction involves, and the operations each is asked to prepare:
+ * none (every participant votes), one list for all (a replicated write), or a list per
+ * participant named by index, name or URL (those without operations are not involved). */
+function routeOps(value: unknown, options: CoordinatorApiOptions): Routed {
+  const all = [...options.participants]
+  if (value === undefined) return { involved: all, ops: {} }
+  if (Array.isArray(value)) {
+    const ops = parseOrThrow(value, 'ops')
+    return { involved: all, ops: Object.fromEntries(all.map((p) => [p, ops])) }
+  }
+  if (typeof value !== 'object' || value === null) {
+    throw httpError(400, 'invalid "ops": expected an array, or an object of arrays by participant')
+  }
+  const ops: Record<string, readonly Op[]> = {}
+  for (const [key, list] of Object.entries(value)) {
+    const url = participantOf(key, options)
+    const parsed = parseOrThrow(list, `ops.${key}`)
+    if (parsed.length > 0) ops[url] = [...(ops[url] ?? []), ...parsed]
+  }
+  const involved = all.filter((p) => ops[p] !== undefined)
+  if (involved.length === 0) throw httpError(400, 'invalid "ops": no participant has operations')
+  return { involved, ops }
+}
+
+function participantOf(key: string, options: CoordinatorApiOptions): string {
+  const byIndex = /^\d+$/.test(key) ? options.participants[Number(key)] : undefined
+  const url =
+    byIndex ??
+    (options.names && Object.hasOwn(options.names, key) ? options.names[key] : undefined) ??
+    options.participants.find((p) => p === key)
+  if (url === undefined) {
+    throw httpError(
+      400,
+      `invalid "ops": no participant ${JSON.stringify(key)} (index, name or URL)`,
+    )
+  }
+  return url
+}
+
+function parseOrThrow(value: unknown, at: string): Op[] {
+  try {
+    return parseOps(value)
+  } catch (error) {
+    if (error instanceof OpError) throw httpError(400, error.message.replace('"ops"', `"${at}"`))
+    throw error
+  }
+}
+
+function idOf(body: Record<string, unknown>): string {
+  if (body.id === undefined) return crypto.randomUUID()
+  if (!isTxnId(body.id)) throw httpError(400, txnIdError(body.id).replace('"txn"', '"id"'))
+  return body.id
+}
+
+function outcomeOf(t: CoordinatorTxn) {
+  return {
+    id: t.txn,
+    decision: t.decision,
+    votes: Object.fromEntries(t.participants.map((p) => [p, t.votes[p] ?? null])),
+    reasons: t.reasons,
+    // Every participant confirmed the outcome (an abort under presumed abort is never
+    // acknowledged, except by those that voted no and aborted on their own).
+    acknowledged: t.phase === 'done' && t.acks.length === t.participants.length,
+    ...(Object.keys(t.refusals).length > 0 ? { refusals: t.refusals } : {}),
+  }
+}
+
+async function statusOf(node: CoordinatorNode, participants: readonly string[]) {
+  const counts = { preparing: 0, commit: 0, abort: 0, delivering: 0 }
+  const delivering: { id: string; decision: string | null; waitingFor: string[] }[] = []
+  for (const t of node.txns.values()) {
+    counts[t.decision ?? 'preparing'] += 1
+    if (t.phase === 'deciding') {
+      counts.delivering += 1
+      const waitingFor = t.participants.filter((p) => !t.acks.includes(p))
+      if (delivering.length < 100) delivering.push({ id: t.txn, decision: t.decision, waitingFor })
+    }
+  }
+  return {
+    role: 'coordinator',
+    participants: await Promise.all(participants.map(probe)),
+    counts,
+    delivering,
+  }
+}
+
+async function probe(url: string): Promise<{ url: string; reachable: boolean; ms: number | null }> {
+  const started = performance.now()
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
+    await response.body?.cancel()
+    return { url, reachable: response.ok, ms: Math.round(performance.now() - started) }
+  } catch {
+    return { url, reachable: false, ms: null }
+  }
+}

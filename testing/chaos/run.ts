@@ -1,0 +1,196 @@
+// One chaos experiment from start to end: the cluster up and the accounts open, the workload
+// and the faults together, then the drain, the wait for quiet and the checks.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { openAccounts, pendingWork, type Bank } from '../bank.ts'
+import { check } from './checks.ts'
+import { Workload } from './clients.ts'
+import { Cluster } from './cluster.ts'
+import { FaultLoop } from './faults.ts'
+import { readNodeErrors } from './logs.ts'
+import { buildReport, progress } from './report.ts'
+import type { ChaosOptions, Invariant, Report } from './types.ts'
+import { message } from './util.ts'
+
+type Settings = Required<Omit<ChaosOptions, 'signal' | 'keep'>> & {
+  keep: NonNullable<ChaosOptions['keep']>
+  signal?: AbortSignal
+  aborted: () => boolean
+}
+
+/** What a run found, filled in step by step so a run that breaks still reports what it has. */
+type Findings = {
+  timings: Report['timings']
+  invariants: Invariant[]
+  nodeErrors: Report['nodeErrors']
+  ok: boolean
+}
+
+type Run = {
+  s: Settings
+  started: number
+  cluster: Cluster
+  workload: Workload
+  faults: FaultLoop
+  found: Findings
+}
+
+/** Runs one chaos experiment and returns what it found; never leaves a process behind. */
+export async function runChaos(options: ChaosOptions = {}): Promise<Report> {
+  const s = settings(options)
+  const started = performance.now()
+  const root = mkdtempSync(join(tmpdir(), 'twophase-chaos-'))
+  mkdirSync(join(root, 'logs'))
+  const cluster = new Cluster(root, started)
+  const workload = new Workload(s.aborted)
+  const faults = new FaultLoop(cluster, s)
+  const found: Findings = {
+    timings: { startMs: 0, faultMs: 0, drainMs: 0, settleMs: 0, checkMs: 0 },
+    invariants: [],
+    nodeErrors: { count: 0, first: [] },
+    ok: false,
+  }
+  const run: Run = { s, started, cluster, workload, faults, found }
+  try {
+    const bank = await startBank(run)
+    await faultPhase(run, bank)
+    await drain(run)
+    await settleAndCheck(run, bank)
+  } catch (error) {
+    cluster.errors.unshift(message(error))
+  } finally {
+    // Whatever happened: no more retries or restarts, every process gone, then the clients.
+    workload.abandon()
+    await cluster.shutdown()
+    await workload.done
+    cluster.dispose()
+  }
+  return finish(run)
+}
+
+function settings(options: ChaosOptions): Settings {
+  return {
+    seed: options.seed ?? 1,
+    seconds: options.seconds ?? 30,
+    accounts: options.accounts ?? 30,
+    concurrency: options.concurrency ?? 16,
+    initial: options.initial ?? 100,
+    timeoutMs: options.timeoutMs ?? 1000,
+    inDoubtAfterMs: options.inDoubtAfterMs ?? 500,
+    minGapMs: options.minGapMs ?? 100,
+    maxGapMs: options.maxGapMs ?? 600,
+    settleMs: options.settleMs ?? 60_000,
+    log: options.log ?? (() => {}),
+    verbose: options.verbose ?? false,
+    keep: options.keep ?? 'on-failure',
+    signal: options.signal,
+    aborted: () => options.signal?.aborted === true,
+  }
+}
+
+/** The cluster up, the accounts open, and quiet before the faults begin. */
+async function startBank({ s, cluster, found, started }: Run): Promise<Bank> {
+  const bank = await cluster.start(s)
+  s.log(
+    `cluster in ${cluster.root}: coordinator ${bank.coordinator}, ` +
+      `${bank.participants.length} participants`,
+  )
+  const opened = await openAccounts(bank, s.accounts, s.initial)
+  if (opened.opened !== s.accounts)
+    throw new Error(`opened ${opened.opened} of ${s.accounts} accounts`)
+  await settle(bank, 30_000, s.signal)
+  found.timings.startMs = performance.now() - started
+  return bank
+}
+
+/** The clients and the faults together, for `seconds`. */
+async function faultPhase({ s, cluster, workload, faults, found }: Run, bank: Bank) {
+  cluster.faultStart = performance.now()
+  s.log(
+    `seed ${s.seed}: ${s.seconds} s of faults, ${s.accounts} accounts, ${s.concurrency} clients, ` +
+      `transfers of 1-50`,
+  )
+  workload.start(bank, s.accounts, s.seed, s.concurrency)
+  await faults.run(workload.outcomes)
+  found.timings.faultMs = performance.now() - cluster.faultStart
+}
+
+/** Everything back up first (the clients' retries need the coordinator), then the clients
+ * stopped, finishing (and retrying) what they began. */
+async function drain({ s, cluster, workload, found }: Run): Promise<void> {
+  const ended = performance.now()
+  await cluster.endFaults(s.aborted)
+  workload.stop()
+  await workload.done
+  found.timings.drainMs = performance.now() - ended
+  if (s.aborted()) throw new Error('interrupted')
+  s.log(
+    `faults over: ${progress(cluster.clock(), workload.outcomes, cluster.kills, cluster.stalls)}`,
+  )
+}
+
+/** Waits for quiet (a cluster that never gets there fails an invariant, not the run), then
+ * checks every invariant. */
+async function settleAndCheck({ s, cluster, workload, found }: Run, bank: Bank): Promise<void> {
+  const settleStarted = performance.now()
+  let settled: string[] = []
+  try {
+    await settle(bank, s.settleMs, s.signal)
+  } catch (error) {
+    settled = [message(error)]
+  }
+  found.timings.settleMs = performance.now() - settleStarted
+
+  const checkStarted = performance.now()
+  found.invariants = await check({
+    bank,
+    accounts: s.accounts,
+    initial: s.initial,
+    outcomes: workload.outcomes,
+    coordinator: cluster.coordinator,
+    participantNodes: cluster.nodes.slice(1),
+    settled,
+  })
+  found.timings.checkMs = performance.now() - checkStarted
+  found.nodeErrors = readNodeErrors(cluster.root, cluster.nodes)
+  found.ok = found.invariants.every((i) => i.ok)
+}
+
+/** Polls until nothing is in flight anywhere (see the bank's `pendingWork`). */
+async function settle(bank: Bank, ms: number, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const left = await pendingWork(bank)
+    if (left.length === 0) return
+    if (signal?.aborted) throw new Error('interrupted')
+    if (Date.now() > deadline) throw new Error(`not quiet after ${ms} ms: ${left.join('; ')}`)
+    await Bun.sleep(50)
+  }
+}
+
+/** Removes the directory unless it is kept (by default only a failed run's), and reports. */
+function finish({ s, started, cluster, workload, faults, found }: Run): Report {
+  const failed = !found.ok || cluster.errors.length > 0
+  const kept = s.keep === 'always' || (s.keep === 'on-failure' && failed && !s.aborted())
+  if (!kept) rmSync(cluster.root, { recursive: true, force: true })
+  return buildReport({
+    ...found,
+    seed: s.seed,
+    seconds: s.seconds,
+    accounts: s.accounts,
+    concurrency: s.concurrency,
+    outcomes: workload.outcomes,
+    kills: cluster.kills,
+    stalls: cluster.stalls,
+    skipped: faults.skipped,
+    schedule: faults.schedule,
+    errors: cluster.errors,
+    started,
+    dir: kept ? cluster.root : null,
+    processes: {
+      started: cluster.nodes.reduce((a, n) => a + n.starts, 0),
+      left: cluster.procs.size,
+    },
+  })
+}

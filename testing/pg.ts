@@ -1,0 +1,27 @@
+// A private PostgreSQL cluster shared by the tests of one file: started before them, stopped and
+// removed after them (its directory outlives each test's cleanup of temp directories).
+import { afterAll, beforeAll } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startPgCluster, type PgCluster } from '../lib/store/pg-cluster.ts'
+
+/** Registers the file's cluster; `cluster()` is the running one (within a test). */
+export function usePgCluster(prefix: string): { cluster: () => PgCluster } {
+  let pg: PgCluster | null = null
+  let dir = ''
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), prefix))
+    pg = await startPgCluster(dir)
+  }, 120_000)
+  afterAll(async () => {
+    await pg?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    cluster: () => {
+      if (pg === null) throw new Error('the PostgreSQL cluster is not running')
+      return pg
+    },
+  }
+}

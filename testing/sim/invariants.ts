@@ -1,0 +1,174 @@
+// The atomic-commit properties, checked as the simulation runs: each is named after what it
+// checks, and a violation throws a SimViolation that names it.
+import type {
+  CoordinatorMessage,
+  CoordinatorRecord,
+  Json,
+  ParticipantRecord,
+  Ballot,
+} from '../../lib/core/index.ts'
+import type { Sim } from './cluster.ts'
+
+export class SimViolation extends Error {
+  constructor(
+    readonly property: string,
+    detail: string,
+  ) {
+    super(`${property}: ${detail}`)
+  }
+}
+
+type Outcome = 'commit' | 'abort'
+
+export class Invariants {
+  /** Every outcome any node ever persisted for a transaction. */
+  readonly #outcomes = new Map<string, Outcome>()
+  /** The last outcome each node persisted for each transaction: `node txn` → outcome. */
+  readonly #decided = new Map<string, Outcome>()
+  /** `node txn` for every read-only vote sent: such a participant keeps no record. */
+  readonly #readOnly = new Set<string>()
+
+  constructor(readonly sim: Sim) {}
+
+  #fail(property: string, detail: string): never {
+    this.sim.log(`VIOLATION ${property}: ${detail}`)
+    throw new SimViolation(property, detail)
+  }
+
+  /** AC1 agreement and AC2 stability, for one node's newly persisted outcome. */
+  #decide(node: string, txn: string, outcome: Outcome): void {
+    const mine = this.#decided.get(`${node} ${txn}`)
+    if (mine !== undefined && mine !== outcome) {
+      this.#fail('stability (AC2)', `${node} decided ${txn} ${mine}, then ${outcome}`)
+    }
+    this.#decided.set(`${node} ${txn}`, outcome)
+    const known = this.#outcomes.get(txn)
+    if (known !== undefined && known !== outcome) {
+      this.#fail('agreement (AC1)', `${node} decided ${txn} ${outcome}, another node ${known}`)
+    }
+    this.#outcomes.set(txn, outcome)
+  }
+
+  onCoordinatorPersist(record: CoordinatorRecord): void {
+    if (record.type !== 'decision') return
+    if (record.decision === 'commit') this.#validCommit(record.txn, record.participants ?? [])
+    this.#decide('c', record.txn, record.decision)
+  }
+
+  /** AC3 validity: commit only if every participant has durably voted yes (or read-only). */
+  #validCommit(txn: string, participants: readonly string[]): void {
+    if (participants.length === 0) this.#fail('validity (AC3)', `commit of ${txn} names nobody`)
+    for (const id of participants) {
+      const p = this.sim.participants.find((q) => q.id === id)!
+      const yes =
+        this.#readOnly.has(`${id} ${txn}`) ||
+        p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
+      if (!yes) this.#fail('validity (AC3)', `commit of ${txn} without a yes vote from ${id}`)
+    }
+  }
+
+  onParticipantPersist(p: { id: string }, record: ParticipantRecord): void {
+    if (record.state === 'committed') this.#decide(p.id, record.txn, 'commit')
+    if (record.state === 'aborted') this.#decide(p.id, record.txn, 'abort')
+  }
+
+  /** Persist-before-send: a commit leaves only once the coordinator has logged it (an abort
+   * need not be: without a record, the presumption is abort). */
+  onCoordinatorSend(to: string, message: CoordinatorMessage): void {
+    if (message.type !== 'decide' || message.decision !== 'commit') return
+    const logged = this.sim.coordinator.records.some(
+      (r) => r.type === 'decision' && r.txn === message.txn && r.decision === message.decision,
+    )
+    if (!logged) {
+      this.#fail(
+        'persist-before-send',
+        `${message.decision} of ${message.txn} sent to ${to} before it was logged`,
+      )
+    }
+  }
+
+  /** Persist-before-send: a yes vote leaves only once the participant has logged it. */
+  onVoteSent(
+    p: { id: string; store: { durable: { records: ParticipantRecord[] } } },
+    txn: string,
+    vote: Ballot,
+  ): void {
+    if (vote === 'read-only') this.#readOnly.add(`${p.id} ${txn}`)
+    if (vote !== 'yes') return
+    const logged = p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
+    if (!logged) this.#fail('persist-before-send', `${p.id} voted yes on ${txn} before logging it`)
+  }
+
+  /** Checked after every step: no balance is ever negative. */
+  afterStep(): void {
+    for (const p of this.sim.participants) {
+      for (const [key, value] of p.store.durable.data) {
+        if (typeof value === 'number' && value < 0)
+          this.#fail('bank: no negative balance', `${p.id} ${key} = ${value}`)
+      }
+    }
+  }
+
+  /** At the end, after healing: AC5 termination, validity's second half, and the bank total. */
+  atEnd(quiescent: boolean, expectedTotal: number | null): void {
+    if (!quiescent) this.#fail('termination (AC5)', 'the cluster did not settle after healing')
+    const sim = this.sim
+    for (const t of sim.coordinator.txns.values()) {
+      for (const id of t.participants) {
+        const p = sim.participants.find((q) => q.id === id)!
+        const state = p.txns.get(t.txn)?.state ?? 'unknown'
+        // Presumed abort: a participant that voted no may have forgotten it (its record was
+        // optional). A read-only participant keeps nothing: it is unknown whatever the outcome.
+        const readOnly = this.#readOnly.has(`${id} ${t.txn}`)
+        const ok =
+          t.decision === 'commit'
+            ? state === 'committed' || (readOnly && state === 'unknown')
+            : state === 'aborted' || state === 'unknown'
+        if (!ok)
+          this.#fail('termination (AC5)', `${id} is ${state} on ${t.txn}, decided ${t.decision}`)
+        if (t.decision === 'commit' && !readOnly && !p.store.applied.has(t.txn)) {
+          this.#fail('validity (AC3)', `${id} committed ${t.txn} without applying its operations`)
+        }
+      }
+    }
+    if (expectedTotal !== null) {
+      const total = sim.participants
+        .flatMap((p) => [...p.store.durable.data.values()])
+        .reduce<number>((sum, v: Json) => sum + (typeof v === 'number' ? v : 0), 0)
+      if (total !== expectedTotal)
+        this.#fail('bank: total conserved', `total ${total}, expected ${expectedTotal}`)
+      this.#balancesMatchCommits()
+    }
+  }
+
+  /** Each balance is the opening one plus the adds of the transactions the coordinator
+   * committed (adds commute, so their order does not matter): no commit applied twice, none
+   * lost, none applied with other operations than its own. */
+  #balancesMatchCommits(): void {
+    const sim = this.sim
+    const expected = new Map<string, number>()
+    for (const p of sim.participants) {
+      for (const [key, value] of Object.entries(sim.config.data[p.id] ?? {})) {
+        expected.set(`${p.id} ${key}`, value as number)
+      }
+    }
+    for (const w of sim.config.workload) {
+      if (sim.coordinator.txns.get(w.txn)?.decision !== 'commit') continue
+      for (const [id, ops] of Object.entries(w.ops)) {
+        for (const op of ops) {
+          if (op.op !== 'add') continue
+          const key = `${id} ${op.key}`
+          expected.set(key, (expected.get(key) ?? 0) + op.amount)
+        }
+      }
+    }
+    for (const p of sim.participants) {
+      for (const [key, value] of p.store.durable.data) {
+        const want = expected.get(`${p.id} ${key}`) ?? 0
+        if (value !== want) {
+          this.#fail('bank: balances match the commits', `${p.id} ${key} = ${value}, want ${want}`)
+        }
+      }
+    }
+  }
+}
