@@ -11,7 +11,8 @@ export function fail(error: unknown): never {
   process.exit(error instanceof UsageError || isParseArgsError(error) ? 2 : 1)
 }
 
-function isParseArgsError(error: unknown): boolean {
+/** Whether node:util's parseArgs threw `error`: a usage error in Node's own words. */
+export function isParseArgsError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')
 }

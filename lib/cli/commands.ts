@@ -1,0 +1,144 @@
+// The client's commands: start, submit and show run or look up a transaction on the
+// coordinator; status and get read the coordinator and its participants. Each resolves to the
+// exit status; usage errors throw UsageError before any request is sent.
+import { parseArgs } from 'node:util'
+import { UsageError } from './args.ts'
+import { CLIENT_FLAGS, call, participantUrls, targetOf, type Target } from './http.ts'
+import { outcomeLines, print, statusLines } from './output.ts'
+import { indexOf, isName, nameError, opsBody } from './routing.ts'
+import { readStartLine } from './start-line.ts'
+import { isTxnId } from '../core/index.ts'
+
+function expectPositionals(positionals: string[], names: string[], command: string): void {
+  if (positionals.length < names.length) {
+    throw new UsageError(`${command}: missing ${names[positionals.length]}`)
+  }
+  if (positionals.length > names.length) {
+    throw new UsageError(`${command}: unexpected argument ${JSON.stringify(positionals.at(-1))}`)
+  }
+}
+
+/** The flags and words of a command that takes only the client flags. */
+function parseClientArgs(argv: string[]) {
+  return parseArgs({ args: argv, options: CLIENT_FLAGS, allowPositionals: true, strict: true })
+}
+
+/** `start [ID] [2PC] [OP [--on P]...]...`: the line as the body of POST /transactions. */
+export async function startCommand(argv: string[]): Promise<number> {
+  const { values, line } = readStartLine(argv)
+  const target = targetOf(values)
+  // The coordinator's participants are asked for only when the routing needs them.
+  const ops = await opsBody(line, () => participantUrls(target))
+  const body = {
+    ...(line.id === undefined ? {} : { id: line.id }),
+    ...(line.protocol === undefined ? {} : { protocol: line.protocol }),
+    ...(ops === undefined ? {} : { ops }),
+  }
+  return postTransaction(target, JSON.stringify(body), line.id)
+}
+
+/** `submit FILE|-`: the file's JSON object as it is, so every field of the API is reachable. */
+export async function submitCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseClientArgs(argv)
+  expectPositionals(positionals, ['FILE (or - for stdin)'], 'submit')
+  const file = positionals[0]!
+  const name = file === '-' ? 'stdin' : file
+  let text: string
+  try {
+    text = file === '-' ? await Bun.stdin.text() : await Bun.file(file).text()
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    throw new UsageError(`submit: cannot read ${name}${code ? ` (${code})` : ''}`)
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new UsageError(`submit: ${name} is not valid JSON`)
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new UsageError(`submit: ${name} must hold a JSON object (the body of POST /transactions)`)
+  }
+  return postTransaction(targetOf(values), text, (body as { id?: unknown }).id)
+}
+
+/** POST /transactions. A repeated id answers the recorded outcome without running anything,
+ * so the id is looked up first to say so (on stderr). */
+async function postTransaction(target: Target, body: string, id: unknown): Promise<number> {
+  let before: string | undefined
+  if (isTxnId(id)) {
+    before = (await call(target.url, `/transactions/${id}`, 'the coordinator')).body.state
+  }
+  const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body }
+  const { body: outcome } = await call(target.url, '/transactions', 'the coordinator', init)
+  print(target, outcome, () => outcomeLines(outcome))
+  if (before === 'commit' || before === 'abort') {
+    console.error(`note: ${id} was decided before: this is its recorded outcome; nothing ran again`)
+  }
+  return outcome.decision === 'commit' ? 0 : 1
+}
+
+/** `show ID`: exits 1 for a transaction the coordinator never started. */
+export async function showCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseClientArgs(argv)
+  expectPositionals(positionals, ['ID'], 'show')
+  const id = positionals[0]!
+  if (!isTxnId(id)) throw new UsageError(`show: invalid transaction id ${JSON.stringify(id)}`)
+  const target = targetOf(values)
+  const { body } = await call(target.url, `/transactions/${id}`, 'the coordinator')
+  const unknown = body.state === 'unknown'
+  print(target, body, () =>
+    unknown ? [`${id}: unknown (never started here; presumed abort)`] : outcomeLines(body),
+  )
+  return unknown ? 1 : 0
+}
+
+/** `status`: a participant that cannot be reached is part of the answer, not a failure. */
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseClientArgs(argv)
+  expectPositionals(positionals, [], 'status')
+  const target = targetOf(values)
+  const { body: coordinator } = await call(target.url, '/status', 'the coordinator')
+  const urls = (coordinator.participants as { url: string }[]).map((p) => p.url)
+  const participants = await Promise.all(
+    urls.map(async (url, i) => {
+      try {
+        const init = { signal: AbortSignal.timeout(5000) }
+        const { body } = await call(url, '/status', `participant ${i}`, init)
+        return { url, reachable: true, status: body }
+      } catch (error) {
+        return { url, reachable: false, error: (error as Error).message }
+      }
+    }),
+  )
+  const all = { coordinator: { url: target.url, ...coordinator }, participants }
+  print(target, all, () => statusLines(target.url, coordinator, participants))
+  return 0
+}
+
+/** `get KEY [--on P]`: read from the participant directly, where the committed value lives. */
+export async function getCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...CLIENT_FLAGS, on: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  })
+  expectPositionals(positionals, ['KEY'], 'get')
+  const key = positionals[0]!
+  const target = targetOf(values)
+  const on = values.on ?? '0'
+  // Checked before any request: a name is an error whatever the coordinator answers.
+  if (isName(on)) throw nameError(on, 'use an index or URL')
+  const urls = await participantUrls(target)
+  const index = indexOf(on, urls, 'use an index or URL')
+  const url = urls[index]!
+  const path = `/kv/${encodeURIComponent(key)}`
+  const { status: code, body } = await call(url, path, `participant ${index}`, {}, [404])
+  const found = code !== 404
+  const out = found
+    ? { key, value: body.value, participant: url }
+    : { key, absent: true, participant: url }
+  print(target, out, () => [found ? `${key}: ${JSON.stringify(body.value)}` : `${key}: absent`])
+  return found ? 0 : 1
+}
