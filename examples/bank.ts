@@ -17,10 +17,22 @@ import {
   startCluster,
   topReasons,
   waitSettled,
+  type Bank,
+  type Outcome,
 } from '../testing/bank.ts'
 import { integerFlag } from '../testing/util.ts'
 
-async function main(): Promise<number> {
+type Options = {
+  coordinator: string | undefined
+  accounts: number
+  count: number
+  concurrency: number
+  seed: number
+  initial: number
+  maxAmount: number
+}
+
+function readOptions(): Options {
   const { values } = parseArgs({
     options: {
       coordinator: { type: 'string' },
@@ -33,81 +45,113 @@ async function main(): Promise<number> {
     },
     strict: true,
   })
-  const accounts = integerFlag(values.accounts, 30, 'accounts')
-  const count = integerFlag(values.transfers, 500, 'transfers')
-  const concurrency = integerFlag(values.concurrency, 16, 'concurrency')
-  const seed = integerFlag(values.seed, 1, 'seed', 0)
-  const initial = integerFlag(values.initial, 100, 'initial')
-  const maxAmount = integerFlag(values['max-amount'], 50, 'max-amount')
-  if (accounts < 2 || accounts > 10_000) {
+  return {
+    coordinator: values.coordinator,
+    accounts: integerFlag(values.accounts, 30, 'accounts'),
+    count: integerFlag(values.transfers, 500, 'transfers'),
+    concurrency: integerFlag(values.concurrency, 16, 'concurrency'),
+    seed: integerFlag(values.seed, 1, 'seed', 0),
+    initial: integerFlag(values.initial, 100, 'initial'),
+    maxAmount: integerFlag(values['max-amount'], 50, 'max-amount'),
+  }
+}
+
+async function main(): Promise<number> {
+  const options = readOptions()
+  if (options.accounts < 2 || options.accounts > 10_000) {
     console.error('error: --accounts must be 2-10000')
     return 2
   }
-
-  const cluster = values.coordinator === undefined ? await startCluster() : null
+  const cluster = options.coordinator === undefined ? await startCluster() : null
   try {
-    const bank = await connect(values.coordinator ?? cluster!.coordinator)
+    const bank = await connect(options.coordinator ?? cluster!.coordinator)
     const mode = cluster ? 'started for this run' : 'given'
     console.log(
       `coordinator ${bank.coordinator} (${mode}), ${bank.participants.length} participants`,
     )
-    const { opened, existing } = await openAccounts(bank, accounts, initial)
-    console.log(`${accounts} accounts: ${opened} opened with ${initial} each, ${existing} existed`)
+    const expected = await openBank(bank, options)
+    const run = await runPlan(bank, options)
     await waitSettled(bank)
-    const expected = (await readBalances(bank, accounts)).reduce((a, b) => a + b, 0)
-
-    // The run tag keeps transfer ids unique when the same seed runs again on one coordinator.
-    const prefix = `xfer-${seed}-${Date.now().toString(36)}`
-    const plan = planTransfers(count, accounts, mulberry32(seed), { prefix, maxAmount })
-    console.log(`${count} transfers of 1-${maxAmount}, ${concurrency} at a time, seed ${seed}`)
-    const started = performance.now()
-    const step = Math.max(1, Math.ceil(count / 5))
-    let committed = 0
-    const outcomes = await runTransfers(bank, plan, {
-      concurrency,
-      onDone: (o, done) => {
-        if (o.decision === 'commit') committed += 1
-        if (done % step === 0 || done === count) {
-          const s = ((performance.now() - started) / 1000).toFixed(1)
-          console.log(`  ${done}/${count} done, ${committed} committed (${s} s)`)
-        }
-      },
-    })
-    const seconds = (performance.now() - started) / 1000
-    await waitSettled(bank)
-    const balances = await readBalances(bank, accounts)
-
-    console.log('balances:')
-    for (const [p, url] of bank.participants.entries()) {
-      const mine = balances.map((b, i) => [i, b] as const).filter(([i]) => homeOf(bank, i) === p)
-      const sum = mine.reduce((a, [, b]) => a + b, 0)
-      console.log(`  participant ${p} ${url}  total ${sum}`)
-      for (let k = 0; k < mine.length; k += 10) {
-        const row = mine.slice(k, k + 10).map(([i, b]) => `${i}:${b}`.padStart(7))
-        console.log(`    ${row.join(' ')}`)
-      }
-    }
-    const aborted = outcomes.filter((o) => o.decision === 'abort').length
-    const failed = outcomes.filter((o) => o.decision === null)
-    const rate = Math.round(count / seconds)
-    const failures = failed.length > 0 ? `, failed ${failed.length}` : ''
-    console.log(
-      `committed ${committed}, aborted ${aborted}${failures} of ${count} transfers ` +
-        `in ${seconds.toFixed(1)} s (${rate}/s)`,
-    )
-    if (aborted > 0) console.log('top abort reasons (one per participant that refused):')
-    for (const [reason, n] of topReasons(outcomes))
-      console.log(`  ${String(n).padStart(5)}  ${reason}`)
-    for (const o of failed.slice(0, 3)) console.log(`  failed ${o.id}: ${o.error}`)
-
-    const total = balances.reduce((a, b) => a + b, 0)
-    const negative = balances.flatMap((b, i) => (b < 0 ? [`${i}:${b}`] : []))
-    console.log(`total ${total} ${total === expected ? '=' : '!='} ${expected} expected`)
-    if (negative.length > 0) console.log(`NEGATIVE balances: ${negative.join(' ')}`)
-    return total === expected && negative.length === 0 ? 0 : 1
+    const balances = await readBalances(bank, options.accounts)
+    printBalances(bank, balances)
+    printOutcomes(run, options.count)
+    return checkTotal(balances, expected)
   } finally {
     await cluster?.stop()
   }
+}
+
+/** Opens the accounts and resolves to the money in them, which the transfers must conserve. */
+async function openBank(bank: Bank, options: Options): Promise<number> {
+  const { accounts, initial } = options
+  const { opened, existing } = await openAccounts(bank, accounts, initial)
+  console.log(`${accounts} accounts: ${opened} opened with ${initial} each, ${existing} existed`)
+  await waitSettled(bank)
+  return (await readBalances(bank, accounts)).reduce((a, b) => a + b, 0)
+}
+
+type Run = { outcomes: Outcome[]; committed: number; seconds: number }
+
+/** Runs the seeded transfers, printing progress five times on the way. */
+async function runPlan(bank: Bank, options: Options): Promise<Run> {
+  const { count, accounts, seed, maxAmount, concurrency } = options
+  // The run tag keeps transfer ids unique when the same seed runs again on one coordinator.
+  const prefix = `xfer-${seed}-${Date.now().toString(36)}`
+  const plan = planTransfers(count, accounts, mulberry32(seed), { prefix, maxAmount })
+  console.log(`${count} transfers of 1-${maxAmount}, ${concurrency} at a time, seed ${seed}`)
+  const started = performance.now()
+  const step = Math.max(1, Math.ceil(count / 5))
+  let committed = 0
+  const outcomes = await runTransfers(bank, plan, {
+    concurrency,
+    onDone: (o, done) => {
+      if (o.decision === 'commit') committed += 1
+      if (done % step === 0 || done === count) {
+        const s = ((performance.now() - started) / 1000).toFixed(1)
+        console.log(`  ${done}/${count} done, ${committed} committed (${s} s)`)
+      }
+    },
+  })
+  return { outcomes, committed, seconds: (performance.now() - started) / 1000 }
+}
+
+/** Each participant's total, then its accounts ten to a row. */
+function printBalances(bank: Bank, balances: readonly number[]): void {
+  console.log('balances:')
+  for (const [p, url] of bank.participants.entries()) {
+    const mine = balances.map((b, i) => [i, b] as const).filter(([i]) => homeOf(bank, i) === p)
+    const sum = mine.reduce((a, [, b]) => a + b, 0)
+    console.log(`  participant ${p} ${url}  total ${sum}`)
+    for (let k = 0; k < mine.length; k += 10) {
+      const row = mine.slice(k, k + 10).map(([i, b]) => `${i}:${b}`.padStart(7))
+      console.log(`    ${row.join(' ')}`)
+    }
+  }
+}
+
+/** The counts and rate, why transfers aborted, and the first few that failed outright. */
+function printOutcomes({ outcomes, committed, seconds }: Run, count: number): void {
+  const aborted = outcomes.filter((o) => o.decision === 'abort').length
+  const failed = outcomes.filter((o) => o.decision === null)
+  const rate = Math.round(count / seconds)
+  const failures = failed.length > 0 ? `, failed ${failed.length}` : ''
+  console.log(
+    `committed ${committed}, aborted ${aborted}${failures} of ${count} transfers ` +
+      `in ${seconds.toFixed(1)} s (${rate}/s)`,
+  )
+  if (aborted > 0) console.log('top abort reasons (one per participant that refused):')
+  for (const [reason, n] of topReasons(outcomes))
+    console.log(`  ${String(n).padStart(5)}  ${reason}`)
+  for (const o of failed.slice(0, 3)) console.log(`  failed ${o.id}: ${o.error}`)
+}
+
+/** The exit status: 0 when no money was made or lost and no balance went negative. */
+function checkTotal(balances: readonly number[], expected: number): number {
+  const total = balances.reduce((a, b) => a + b, 0)
+  const negative = balances.flatMap((b, i) => (b < 0 ? [`${i}:${b}`] : []))
+  console.log(`total ${total} ${total === expected ? '=' : '!='} ${expected} expected`)
+  if (negative.length > 0) console.log(`NEGATIVE balances: ${negative.join(' ')}`)
+  return total === expected && negative.length === 0 ? 0 : 1
 }
 
 if (import.meta.main) {
