@@ -97,10 +97,8 @@ export class Cluster {
       void proc.exited.then(() => this.procs.delete(proc))
       node.starts += 1
       const logFile = join(this.root, 'logs', `${node.name}.log`)
-      appendLine(
-        logFile,
-        `--- start ${node.starts} (pid ${proc.pid}) at ${this.clock()}, ${new Date().toISOString()}\n`,
-      )
+      const at = `${this.clock()}, ${new Date().toISOString()}`
+      appendLine(logFile, `--- start ${node.starts} (pid ${proc.pid}) at ${at}\n`)
       try {
         const url = await listening(proc, logFile, 20_000)
         node.proc = proc
