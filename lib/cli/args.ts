@@ -89,7 +89,7 @@ export function participantsFromEnv(env: Record<string, string | undefined>): st
 
 const CLIENT_COMMANDS = ['start', 'submit', 'show', 'status', 'get', 'help'] as const
 
-/** Whether `coordinator.ts WORD …` is a client command (lib/client.ts) rather than batch mode. */
+/** Whether `coordinator.ts WORD …` is a client command (client.ts) rather than batch mode. */
 export function isClientCommand(word: string | undefined): boolean {
   return (CLIENT_COMMANDS as readonly (string | undefined)[]).includes(word)
 }
