@@ -78,7 +78,7 @@ export async function serve(options: ServeOptions) {
     dir: options.dir,
     timeoutMs: options.timeoutMs,
     alwaysBatch: true,
-    presumedAbort: true,
+    lazyAborts: true,
     onePhase: true,
   })
   const app = createCoordinatorApp(node, options)

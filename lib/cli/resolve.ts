@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { writeFileAtomicSync } from '../store/atomic-file.ts'
 import type { Decision, Reply } from '../core/index.ts'
 import { ParticipantNode } from '../node/participant-node.ts'
+import { bunPorts } from '../node/ports.ts'
+import { decodeReply } from '../wire/participant.ts'
 
 const ADDRESS_FILE = 'participant.json'
 
@@ -49,23 +51,20 @@ async function resolveOnline(
   running: { url: string; pid: number },
   txn: string,
   decision: Decision,
-) {
-  let response: Response
-  try {
-    response = await fetch(`${running.url}/resolve`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ txn, decision }),
-    })
-  } catch {
+): Promise<Reply> {
+  const url = `${running.url}/resolve`
+  const answer = await bunPorts.request('POST', url, { txn, decision }, 30_000)
+  if (answer === null) {
     throw new Error(
       `the participant (pid ${running.pid}) runs but does not answer at ${running.url}`,
     )
   }
-  const body = (await response.json()) as { state?: 'committed' | 'aborted'; error?: string }
-  if (response.status === 409) return { kind: 'conflict', txn, error: body.error ?? '' } as Reply
-  if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`)
-  return { kind: 'outcome', txn, state: body.state! } as Reply
+  const reply = decodeReply(txn, answer.status, answer.body)
+  if (reply === null || reply.kind === 'unavailable') {
+    const error = (answer.body as { error?: unknown } | null)?.error
+    throw new Error(typeof error === 'string' ? error : `HTTP ${answer.status}`)
+  }
+  return reply
 }
 
 async function resolveOffline(dir: string, txn: string, decision: Decision): Promise<Reply> {

@@ -1,10 +1,14 @@
 // The coordinator's view of one transaction: preparing → deciding (commit | abort) → done.
 // Pure: the shell carries out the actions in order, and a `persist` is durable before any later
-// action of the same step leaves the node, unless it is `lazy`. Presumed abort: without a
-// durable commit record, a transaction is aborted, so only the commit decision must be forced;
-// the begin and done records (and, in the service, abort decisions) may ride a later flush.
+// action of the same step leaves the node, unless it is `lazy`; the shell reports each record
+// that became durable (`logged`) and each it could not write (`persist-failed`). Presumed
+// abort: without a durable commit record, a transaction is aborted, so only the commit decision
+// must be forced; the begin and done records (and, with `lazyAborts`, abort decisions) may ride
+// a later flush. The optimizations each have one home: presumed abort and `lazyAborts` here
+// (decide, resume), read-only votes in ./ops.ts (readsOnly) and decide, one phase in begin and
+// onOutcome.
 import { backoffMs, type Backoff } from './backoff.ts'
-import { isReadOnly, type Op } from './ops.ts'
+import { readsOnly, type Op } from './ops.ts'
 import type { Ballot, Decision, Prng } from './types.ts'
 
 export type CoordinatorPhase = 'preparing' | 'deciding' | 'done'
@@ -20,6 +24,13 @@ export type CoordinatorTxn = Readonly<{
    * may be sent first (a lost one is still an abort); a one-phase decision is the participant's
    * own outcome, durable in its log. */
   decision: Decision | null
+  /** The decision is durable (or, in one phase, settled by the participant's own log): only
+   * then is anyone asking told it, and the client answered. */
+  logged: boolean
+  /** A record the log could not write, to be written again at `retryAt` (null while it is
+   * being written): what depends on it (the sends after a forced one, the client's answer
+   * after a decision) waits for it. */
+  unlogged: Unlogged | null
   votes: Readonly<Record<string, Ballot>>
   reasons: Readonly<Record<string, string>>
   acks: readonly string[]
@@ -35,6 +46,13 @@ export type CoordinatorTxn = Readonly<{
   ops?: Readonly<Record<string, readonly Op[]>>
   /** One participant, asked to prepare and commit in one step: its outcome is the decision. */
   onePhase?: true
+}>
+
+export type Unlogged = Readonly<{
+  record: CoordinatorRecord
+  lazy: boolean
+  attempt: number
+  retryAt: number | null
 }>
 
 export type CoordinatorRecord =
@@ -77,6 +95,10 @@ export type CoordinatorEvent =
   /** A send got no answer (refused connection, timeout, 5xx): try again after a backoff. */
   | { type: 'unreachable'; to: string; now: number }
   | { type: 'tick'; now: number }
+  /** `record` is durable now. */
+  | { type: 'logged'; record: CoordinatorRecord }
+  /** The log could not write `record` (disk full, I/O error); nothing after it was done. */
+  | { type: 'persist-failed'; record: CoordinatorRecord; lazy: boolean; now: number }
 
 export type CoordinatorAction =
   /** `lazy`: nothing after it waits for it, and a crash may lose it; it only saves work.
@@ -91,9 +113,10 @@ export type CoordinatorEnv = Readonly<{
   backoff: Backoff
   /** Aborts are neither forced nor acknowledged: the abort record rides a later flush, each
    * participant is sent the abort once, and the transaction is done. One that misses it asks
-   * when in doubt and hears abort, as it would about a transaction never heard of. The classic
-   * batch coordinator keeps this off: it waits for every participant to acknowledge. */
-  presumedAbort?: boolean
+   * when in doubt and hears abort, as it would about a transaction never heard of. Both modes
+   * presume abort (an undecided transaction aborts after a restart); the classic batch
+   * coordinator keeps this off and waits for every participant to acknowledge its abort. */
+  lazyAborts?: boolean
   /** A transaction with a single participant is committed in one phase (the service's mode). */
   onePhase?: boolean
 }>
@@ -144,7 +167,48 @@ export function coordinatorStep(
       return onUnreachable(state, event.to, event.now, env)
     case 'tick':
       return onTick(state, event.now, env)
+    case 'logged':
+      return onLogged(state, event.record)
+    case 'persist-failed':
+      return onPersistFailed(state, event.record, event.lazy, event.now, env)
   }
+}
+
+function onLogged(state: CoordinatorTxn, record: CoordinatorRecord): Step {
+  const unlogged = state.unlogged?.record.type === record.type ? null : state.unlogged
+  const logged = state.logged || record.type === 'decision'
+  return [{ ...state, logged, unlogged }, []]
+}
+
+/** A record the log could not write. The begin (when lazy) and done records only save work:
+ * a restart is correct without them. Any other is written again after a backoff, and what
+ * depends on it waits: a decision is never changed (the failed write may still have reached
+ * the disk) and never told before it is durable. */
+function onPersistFailed(
+  state: CoordinatorTxn,
+  record: CoordinatorRecord,
+  lazy: boolean,
+  now: number,
+  env: CoordinatorEnv,
+): Step {
+  if (record.type === 'done' || (record.type === 'begin' && lazy)) return [state, []]
+  if (record.type === 'decision' && state.logged) return [state, []] // settled elsewhere
+  const attempt = state.unlogged === null ? 0 : state.unlogged.attempt + 1
+  const retryAt = now + backoffMs(attempt, env.prng, env.backoff)
+  return [{ ...state, unlogged: { record, lazy, attempt, retryAt } }, []]
+}
+
+/** Writes a failed record again; after a forced one, the sends it held back (to everyone still
+ * owed a message: none of them was sent). */
+function relog(state: CoordinatorTxn, unlogged: Unlogged): Step {
+  const next: CoordinatorTxn = { ...state, unlogged: { ...unlogged, retryAt: null } }
+  const persist: CoordinatorAction = unlogged.lazy
+    ? { type: 'persist', record: unlogged.record, lazy: true }
+    : { type: 'persist', record: unlogged.record }
+  if (unlogged.lazy) return [next, [persist]]
+  const owed = Object.keys(state.outstanding)
+  const send = state.decision === null ? prepareTo : decideTo
+  return [next, [persist, ...owed.map((id) => send(next, id))]]
 }
 
 export type Tally = 'pending' | 'won' | 'lost'
@@ -186,7 +250,7 @@ function onVote(
   return decide(next, result === 'won' ? 'commit' : 'abort', env)
 }
 
-function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv): Step {
+export function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv): Step {
   if (state.decision !== null) throw new Error(`assertion: ${state.txn} is already decided`)
   // A participant that voted `no` has aborted on its own, and one that voted `read-only` has
   // nothing to do either way: neither is sent the decision, and neither owes an ack.
@@ -194,7 +258,7 @@ function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv):
     (id) => state.votes[id] !== 'read-only' && (decision === 'commit' || state.votes[id] !== 'no'),
   )
   const acks = state.participants.filter((id) => !targets.includes(id))
-  const presumed = decision === 'abort' && env.presumedAbort === true
+  const presumed = decision === 'abort' && env.lazyAborts === true
   const next: CoordinatorTxn = {
     ...state,
     phase: presumed ? 'done' : 'deciding',
@@ -233,6 +297,7 @@ function onOutcome(state: CoordinatorTxn, from: string, decision: Decision): Ste
     ...state,
     phase: 'done',
     decision,
+    logged: true,
     votes: { [from]: decision === 'commit' ? 'yes' : 'no' },
     acks: [from],
     outstanding: {},
@@ -275,6 +340,10 @@ function onUnreachable(state: CoordinatorTxn, to: string, now: number, env: Coor
 }
 
 function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
+  const unlogged = state.unlogged
+  if (unlogged !== null && unlogged.retryAt !== null && unlogged.retryAt <= now) {
+    return relog(state, unlogged)
+  }
   // One phase has no prepare timeout: the participant may have committed, so it is asked
   // again until it answers.
   if (state.phase === 'preparing' && !state.onePhase && now >= state.deadline) {
@@ -298,8 +367,10 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
 /** When a tick can next change `state`: the prepare deadline or the earliest retry. Null when
  * only a reply can, so a shell need not tick it at all until then. */
 export function wakeAt(state: CoordinatorTxn): number | null {
-  if (state.phase === 'done') return null
+  const relogAt = state.unlogged?.retryAt ?? Infinity
+  if (state.phase === 'done') return relogAt === Infinity ? null : relogAt
   let at = state.phase === 'preparing' && !state.onePhase ? state.deadline : Infinity
+  if (relogAt < at) at = relogAt
   for (const id in state.outstanding) {
     const retryAt = state.outstanding[id]!.retryAt
     if (retryAt !== null && retryAt < at) at = retryAt
@@ -307,59 +378,12 @@ export function wakeAt(state: CoordinatorTxn): number | null {
   return at === Infinity ? null : at
 }
 
-/** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
- * has its decision sent again to everyone who has not acknowledged it. */
-export function resume(state: CoordinatorTxn, env: CoordinatorEnv): Step {
-  // One phase: the participant may have committed before the crash; asking again is safe, as
-  // it answers a repeated one-phase prepare with the outcome it recorded.
-  if (state.phase === 'preparing' && state.onePhase) {
-    const next = { ...state, outstanding: inFlight(state.participants, 0) }
-    return [next, state.participants.map((to) => prepareTo(next, to))]
-  }
-  if (state.phase === 'preparing') {
-    return decide({ ...state, votes: {} }, 'abort', env)
-  }
-  if (state.phase === 'done') return [state, []]
-  if (state.decision === 'abort' && env.presumedAbort) {
-    const next = { ...state, phase: 'done' as const, outstanding: {} }
-    return [next, state.participants.map((to) => decideTo(next, to))]
-  }
-  const pending = Object.keys(state.outstanding)
-  const next = { ...state, outstanding: inFlight(pending, 0) }
-  return [next, pending.map((to) => decideTo(next, to))]
-}
-
-/** Rebuilds every transaction's state from the coordinator's records, in their order. */
-export function recoverCoordinator(
-  records: Iterable<CoordinatorRecord>,
-): Map<string, CoordinatorTxn> {
-  const txns = new Map<string, CoordinatorTxn>()
-  for (const r of records) {
-    let prior = txns.get(r.txn)
-    if (r.type === 'begin') {
-      const begun = preparing(r.txn, r.participants)
-      txns.set(r.txn, r.onePhase ? { ...begun, onePhase: true, ...opsOf(r) } : begun)
-    } else if (r.type === 'decision' && (prior || r.participants)) {
-      prior ??= preparing(r.txn, r.participants!)
-      // Acks are not logged, so after a restart everyone owed the decision is sent it again.
-      const owed = r.to ?? prior.participants
-      const acks = prior.participants.filter((id) => !owed.includes(id))
-      const outstanding = inFlight(owed, 0)
-      const phase = owed.length === 0 ? 'done' : 'deciding' // nobody is owed it: done
-      txns.set(r.txn, { ...prior, phase, decision: r.decision, acks, outstanding })
-    } else if (prior && r.type === 'done') {
-      txns.set(r.txn, { ...prior, phase: 'done', acks: prior.participants, outstanding: {} })
-    }
-  }
-  return txns
-}
-
-function opsOf(from: { ops?: Readonly<Record<string, readonly Op[]>> }) {
+export function opsOf(from: { ops?: Readonly<Record<string, readonly Op[]>> }) {
   return from.ops ? { ops: from.ops } : {}
 }
 
 /** A transaction before any prepare is sent (as a restart rebuilds it from its begin record). */
-function preparing(txn: string, participants: readonly string[]): CoordinatorTxn {
+export function preparing(txn: string, participants: readonly string[]): CoordinatorTxn {
   return {
     txn,
     participants,
@@ -371,10 +395,12 @@ function preparing(txn: string, participants: readonly string[]): CoordinatorTxn
     refusals: {},
     deadline: 0,
     outstanding: {},
+    logged: false,
+    unlogged: null,
   }
 }
 
-function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
+export function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
   const ops = state.ops?.[to]
   const message: CoordinatorMessage = {
     type: 'prepare',
@@ -394,19 +420,14 @@ export function peersOf(state: CoordinatorTxn): readonly string[] {
   return state.participants.filter((id) => !readsOnly(ops[id]))
 }
 
-/** Whether a participant given `ops` votes `read-only` (when its checks hold). */
-export function readsOnly(ops: readonly Op[] | undefined): boolean {
-  return ops !== undefined && ops.length > 0 && isReadOnly(ops)
-}
-
-function decideTo(state: CoordinatorTxn, to: string): CoordinatorAction {
+export function decideTo(state: CoordinatorTxn, to: string): CoordinatorAction {
   if (state.decision === null) throw new Error(`assertion: ${state.txn} has no decision to send`)
   return { type: 'send', to, message: { type: 'decide', txn: state.txn, decision: state.decision } }
 }
 
 // These two run for every message of every transaction: plain loops, which the JIT compiles
 // well, where `Object.fromEntries` and a rest pattern (`{ [key]: _, ...rest }`) take slow paths.
-function inFlight(ids: readonly string[], attempt: number): Record<string, Retry> {
+export function inFlight(ids: readonly string[], attempt: number): Record<string, Retry> {
   const outstanding: Record<string, Retry> = {}
   for (const id of ids) outstanding[id] = { attempt, retryAt: null }
   return outstanding

@@ -2,7 +2,10 @@
 // unknown → aborted. Pure: the shell carries out the actions in order, and a `persist` is durable
 // before any later action of the same step leaves the node.
 import { backoffMs, type Backoff } from './backoff.ts'
+import { readsOnly, type Op } from './ops.ts'
+import type { CoordinatorAnswer } from './termination.ts'
 import type { Ballot, Decision, Prng, Vote } from './types.ts'
+import { inDoubtStep } from './in-doubt.ts'
 
 /** A participant's state of one transaction. A `prepared` participant has promised to commit on
  * request: it must never abort on its own (only a decision or an operator's heuristic moves it). */
@@ -40,6 +43,9 @@ export type ParticipantRecord = Readonly<{
   at?: number
 }>
 
+/** Whom the participant asks if the transaction ends up in doubt, and when it was prepared. */
+export type PrepareContext = { coordinator?: string; peers?: readonly string[]; at?: number }
+
 export type ParticipantEvent =
   | {
       type: 'prepare'
@@ -49,6 +55,8 @@ export type ParticipantEvent =
       peers?: readonly string[]
       /** The only participant: prepare and commit in one step, answering the outcome. */
       onePhase?: boolean
+      /** The data work this participant is asked to prepare. */
+      ops?: readonly Op[]
     }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
   | {
@@ -62,42 +70,79 @@ export type ParticipantEvent =
       /** Asked in one phase: a yes commits at once. */
       onePhase?: boolean
     }
-  | { type: 'decide'; txn: string; decision: Decision }
+  /** `shareFlush`: the outcome record may wait a moment to share a later flush (a batch's
+   * commits then share the fsync of the prepares that follow them). */
+  | { type: 'decide'; txn: string; decision: Decision; shareFlush?: boolean }
   /** An operator's forced outcome for a transaction whose coordinator is gone for good. */
   | { type: 'resolve'; txn: string; decision: Decision }
   /** A peer in doubt asks what we know (cooperative termination). */
   | { type: 'decision-request'; txn: string }
   | { type: 'tick'; txn: string; now: number }
-  /** Nobody asked knew the outcome: ask again later. */
-  | { type: 'unresolved'; txn: string; now: number }
+  /** What the coordinator said when asked in doubt; null when it gave no answer we understand. */
+  | { type: 'coordinator-answer'; txn: string; answer: CoordinatorAnswer | null; now: number }
+  /** What the peers said when asked in doubt: their states, null for those that did not answer. */
+  | { type: 'peer-answers'; txn: string; states: readonly unknown[]; now: number }
+  /** The store could not make `action`'s record durable (disk full, database down). */
+  | { type: 'persist-failed'; txn: string; action: PersistAction; error: string; now: number }
 
 export type Reply =
   | { kind: 'vote'; txn: string; vote: Ballot; reason: string | null }
   | { kind: 'outcome'; txn: string; state: 'committed' | 'aborted' }
   | { kind: 'uncertain'; txn: string }
   | { kind: 'conflict'; txn: string; error: string }
+  /** The store failed: nothing changed, and the request may be retried (503). */
+  | { kind: 'unavailable'; txn: string; error: string }
+
+/** Make `record` durable; with `effect`, atomically with it: `apply` makes the prepared work
+ * visible, `release` drops it; either way its locks are released. An `optional` record may be
+ * lost (a `no` vote: under presumed abort, forgetting it is safe). `shareFlush`: it may wait a
+ * moment for a later flush; what follows it still waits until it is durable. */
+export type PersistAction = {
+  type: 'persist'
+  record: ParticipantRecord
+  effect?: Effect
+  optional?: true
+  shareFlush?: true
+}
 
 export type ParticipantAction =
-  | { type: 'check'; txn: string }
-  /** Ask the coordinator, then the peers, for the outcome of a transaction in doubt. */
-  | { type: 'ask'; txn: string; coordinator: string | null; peers: readonly string[] }
-  /** Make `record` durable; with `effect`, atomically with it: `apply` makes the prepared work
-   * visible, `release` drops it; either way its locks are released. An `optional` record may be
-   * lost (a `no` vote: under presumed abort, forgetting it is safe), so the reply need not wait
-   * for it or fail with it. */
-  | { type: 'persist'; record: ParticipantRecord; effect?: Effect; optional?: true }
+  /** Ask the resource (votes.txt, the store) for its verdict on `ops`; it answers `checked`,
+   * echoing `readOnly` and `onePhase`. A `yes` takes the locks. */
+  | {
+      type: 'check'
+      txn: string
+      ops: readonly Op[]
+      context: PrepareContext
+      readOnly?: true
+      onePhase?: true
+    }
+  /** In doubt: ask the coordinator first (it answers `coordinator-answer`)… */
+  | { type: 'ask-coordinator'; txn: string; coordinator: string }
+  /** …then every peer, in parallel (`peer-answers`): cooperative termination. */
+  | { type: 'ask-peers'; txn: string; peers: readonly string[] }
+  | PersistAction
+  /** Let go of the work and locks a check took, whose record never became durable. */
+  | { type: 'discard'; txn: string }
   | { type: 'reply'; reply: Reply }
 
 export type Effect = 'apply' | 'release'
 
 type ParticipantStep = [ParticipantTxn, ParticipantAction[]]
 
-export type ParticipantEnv = Readonly<{ inDoubtAfterMs: number; prng: Prng; backoff: Backoff }>
+export type ParticipantEnv = Readonly<{
+  inDoubtAfterMs: number
+  prng: Prng
+  backoff: Backoff
+  /** The store can commit a `yes` at once, the writes and the record in one atomic durable
+   * write (SQLite can; PostgreSQL cannot, so it always takes two phases). */
+  onePhase?: boolean
+}>
 
 export const defaultParticipantEnv: ParticipantEnv = {
   inDoubtAfterMs: 5000,
   prng: () => 0.5,
   backoff: { baseMs: 100, capMs: 5000 },
+  onePhase: true,
 }
 
 export function unknownTxn(txn: string): ParticipantTxn {
@@ -122,7 +167,7 @@ export function participantStep(
 ): ParticipantStep {
   switch (event.type) {
     case 'prepare':
-      return onPrepare(withContext(state, event), event.onePhase === true)
+      return onPrepare(withContext(state, event), event, env)
     case 'checked':
       // A store may still vote `yes` on reads (PostgreSQL holds their row locks): then it is
       // prepared like any other.
@@ -132,15 +177,13 @@ export function participantStep(
       if (event.onePhase && event.vote === 'yes') return onOnePhaseChecked(state)
       return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env, event.onePhase)
     case 'decide':
-      return onDecide(state, event.decision, false)
+      return onDecide(state, event.decision, false, event.shareFlush === true)
     case 'resolve':
       return onDecide(state, event.decision, true)
-    case 'decision-request':
-      return onDecisionRequest(state)
-    case 'tick':
-      return onTick(state, event.now)
-    case 'unresolved':
-      return onUnresolved(state, event.now, env)
+    case 'persist-failed':
+      return onPersistFailed(state, event.action, event.error, event.now, env)
+    default:
+      return inDoubtStep(state, event, env)
   }
 }
 
@@ -157,10 +200,28 @@ function voteReply(state: ParticipantTxn, vote: Ballot, reason: string | null): 
   return { type: 'reply', reply: { kind: 'vote', txn: state.txn, vote, reason } }
 }
 
-function onPrepare(state: ParticipantTxn, onePhase = false): ParticipantStep {
-  // A repeated prepare gets the recorded answer and persists nothing. An aborted transaction
-  // answers `no` even if it once voted yes: a `yes` now could let a coordinator commit it.
-  if (state.state === 'unknown') return [state, [{ type: 'check', txn: state.txn }]]
+function onPrepare(
+  state: ParticipantTxn,
+  event: ParticipantEvent & { type: 'prepare' },
+  env: ParticipantEnv,
+): ParticipantStep {
+  if (state.state !== 'unknown') return answerPrepare(state, event.onePhase === true)
+  const ops = event.ops ?? []
+  const check: ParticipantAction = {
+    type: 'check',
+    txn: state.txn,
+    ops,
+    context: contextOf(event),
+    ...(readsOnly(ops) ? { readOnly: true } : {}),
+    ...(event.onePhase && env.onePhase !== false ? { onePhase: true } : {}),
+  }
+  return [state, [check]]
+}
+
+/** What a prepare learns from the state it finds: a repeated one gets the recorded answer and
+ * persists nothing. An aborted transaction answers `no` even if it once voted yes: a `yes` now
+ * could let a coordinator commit it. */
+function answerPrepare(state: ParticipantTxn, onePhase = false): ParticipantStep {
   if (state.state === 'aborted') {
     return [state, [voteReply(state, 'no', state.reason ?? 'transaction is already aborted')]]
   }
@@ -173,7 +234,7 @@ function onPrepare(state: ParticipantTxn, onePhase = false): ParticipantStep {
 /** One phase: the checks hold, so commit now. The commit record (with the writes) is the only
  * forced write, and the answer is the outcome, not a vote. */
 function onOnePhaseChecked(state: ParticipantTxn): ParticipantStep {
-  if (state.state !== 'unknown') return onPrepare(state, true)
+  if (state.state !== 'unknown') return answerPrepare(state, true)
   const next: ParticipantTxn = { ...state, state: 'committed', vote: 'yes' }
   return [next, [persistOf(next, 'apply'), outcomeReply(state.txn, 'committed')]]
 }
@@ -187,7 +248,7 @@ function onChecked(
   onePhase = false,
 ): ParticipantStep {
   // A check that raced with a decision for the same transaction is stale: answer as prepare would.
-  if (state.state !== 'unknown') return onPrepare(state)
+  if (state.state !== 'unknown') return answerPrepare(state)
   // Read-only: nothing to make durable and nothing to wait for; it forgets the transaction.
   // The coordinator leaves it out of phase two and out of the peers asked in doubt, since
   // after a restart it could not tell this vote from never having voted.
@@ -221,13 +282,18 @@ function onReadOnlyChecked(
   vote: Ballot,
   reason: string | null,
 ): ParticipantStep {
-  if (state.state !== 'unknown') return onPrepare(state)
+  if (state.state !== 'unknown') return answerPrepare(state)
   const forgotten = unknownTxn(state.txn)
   if (vote === 'no') return [forgotten, [voteReply(forgotten, 'no', reason)]]
   return [forgotten, [voteReply(forgotten, 'read-only', null)]]
 }
 
-function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean): ParticipantStep {
+export function onDecide(
+  state: ParticipantTxn,
+  decision: Decision,
+  heuristic: boolean,
+  shareFlush = false,
+): ParticipantStep {
   const wanted = decision === 'commit' ? 'committed' : 'aborted'
   if (state.state === wanted) return [state, [outcomeReply(state.txn, wanted)]] // idempotent
   const refusal = refuseDecision(state, decision)
@@ -236,35 +302,41 @@ function onDecide(state: ParticipantTxn, decision: Decision, heuristic: boolean)
   }
   const next: ParticipantTxn = { ...state, state: wanted, heuristic, askAt: null }
   const effect = decision === 'commit' ? 'apply' : 'release'
-  return [next, [persistOf(next, effect), outcomeReply(state.txn, wanted)]]
+  const persist = persistOf(next, effect)
+  return [
+    next,
+    [shareFlush ? { ...persist, shareFlush } : persist, outcomeReply(state.txn, wanted)],
+  ]
 }
 
-function onDecisionRequest(state: ParticipantTxn): ParticipantStep {
-  if (state.state === 'prepared')
-    return [state, [{ type: 'reply', reply: { kind: 'uncertain', txn: state.txn } }]]
-  if (state.state !== 'unknown') return [state, [outcomeReply(state.txn, state.state)]]
-  // Never voted, so free to abort: after this it can never vote yes, and the asker may abort.
-  const reason = 'aborted on a cooperative termination request from a peer in doubt'
-  const next: ParticipantTxn = { ...state, state: 'aborted', reason }
-  return [next, [persistOf(next, 'release'), outcomeReply(state.txn, 'aborted')]]
-}
-
-function onTick(state: ParticipantTxn, now: number): ParticipantStep {
-  if (state.state !== 'prepared' || state.askAt === null || now < state.askAt) return [state, []]
-  const ask: ParticipantAction = {
-    type: 'ask',
-    txn: state.txn,
-    coordinator: state.coordinator,
-    peers: state.peers,
+/** The store could not make a record durable: nothing of that step happened. A transaction
+ * whose `prepared` record is on disk stays prepared, locks held, and the sender retries; any
+ * other goes back to unknown and lets go of what its check took. A lost `no` is allowed (it
+ * was optional): the vote still stands, and this participant will never vote yes on it. */
+function onPersistFailed(
+  state: ParticipantTxn,
+  action: PersistAction,
+  error: string,
+  now: number,
+  env: ParticipantEnv,
+): ParticipantStep {
+  const txn = state.txn
+  if (action.optional)
+    return [state, [{ type: 'discard', txn }, voteReply(state, 'no', state.reason)]]
+  const unavailable: ParticipantAction = {
+    type: 'reply',
+    reply: { kind: 'unavailable', txn, error: `cannot record ${txn}: ${error}` },
   }
-  return [{ ...state, askAt: null }, [ask]]
-}
-
-function onUnresolved(state: ParticipantTxn, now: number, env: ParticipantEnv): ParticipantStep {
-  // Blocking is correct: a prepared participant keeps asking, and never decides on its own.
-  if (state.state !== 'prepared' || state.askAt !== null) return [state, []]
-  const askAt = now + backoffMs(state.asks, env.prng, env.backoff)
-  return [{ ...state, askAt, asks: state.asks + 1 }, []]
+  if (action.record.state !== 'prepared' && state.preparedAt !== null) {
+    const prepared: ParticipantTxn = {
+      ...state,
+      state: 'prepared',
+      heuristic: false,
+      askAt: now + env.inDoubtAfterMs,
+    }
+    return [prepared, [unavailable]]
+  }
+  return [unknownTxn(txn), [{ type: 'discard', txn }, unavailable]]
 }
 
 /** Why a decision cannot be taken in this state, or null when it can. Outcomes never flip. */
@@ -278,11 +350,11 @@ function refuseDecision(state: ParticipantTxn, decision: Decision): string | nul
   return null
 }
 
-function outcomeReply(txn: string, state: 'committed' | 'aborted'): ParticipantAction {
+export function outcomeReply(txn: string, state: 'committed' | 'aborted'): ParticipantAction {
   return { type: 'reply', reply: { kind: 'outcome', txn, state } }
 }
 
-function persistOf(state: ParticipantTxn, effect?: Effect): ParticipantAction {
+export function persistOf(state: ParticipantTxn, effect?: Effect): PersistAction {
   if (state.state === 'unknown') throw new Error('assertion: unknown is never persisted')
   const record: ParticipantRecord = {
     txn: state.txn,
@@ -297,28 +369,11 @@ function persistOf(state: ParticipantTxn, effect?: Effect): ParticipantAction {
   return effect ? { type: 'persist', record, effect } : { type: 'persist', record }
 }
 
-/** Rebuilds every transaction's state from the persisted records, in their order. A prepared
- * transaction is still in doubt: it asks about its outcome once `inDoubtAfterMs` has passed. */
-export function recoverParticipant(
-  records: Iterable<ParticipantRecord>,
-  env: ParticipantEnv = defaultParticipantEnv,
-): Map<string, ParticipantTxn> {
-  const txns = new Map<string, ParticipantTxn>()
-  for (const r of records) {
-    const prior = txns.get(r.txn) ?? unknownTxn(r.txn)
-    const prepared = r.state === 'prepared'
-    const preparedAt = prepared ? (r.at ?? 0) : prior.preparedAt
-    txns.set(r.txn, {
-      ...prior,
-      state: r.state,
-      vote: r.vote ?? prior.vote,
-      reason: r.reason ?? prior.reason,
-      heuristic: r.heuristic ?? false,
-      coordinator: r.coordinator ?? prior.coordinator,
-      peers: r.peers ?? prior.peers,
-      preparedAt,
-      askAt: prepared ? (preparedAt ?? 0) + env.inDoubtAfterMs : null,
-    })
+/** What a prepare tells a store about whom to ask in doubt. */
+function contextOf(event: ParticipantEvent & { type: 'prepare' }): PrepareContext {
+  return {
+    ...(event.coordinator ? { coordinator: event.coordinator } : {}),
+    ...(event.peers ? { peers: event.peers } : {}),
+    ...(event.now !== undefined ? { at: event.now } : {}),
   }
-  return txns
 }

@@ -1,5 +1,5 @@
 // What a participant in doubt concludes from the answers it gets: the rules of termination,
-// shared by the real shell (lib/in-doubt.ts) and the simulator.
+// used by the participant's in-doubt step (./in-doubt.ts).
 import type { CoordinatorTxn } from './coordinator.ts'
 import type { Decision } from './types.ts'
 
@@ -9,7 +9,8 @@ export type CoordinatorAnswer = 'unknown' | 'preparing' | Decision
 
 export function coordinatorAnswer(state: CoordinatorTxn | undefined): CoordinatorAnswer {
   if (state === undefined) return 'unknown'
-  return state.decision ?? 'preparing'
+  // Only a durable decision is told: one still waiting for its write could be undone by a crash.
+  return state.logged && state.decision !== null ? state.decision : 'preparing'
 }
 
 /** The outcome a coordinator's answer settles; null when the coordinator is alive but still

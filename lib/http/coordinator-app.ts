@@ -10,6 +10,7 @@ import {
   type Op,
 } from '../core/index.ts'
 import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
+import { encodeCoordinatorAnswer } from '../wire/in-doubt.ts'
 
 export type CoordinatorApiOptions = {
   participants: readonly string[]
@@ -36,7 +37,7 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     // With --ack-wait 0 the answer leaves at the commit point: the decision is durable.
     const settled =
       options.ackWaitMs > 0
-        ? await Promise.race([node.when(id, 'done'), Bun.sleep(options.ackWaitMs)])
+        ? await Promise.race([node.when(id, 'done'), node.ports.sleep(options.ackWaitMs)])
         : decided
     return c.json(outcomeOf(settled ?? node.txns.get(id)!))
   })
@@ -45,7 +46,7 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     if (!isTxnId(id)) throw httpError(400, txnIdError(id))
     const t = node.txns.get(id)
     // Under presumed abort, `unknown` means abort: nothing about it was ever committed here.
-    if (!t) return c.json({ id, state: node.answer(id) })
+    if (!t) return c.json(encodeCoordinatorAnswer(id, node.answer(id)))
     const state = node.answer(id)
     const decision = state === 'commit' || state === 'abort' ? state : null // durable ones only
     return c.json({ ...outcomeOf(t), decision, state, phase: t.phase })
@@ -139,19 +140,16 @@ async function statusOf(node: CoordinatorNode, participants: readonly string[]) 
   }
   return {
     role: 'coordinator',
-    participants: await Promise.all(participants.map(probe)),
+    participants: await Promise.all(participants.map((url) => probe(node, url))),
     counts,
     delivering,
   }
 }
 
-async function probe(url: string): Promise<{ url: string; reachable: boolean; ms: number | null }> {
+async function probe(node: CoordinatorNode, url: string) {
   const started = performance.now()
-  try {
-    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
-    await response.body?.cancel()
-    return { url, reachable: response.ok, ms: Math.round(performance.now() - started) }
-  } catch {
-    return { url, reachable: false, ms: null }
-  }
+  const reply = await node.ports.request('GET', `${url}/healthz`, null, 1000)
+  if (reply === null) return { url, reachable: false, ms: null }
+  const ms = Math.round(performance.now() - started)
+  return { url, reachable: reply.status >= 200 && reply.status < 300, ms }
 }

@@ -1,20 +1,24 @@
 // The participant's HTTP face: the classic endpoints (plain-text answers), the batch endpoint
-// the coordinator service uses, the operator's /resolve, and the read-only views.
+// the coordinator service uses, the operator's /resolve, and the read-only views. Bodies are
+// decoded and replies encoded by the one codec, lib/wire/participant.ts.
 import { Hono, type Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { httpError, readJsonObject, useJsonErrors, wantsJson } from './json-errors.ts'
-import {
-  isTxnId,
-  parseOps,
-  txnIdError,
-  OpError,
-  type Decision,
-  type Op,
-  type Reply,
-} from '../core/index.ts'
+import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
 import { MAX_BATCH } from '../node/sender.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
 import { StoreUnavailable } from '../store/store.ts'
+import {
+  WireError,
+  decodeDecision,
+  decodePrepare,
+  decodeTxn,
+  encodeReply,
+  plainText,
+  type Body,
+  type EncodedReply,
+  type PrepareRequest,
+} from '../wire/participant.ts'
 
 export function createApp(node: ParticipantNode): Hono {
   const app = new Hono()
@@ -25,8 +29,8 @@ export function createApp(node: ParticipantNode): Hono {
     await next()
   })
   app.post('/prepare', async (c) => {
-    const body = await readJsonObject(c)
-    return answer(c, await node.prepare(txnOf(body), opsOf(body), contextOf(body)))
+    const p = decoded(decodePrepare, await readJsonObject(c))
+    return answer(c, await node.prepare(p.txn, p.ops, contextOf(p)))
   })
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
@@ -40,12 +44,13 @@ export function createApp(node: ParticipantNode): Hono {
     return c.json({ replies: await Promise.all(messages.map((m) => batchItem(node, m))) })
   })
   app.post('/decision-request', async (c) => {
-    const txn = txnOf(await readJsonObject(c))
+    const txn = decoded(decodeTxn, await readJsonObject(c))
     return answer(c, await node.handle({ type: 'decision-request', txn }), true)
   })
   app.post('/resolve', async (c) => {
     const body = await readJsonObject(c)
-    const event = { type: 'resolve', txn: txnOf(body), decision: decisionOf(body) } as const
+    const txn = decoded(decodeTxn, body)
+    const event = { type: 'resolve', txn, decision: decoded(decodeDecision, body) } as const
     return answer(c, await node.handle(event), true)
   })
   app.get('/transactions/:txn', (c) => {
@@ -72,6 +77,23 @@ export function createApp(node: ParticipantNode): Hono {
   return app
 }
 
+function contextOf(p: PrepareRequest): { coordinator?: string; peers?: string[] } {
+  return {
+    ...(p.coordinator ? { coordinator: p.coordinator } : {}),
+    ...(p.peers ? { peers: p.peers } : {}),
+  }
+}
+
+/** `decode(body)`, with a malformed body answered 400 (it changes nothing). */
+function decoded<T>(decode: (body: Body) => T, body: Body): T {
+  try {
+    return decode(body)
+  } catch (error) {
+    if (error instanceof WireError) throw httpError(400, error.message)
+    throw error
+  }
+}
+
 function statusOf(node: ParticipantNode) {
   const txns = [...node.txns.values()]
   return {
@@ -86,17 +108,8 @@ function statusOf(node: ParticipantNode) {
 }
 
 async function decide(node: ParticipantNode, c: Context, decision: Decision): Promise<Reply> {
-  return node.handle({ type: 'decide', txn: txnOf(await readJsonObject(c)), decision })
-}
-
-function opsOf(body: Record<string, unknown>): Op[] {
-  if (body.ops === undefined) return []
-  try {
-    return parseOps(body.ops)
-  } catch (error) {
-    if (error instanceof OpError) throw httpError(400, error.message)
-    throw error
-  }
+  const txn = decoded(decodeTxn, await readJsonObject(c))
+  return node.handle({ type: 'decide', txn, decision })
 }
 
 function limitOf(value: string | undefined): number {
@@ -108,84 +121,39 @@ function limitOf(value: string | undefined): number {
   return limit
 }
 
-function txnOf(body: Record<string, unknown>): string {
-  if (!isTxnId(body.txn)) throw httpError(400, txnIdError(body.txn))
-  return body.txn
-}
-
-function decisionOf(body: Record<string, unknown>): Decision {
-  if (body.decision === 'commit' || body.decision === 'abort') return body.decision
-  throw httpError(
-    400,
-    `invalid "decision" ${JSON.stringify(body.decision)}: expected commit or abort`,
-  )
-}
-
-/** Whom to ask if the transaction ends up in doubt: optional, but checked when given. */
-function contextOf(body: Record<string, unknown>): { coordinator?: string; peers?: string[] } {
-  const { coordinator, participants } = body
-  if (coordinator !== undefined && !isHttpUrl(coordinator)) {
-    throw httpError(400, 'invalid "coordinator": expected an http(s) URL')
-  }
-  const peersOk =
-    participants === undefined ||
-    (Array.isArray(participants) && participants.length <= 64 && participants.every(isHttpUrl))
-  if (!peersOk) throw httpError(400, 'invalid "participants": expected up to 64 http(s) URLs')
-  return {
-    ...(coordinator === undefined ? {} : { coordinator: coordinator as string }),
-    ...(participants === undefined ? {} : { peers: participants as string[] }),
-  }
-}
-
-/** `onePhase: true` asks the only participant to prepare and commit in one step. */
-function onePhaseOf(body: Record<string, unknown>): boolean {
-  if (body.onePhase === undefined || typeof body.onePhase === 'boolean')
-    return body.onePhase === true
-  throw httpError(400, 'invalid "onePhase": expected true or false')
-}
-
-function isHttpUrl(value: unknown): boolean {
-  return typeof value === 'string' && value.length <= 2048 && /^https?:\/\/[^\s]+$/.test(value)
-}
-
-/** One message of a batch, answered as its own endpoint would answer it in JSON. */
-async function batchItem(node: ParticipantNode, message: unknown): Promise<JsonReply> {
+/** One message of a batch, answered as its own endpoint would answer it in JSON. A batch's
+ * outcome records may share a later flush; each reply still waits until its own is durable. */
+async function batchItem(node: ParticipantNode, message: unknown): Promise<EncodedReply> {
   try {
-    if (typeof message !== 'object' || message === null) throw httpError(400, 'invalid message')
-    const m = message as Record<string, unknown>
-    const txn = txnOf(m)
+    if (typeof message !== 'object' || message === null) throw new WireError('invalid message')
+    const m = message as Body
     if (m.type === 'prepare') {
-      const reply = await node.prepare(txn, opsOf(m), contextOf(m), false, onePhaseOf(m))
-      return jsonOf(reply)
+      const p = decodePrepare(m)
+      return encodeReply(await node.prepare(p.txn, p.ops, contextOf(p), false, p.onePhase))
     }
     if (m.type === 'commit' || m.type === 'abort') {
-      return jsonOf(await node.handle({ type: 'decide', txn, decision: m.type }, false))
+      const event = {
+        type: 'decide',
+        txn: decodeTxn(m),
+        decision: m.type,
+        shareFlush: true,
+      } as const
+      return encodeReply(await node.handle(event, false))
     }
-    throw httpError(400, `invalid message type ${JSON.stringify(m.type)}`)
+    throw new WireError(`invalid message type ${JSON.stringify(m.type)}`)
   } catch (error) {
+    if (error instanceof WireError) return { status: 400, body: { error: error.message } }
     if (error instanceof HTTPException) {
-      return { status: error.status, body: (await error.getResponse().json()) as object }
+      return { status: error.status, body: (await error.getResponse().json()) as Body }
     }
     if (error instanceof StoreUnavailable) return { status: 503, body: { error: error.message } }
     throw error
   }
 }
 
-type JsonReply = { status: number; body: object }
-
-function jsonOf(reply: Reply): JsonReply {
-  if (reply.kind === 'conflict')
-    return { status: 409, body: { error: reply.error, txn: reply.txn } }
-  if (reply.kind === 'vote') {
-    return { status: 200, body: { txn: reply.txn, vote: reply.vote, reason: reply.reason } }
-  }
-  const state = reply.kind === 'uncertain' ? 'prepared' : reply.state
-  return { status: 200, body: { txn: reply.txn, state } }
-}
-
 /** The classic answers are plain text (`yes`, `no`, `committed`); JSON on request. */
 function answer(c: Context, reply: Reply, json = wantsJson(c)): Response {
-  const { status, body } = jsonOf(reply)
-  if (json || status !== 200) return c.json(body, status as 200 | 409)
-  return c.text(reply.kind === 'vote' ? reply.vote : (body as { state: string }).state)
+  const { status, body } = encodeReply(reply)
+  if (json || status !== 200) return c.json(body, status as 200 | 409 | 503)
+  return c.text(plainText(reply))
 }

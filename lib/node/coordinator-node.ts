@@ -1,10 +1,13 @@
 // The coordinator's shell around the core: it owns the durable log, the decision.txt view, the
-// clock and the network, and carries out the core's actions in order (persist before send).
+// clock and the network, and carries out the core's actions in order (persist before send). It
+// never sets a transaction's state itself: a record that became durable, a write that failed
+// and every answer go back into the core as events.
 import { join } from 'node:path'
 import { FileView, sweepTempFiles } from '../store/atomic-file.ts'
 import {
-  begin,
-  coordinatorStep,
+  begin as realBegin,
+  coordinatorAnswer,
+  coordinatorStep as realCoordinatorStep,
   defaultBackoff,
   recoverCoordinator,
   resume,
@@ -12,7 +15,6 @@ import {
   type Backoff,
   type CoordinatorAction,
   type CoordinatorAnswer,
-  type Decision,
   type CoordinatorEnv,
   type CoordinatorEvent,
   type CoordinatorMessage,
@@ -25,8 +27,13 @@ import { failpoint } from '../store/failpoint.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { MessageSender } from './sender.ts'
 import { DurableLog } from '../store/log.ts'
+import type { CoordinatorLog } from '../store/store.ts'
+import { bunPorts, type Ports, type View } from './ports.ts'
 
 export const COORDINATOR_DB = 'coordinator.db'
+
+/** The protocol's functions: the real core, or a broken variant in the simulator. */
+export type CoordinatorCore = { begin: typeof realBegin; step: typeof realCoordinatorStep }
 
 export type CoordinatorOptions = {
   dir: string
@@ -39,52 +46,61 @@ export type CoordinatorOptions = {
   prng?: Prng
   /** This coordinator's own URL, sent with prepare so participants can ask it later. */
   selfUrl?: string
-  /** Send even single messages as batches (the service does; see lib/messages.ts). */
+  /** Send even single messages as batches (the service does; see lib/node/sender.ts). */
   alwaysBatch?: boolean
   /** Aborts neither forced nor acknowledged (the service does; see CoordinatorEnv). */
-  presumedAbort?: boolean
+  lazyAborts?: boolean
   /** One participant: one phase (the service does; see CoordinatorEnv). */
   onePhase?: boolean
+  /** The log; SQLite in `dir` by default. */
+  log?: CoordinatorLog<CoordinatorRecord>
+  /** Where decision.txt is shown; a file in `dir` by default. */
+  view?: (render: () => string) => View
+  /** Clock, timers and network; Bun's by default. */
+  ports?: Ports
+  core?: CoordinatorCore
 }
 
 type Waiter = { phase: 'decided' | 'done'; resolve: (t: CoordinatorTxn) => void }
 
 export class CoordinatorNode {
   readonly txns: Map<string, CoordinatorTxn>
-  readonly log: DurableLog<CoordinatorRecord>
-  /** Decisions on disk: the only ones anyone is told about (in memory one may still be
-   * waiting for its flush, and a crash then would make it abort). */
-  readonly #logged = new Map<string, Decision>()
+  readonly log: CoordinatorLog<CoordinatorRecord>
+  readonly ports: Ports
   /** `decision.txt`: `txn=commit|abort`, one line per decided transaction, in decision order. */
   #decisions = ''
-  readonly #view: FileView
+  readonly #view: View
   readonly #env: CoordinatorEnv
+  readonly #core: CoordinatorCore
   readonly #sender: MessageSender
   readonly #queue = new KeyedQueue()
   readonly #waiters = new Map<string, Waiter[]>()
-  #timer: Timer | null = null
+  #stopClock: (() => void) | null = null
   /** When each transaction not yet done next needs a tick (see `wakeAt`). */
-  readonly #wakeAt = new Map<string, number | null>()
+  readonly #wakeAt = new Map<string, number>()
 
   constructor(readonly options: CoordinatorOptions) {
-    sweepTempFiles(options.dir)
-    this.log = new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
+    this.ports = options.ports ?? bunPorts
+    if (!options.log || !options.view) sweepTempFiles(options.dir)
+    this.log = options.log ?? new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
     const records = this.log.records()
-    this.txns = recoverCoordinator(records)
-    for (const r of records) {
-      if (r.type !== 'decision') continue
-      this.#logged.set(r.txn, r.decision)
-      this.#decisions += `${r.txn}=${r.decision}\n`
-    }
+    this.txns = recoverCoordinator(records, this.ports.now())
+    for (const r of records)
+      if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
       backoff: options.backoff ?? defaultBackoff,
-      presumedAbort: options.presumedAbort ?? false,
+      lazyAborts: options.lazyAborts ?? false,
       onePhase: options.onePhase ?? false,
     }
-    this.#sender = new MessageSender(options.requestMs ?? 5_000, options.alwaysBatch ?? false)
-    this.#view = new FileView(join(options.dir, 'decision.txt'), () => this.#decisions)
+    this.#core = options.core ?? { begin: realBegin, step: realCoordinatorStep }
+    const requestMs = options.requestMs ?? 5_000
+    this.#sender = new MessageSender(requestMs, options.alwaysBatch ?? false, this.ports)
+    const render = () => this.#decisions
+    this.#view = options.view
+      ? options.view(render)
+      : new FileView(join(options.dir, 'decision.txt'), render)
   }
 
   /** Rebuilds decision.txt, re-delivers every unacknowledged decision and aborts every
@@ -92,11 +108,11 @@ export class CoordinatorNode {
   async start(): Promise<void> {
     await this.#view.refresh()
     for (const txn of this.txns.values()) {
-      if (txn.phase !== 'done')
+      if (txn.phase !== 'done') {
         void this.#queue.run(txn.txn, () => this.#apply(resume(txn, this.#env)))
+      }
     }
-    const tickMs = this.options.tickMs ?? 5
-    this.#timer = setInterval(() => this.#tick(), tickMs)
+    this.#stopClock = this.ports.every(this.options.tickMs ?? 5, () => this.#tick())
   }
 
   /** Starts `txn` unless the log already knows it; resolves once it is decided. */
@@ -106,7 +122,7 @@ export class CoordinatorNode {
     ops: Readonly<Record<string, readonly Op[]>> = {},
   ): Promise<CoordinatorTxn> {
     if (!this.txns.has(txn)) {
-      const started = begin(txn, participants, Date.now(), this.#env, ops)
+      const started = this.#core.begin(txn, participants, this.ports.now(), this.#env, ops)
       this.#set(started[0])
       void this.#queue.run(txn, () => this.#apply(started))
     }
@@ -117,17 +133,15 @@ export class CoordinatorNode {
   when(txn: string, phase: 'decided' | 'done'): Promise<CoordinatorTxn> {
     const current = this.txns.get(txn)
     if (!current) return Promise.reject(new Error(`unknown transaction ${txn}`))
-    if (this.#reached(current, phase)) return Promise.resolve(current)
+    if (reached(current, phase)) return Promise.resolve(current)
     const { promise, resolve } = Promise.withResolvers<CoordinatorTxn>()
     this.#waiters.set(txn, [...(this.#waiters.get(txn) ?? []), { phase, resolve }])
     return promise
   }
 
-  /** What this coordinator answers about `txn` (GET /transactions/:id): only durable decisions;
-   * `unknown` (no record at all) means abort under presumed abort. */
+  /** What this coordinator answers about `txn` (GET /transactions/:id): the core's answer. */
   answer(txn: string): CoordinatorAnswer {
-    if (!this.txns.has(txn)) return 'unknown'
-    return this.#logged.get(txn) ?? 'preparing'
+    return coordinatorAnswer(this.txns.get(txn))
   }
 
   /** Resolves once decision.txt shows every decision logged so far. */
@@ -138,55 +152,70 @@ export class CoordinatorNode {
   step(txn: string, event: CoordinatorEvent): Promise<void> {
     return this.#queue.run(txn, async () => {
       const current = this.txns.get(txn)
-      if (current) await this.#apply(coordinatorStep(current, event, this.#env))
+      if (current) await this.#apply(this.#core.step(current, event, this.#env))
     })
   }
 
   #tick(): void {
-    const now = Date.now()
+    const now = this.ports.now()
     for (const [txn, at] of this.#wakeAt) {
-      if (at !== null && at <= now) void this.step(txn, { type: 'tick', now })
+      if (at <= now) void this.step(txn, { type: 'tick', now })
     }
   }
 
   #set(next: CoordinatorTxn): void {
     this.txns.set(next.txn, next)
-    if (next.phase === 'done') this.#wakeAt.delete(next.txn)
-    else this.#wakeAt.set(next.txn, wakeAt(next))
+    const at = wakeAt(next)
+    if (at === null) this.#wakeAt.delete(next.txn)
+    else this.#wakeAt.set(next.txn, at)
   }
 
+  /** Carries out a step: sends leave at once, a lazy record is written in the background, a
+   * forced one is awaited before anything after it. Whatever the log reports is the core's
+   * next event: `logged`, or `persist-failed`, which drops the rest of the step. */
   async #apply([next, actions]: [CoordinatorTxn, CoordinatorAction[]]): Promise<void> {
     this.#set(next)
     for (const action of actions) {
       if (action.type === 'send') this.#deliver(next.txn, action.to, action.message)
-      else if (action.settled && action.record.type === 'decision') {
-        // Durable at the participant already: it may be told before our own record is.
-        this.#logged.set(action.record.txn, action.record.decision)
-        void this.#persist(action.record, true).catch(logLost)
-      } else if (action.lazy) void this.#persist(action.record, true).catch(logLost)
-      else await this.#persist(action.record, false)
+      else if (action.lazy) this.#persistLazily(action.record)
+      else {
+        const event = await this.#persist(action.record)
+        const current = this.txns.get(next.txn)!
+        const [after, more] = this.#core.step(current, event, this.#env)
+        if (event.type === 'persist-failed') return this.#apply([after, more])
+        this.#set(after)
+      }
     }
-    this.#notify(next)
+    this.#notify(this.txns.get(next.txn)!)
   }
 
-  async #persist(record: CoordinatorRecord, lazy: boolean): Promise<void> {
-    await this.log.append(record, undefined, lazy)
+  async #persist(record: CoordinatorRecord, lazy = false): Promise<CoordinatorEvent> {
+    try {
+      await this.log.append(record, undefined, lazy)
+    } catch (error) {
+      console.error(`coordinator log: ${record.type} of ${record.txn} not written: ${error}`)
+      return { type: 'persist-failed', record, lazy, now: this.ports.now() }
+    }
     if (record.type === 'begin') failpoint('coordinator-after-begin-logged', record.txn)
     if (record.type === 'decision') {
-      this.#logged.set(record.txn, record.decision)
       this.#decisions += `${record.txn}=${record.decision}\n`
       this.#view.refreshSoon()
       failpoint('coordinator-after-decision-logged', record.txn)
-      // A lazy decision becomes durable after its step: whoever waits for it hears now.
-      if (lazy) this.#notify(this.txns.get(record.txn)!)
     }
+    return { type: 'logged', record }
+  }
+
+  /** A lazy record: nothing waits for it, but its result still reaches the core (a lazy abort
+   * decision is answered only once durable; one that failed is written again). */
+  #persistLazily(record: CoordinatorRecord): void {
+    void this.#persist(record, true).then((event) => this.step(record.txn, event))
   }
 
   #notify(state: CoordinatorTxn): void {
     const waiters = this.#waiters.get(state.txn)
     if (!waiters) return
-    const still = waiters.filter((w) => !this.#reached(state, w.phase))
-    for (const w of waiters) if (this.#reached(state, w.phase)) w.resolve(state)
+    const still = waiters.filter((w) => !reached(state, w.phase))
+    for (const w of waiters) if (reached(state, w.phase)) w.resolve(state)
     if (still.length > 0) this.#waiters.set(state.txn, still)
     else this.#waiters.delete(state.txn)
   }
@@ -209,20 +238,15 @@ export class CoordinatorNode {
   }
 
   close(): void {
-    if (this.#timer) clearInterval(this.#timer)
-    this.#timer = null
+    this.#stopClock?.()
+    this.#stopClock = null
     void this.#view.settle().catch(() => {})
     this.log.close()
   }
-
-  /** Decided means durable: an answer about a decision a crash could still undo is not given. */
-  #reached(state: CoordinatorTxn, phase: 'decided' | 'done'): boolean {
-    const decided = this.#logged.has(state.txn)
-    return phase === 'decided' ? decided : decided && state.phase === 'done'
-  }
 }
 
-/** A lazy record that never reached the disk: the protocol recovers without it. */
-function logLost(error: unknown): void {
-  console.error(`coordinator log: a lazy record was not written: ${error}`)
+/** Decided means durable: an answer about a decision a crash could still undo is not given. */
+function reached(state: CoordinatorTxn, phase: 'decided' | 'done'): boolean {
+  const decided = state.logged && state.decision !== null
+  return phase === 'decided' ? decided : decided && state.phase === 'done'
 }

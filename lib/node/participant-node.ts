@@ -1,12 +1,13 @@
 // The participant's shell around the core: it owns the store (data and durable log), the
-// state.txt view and the resource checks, and carries out the core's actions in order.
+// state.txt view and the resource checks, and carries out the core's actions in order. It never
+// sets a transaction's state itself: every result (a verdict, a failed write, an answer from
+// whoever it asked in doubt) goes back into the core as an event.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileView, sweepTempFiles } from '../store/atomic-file.ts'
 import {
   parseVotes,
-  participantStep,
-  readsOnly,
+  participantStep as realParticipantStep,
   recoverParticipant,
   unknownTxn,
   voteFromFile,
@@ -14,20 +15,21 @@ import {
   type ParticipantEnv,
   type ParticipantAction,
   type ParticipantEvent,
+  type PersistAction,
   type Prng,
   type Op,
-  type ParticipantRecord,
   type ParticipantTxn,
+  type PrepareContext,
   type Reply,
-  type Effect,
   type VotesFile,
 } from '../core/index.ts'
 import { failpoint } from '../store/failpoint.ts'
-import { askOutcome } from './in-doubt.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { StateLines } from './state-lines.ts'
+import { bunPorts, type Ports, type View } from './ports.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
-import type { ParticipantStore, PrepareContext, Verdict } from '../store/store.ts'
+import type { ParticipantStore, Verdict } from '../store/store.ts'
+import { decodeCoordinatorAnswer, decodePeerState } from '../wire/in-doubt.ts'
 
 /** Reads `votes.txt` in `dir`: null when absent; throws naming the line when malformed. */
 export function readVotesFile(dir: string): VotesFile | null {
@@ -45,6 +47,12 @@ export type ParticipantNodeOptions = {
   prng?: Prng
   /** Where data and log live; SQLite in `dir` by default. */
   store?: ParticipantStore
+  /** Where state.txt is shown; a file in `dir` by default. */
+  view?: (render: () => string) => View
+  /** Clock, timers and network; Bun's by default. */
+  ports?: Ports
+  /** The protocol's step function: the real core, or a broken variant in the simulator. */
+  step?: typeof realParticipantStep
 }
 
 /** A transaction that has been prepared longer than the in-doubt limit, for `/status`. */
@@ -53,44 +61,51 @@ export type InDoubt = { txn: string; waitedMs: number; asks: number; coordinator
 export class ParticipantNode {
   txns = new Map<string, ParticipantTxn>()
   readonly store: ParticipantStore
-  readonly #view: FileView
+  readonly ports: Ports
+  readonly #view: View
   readonly #lines = new StateLines()
   readonly #votes: VotesFile | null
   readonly #env: ParticipantEnv
+  readonly #step: typeof realParticipantStep
   /** Each transaction's events are handled one at a time. */
   readonly #queue = new KeyedQueue()
   /** The transactions now prepared: the only ones the in-doubt clock looks at. */
   readonly #prepared = new Set<string>()
-  /** Operations of prepare requests waiting for their check. */
-  readonly #ops = new Map<string, readonly Op[]>()
-  #timer: Timer | null = null
+  #stopClock: (() => void) | null = null
 
   constructor(
     readonly dir: string,
     votes: VotesFile | null,
     private readonly options: ParticipantNodeOptions = {},
   ) {
-    sweepTempFiles(dir)
+    this.store = options.store ?? new SqliteStore(dir)
+    this.ports = options.ports ?? bunPorts
     this.#env = {
       ...defaultParticipantEnv,
       inDoubtAfterMs: options.inDoubtAfterMs ?? defaultParticipantEnv.inDoubtAfterMs,
       prng: options.prng ?? Math.random,
+      onePhase: this.store.onePhase,
     }
-    this.store = options.store ?? new SqliteStore(dir)
+    this.#step = options.step ?? realParticipantStep
     this.#votes = votes
-    this.#view = new FileView(join(dir, 'state.txt'), () => this.#lines.render())
+    const render = () => this.#lines.render()
+    if (options.view) this.#view = options.view(render)
+    else {
+      sweepTempFiles(dir)
+      this.#view = new FileView(join(dir, 'state.txt'), render)
+    }
   }
 
   /** Rewrites state.txt from the log (a crash between log and view loses nothing) and starts
    * the in-doubt clock. */
   async start(): Promise<void> {
-    this.txns = recoverParticipant(await this.store.load(), this.#env)
+    this.txns = recoverParticipant(await this.store.load(), this.ports.now(), this.#env)
     for (const t of this.txns.values()) {
       this.#set(t)
       if (t.state === 'committed' || t.state === 'aborted') this.#lines.set(t.txn, t.state)
     }
     await this.#view.refresh()
-    this.#timer = setInterval(() => this.#tick(), this.options.tickMs ?? 50)
+    this.#stopClock = this.ports.every(this.options.tickMs ?? 50, () => this.#tick())
   }
 
   state(txn: string): ParticipantTxn {
@@ -98,30 +113,16 @@ export class ParticipantNode {
   }
 
   /** Handles a prepare request that carries `ops` (the data work this participant guards). */
-  async prepare(
+  prepare(
     txn: string,
     ops: readonly Op[],
     context: { coordinator?: string; peers?: string[] } = {},
     waitForView = true,
     onePhase = false,
   ): Promise<Reply> {
-    const reply = await this.#queue.run(txn, async () => {
-      this.#ops.set(txn, ops)
-      try {
-        const event = { type: 'prepare', txn, now: Date.now(), ...context } as const
-        return (await this.#run(onePhase ? { ...event, onePhase } : event))!
-      } finally {
-        this.#ops.delete(txn)
-      }
-    })
-    return this.#afterView(reply, waitForView)
-  }
-
-  /** Waits until state.txt shows the outcome `reply` reports (a `no` vote is an abort). */
-  async #afterView(reply: Reply, waitForView: boolean): Promise<Reply> {
-    const decided = reply.kind === 'outcome' || (reply.kind === 'vote' && reply.vote === 'no')
-    if (waitForView && decided) await this.#view.refresh()
-    return reply
+    const now = this.ports.now()
+    const event = { type: 'prepare', txn, now, ops, ...context } as const
+    return this.handle(onePhase ? { ...event, onePhase } : event, waitForView)
   }
 
   /** Handles one event after every earlier event of the same transaction; resolves to the reply,
@@ -129,69 +130,56 @@ export class ParticipantNode {
    * classic endpoints) an outcome is answered only once state.txt shows it too; without (a
    * batch) once it is in the log, with state.txt following moments later. */
   async handle(event: ParticipantEvent, waitForView = true): Promise<Reply> {
-    // A peer's question about a transaction we are prepared on is answered at once: `uncertain`
-    // promises nothing, and waiting would deadlock two participants in doubt asking each other
-    // while each holds its transaction for its own question.
-    if (event.type === 'decision-request' && this.state(event.txn).state === 'prepared') {
-      return { kind: 'uncertain', txn: event.txn }
+    // A peer's question about a transaction we are prepared on is answered at once: the core's
+    // `uncertain` changes nothing, and waiting would deadlock two participants in doubt asking
+    // each other while each holds its transaction for its own question.
+    const now = this.state(event.txn)
+    if (event.type === 'decision-request' && now.state === 'prepared') {
+      return replyOf(this.#step(now, event, this.#env)[1])!
     }
-    const reply = await this.#queue.run(event.txn, () => this.#run(event, !waitForView))
+    const reply = await this.#queue.run(event.txn, () => this.#run(event))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
-    return this.#afterView(reply, waitForView)
+    const decided = reply.kind === 'outcome' || (reply.kind === 'vote' && reply.vote === 'no')
+    if (waitForView && decided) await this.#view.refresh()
+    return reply
   }
 
-  /** `shareFlush`: an outcome record may wait a moment for the next flush instead of forcing
-   * its own (a batch's commits then share the fsync of the prepares that follow them); the
-   * reply still waits until it is durable. */
-  async #run(event: ParticipantEvent, shareFlush = false): Promise<Reply | null> {
-    const previous = this.state(event.txn)
-    const [next, actions] = participantStep(previous, event, this.#env)
+  /** One step of the core, its actions carried out in order; what they report (a verdict, a
+   * failed write, an answer) is the core's next event, handled before any other event of this
+   * transaction. */
+  async #run(event: ParticipantEvent): Promise<Reply | null> {
+    const [next, actions] = this.#step(this.state(event.txn), event, this.#env)
     this.#set(next)
-    try {
-      return await this.#carryOut(event, actions, shareFlush)
-    } catch (error) {
-      // Nothing of this step reached the disk: forget it, so no later answer relies on it.
-      this.#set(previous)
-      // A failed prepare (or one-phase commit) lets go of the work its check took.
-      const held = next.state === 'prepared' || next.state === 'committed'
-      if (held && previous.state === 'unknown') await this.store.discard(event.txn)
-      throw error
-    }
-  }
-
-  async #carryOut(
-    event: ParticipantEvent,
-    actions: ParticipantAction[],
-    shareFlush: boolean,
-  ): Promise<Reply | null> {
     let reply: Reply | null = null
     for (const action of actions) {
-      if (action.type === 'check') {
-        const context = event.type === 'prepare' ? contextOf(event) : {}
-        const checked = await this.#check(event.txn, context)
-        const readOnly = readsOnly(this.#ops.get(event.txn))
-        const onePhase = event.type === 'prepare' && event.onePhase === true && this.store.onePhase
-        return this.#run({
-          type: 'checked',
-          txn: event.txn,
-          now: Date.now(),
-          ...checked,
-          ...(readOnly ? { readOnly } : {}),
-          ...(onePhase ? { onePhase } : {}),
-        })
-      }
-      if (action.type === 'persist' && action.optional) await this.#persistIfYouCan(action)
-      else if (action.type === 'persist') {
-        const lazy = shareFlush && action.record.state !== 'prepared'
-        await this.#persist(action.record, action.effect, lazy)
-      }
+      const result = await this.#carryOut(action)
+      if (result !== null) return this.#run(result)
       if (action.type === 'reply') reply = action.reply
-      // The answer is acted on before any other event of this transaction: a prepare that
-      // arrived meanwhile (a client retrying the id after the coordinator lost its lazy begin
-      // record) must not get a `yes` from a participant just told `unknown`, which is abort.
-      if (action.type === 'ask') return this.#run(await this.#ask(action))
     }
     return reply
+  }
+
+  /** Carries out one action; the event it results in, if any. */
+  async #carryOut(action: ParticipantAction): Promise<ParticipantEvent | null> {
+    switch (action.type) {
+      case 'check': {
+        const verdict = await this.#check(action)
+        const { txn, readOnly, onePhase } = action
+        const now = this.ports.now()
+        return { type: 'checked', txn, now, ...verdict, ...{ readOnly, onePhase } }
+      }
+      case 'persist':
+        return this.#persist(action)
+      case 'discard':
+        await this.store.discard(action.txn)
+        return null
+      case 'ask-coordinator':
+        return this.#askCoordinator(action.txn, action.coordinator)
+      case 'ask-peers':
+        return this.#askPeers(action.txn, action.peers)
+      case 'reply':
+        return null
+    }
   }
 
   #set(next: ParticipantTxn): void {
@@ -201,38 +189,37 @@ export class ParticipantNode {
     else this.txns.set(next.txn, next)
   }
 
-  /** A record the protocol lets us lose: when the store is down, forget it and go on. */
-  async #persistIfYouCan(action: ParticipantAction & { type: 'persist' }): Promise<void> {
+  /** Null once the record is durable; a `persist-failed` event when the store failed. */
+  async #persist(action: PersistAction): Promise<ParticipantEvent | null> {
+    const { record } = action
     try {
-      await this.#persist(action.record, action.effect)
-    } catch {
-      await this.store.discard(action.record.txn)
-      this.#set(unknownTxn(action.record.txn))
+      await this.store.persist(record, action.effect, action.shareFlush === true)
+    } catch (error) {
+      const now = this.ports.now()
+      console.error(`participant: ${record.txn}: ${record.state} not recorded: ${error}`)
+      return { type: 'persist-failed', txn: record.txn, action, error: messageOf(error), now }
     }
-  }
-
-  async #persist(record: ParticipantRecord, effect?: Effect, lazy = false): Promise<void> {
-    await this.store.persist(record, effect, lazy)
     if (record.state === 'prepared') {
       failpoint('participant-after-vote-logged', record.txn)
-      return
+      return null
     }
     // The view shows only what the log holds: the line is added once the record is durable.
     this.#lines.set(record.txn, record.state)
     this.#view.refreshSoon()
     failpoint('participant-after-outcome-logged', record.txn)
+    return null
   }
 
-  /** The resource's own verdict on `txn`: votes.txt, when present, can only say no; then the
-   * store checks the operations against the data and takes their locks. */
-  async #check(txn: string, context: PrepareContext): Promise<Verdict> {
-    const fromFile = this.#votes === null ? null : voteFromFile(this.#votes, txn)
-    if (fromFile?.vote === 'no') return fromFile
-    return this.store.check(txn, this.#ops.get(txn) ?? [], context)
+  /** The resource's own verdict: votes.txt, when present, can only say no; then the store
+   * checks the operations against the data and takes their locks. */
+  async #check(action: { txn: string; ops: readonly Op[]; context: PrepareContext }) {
+    const fromFile = this.#votes === null ? null : voteFromFile(this.#votes, action.txn)
+    if (fromFile?.vote === 'no') return fromFile as Verdict
+    return this.store.check(action.txn, action.ops, action.context)
   }
 
   #tick(): void {
-    const now = Date.now()
+    const now = this.ports.now()
     for (const txn of this.#prepared) {
       const askAt = this.txns.get(txn)?.askAt
       if (askAt != null && askAt <= now) {
@@ -243,18 +230,32 @@ export class ParticipantNode {
     }
   }
 
-  /** Asks who might know the outcome; what it learns is the core's next event. */
-  async #ask(action: ParticipantAction & { type: 'ask' }): Promise<ParticipantEvent> {
-    const { txn, coordinator, peers } = action
-    const requestMs = this.options.requestMs ?? 2000
-    const decision = await askOutcome(txn, { coordinator, peers, requestMs })
-    return decision === null
-      ? { type: 'unresolved', txn, now: Date.now() }
-      : { type: 'decide', txn, decision }
+  async #askCoordinator(txn: string, coordinator: string): Promise<ParticipantEvent> {
+    const url = `${coordinator}/transactions/${txn}`
+    const reply = await this.ports.request('GET', url, null, this.#requestMs)
+    return {
+      type: 'coordinator-answer',
+      txn,
+      answer: decodeCoordinatorAnswer(reply),
+      now: this.ports.now(),
+    }
+  }
+
+  /** Asks every peer at once. A peer that never voted aborts before it answers, so that it can
+   * never vote yes afterwards: a plain read could not promise that. */
+  async #askPeers(txn: string, peers: readonly string[]): Promise<ParticipantEvent> {
+    const ask = (peer: string) =>
+      this.ports.request('POST', `${peer}/decision-request`, { txn }, this.#requestMs)
+    const states = (await Promise.all(peers.map(ask))).map(decodePeerState)
+    return { type: 'peer-answers', txn, states, now: this.ports.now() }
+  }
+
+  get #requestMs(): number {
+    return this.options.requestMs ?? 2000
   }
 
   /** Prepared transactions past the in-doubt limit, longest waiting first. */
-  inDoubt(now = Date.now()): InDoubt[] {
+  inDoubt(now = this.ports.now()): InDoubt[] {
     const list: InDoubt[] = []
     for (const txn of this.#prepared) {
       const t = this.txns.get(txn)!
@@ -273,18 +274,18 @@ export class ParticipantNode {
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer)
-    this.#timer = null
+    this.#stopClock?.()
+    this.#stopClock = null
     await this.#view.settle().catch(() => {})
     await this.store.close()
   }
 }
 
-/** What a prepare tells a store about whom to ask in doubt. */
-function contextOf(event: ParticipantEvent & { type: 'prepare' }): PrepareContext {
-  return {
-    ...(event.coordinator ? { coordinator: event.coordinator } : {}),
-    ...(event.peers ? { peers: event.peers } : {}),
-    ...(event.now !== undefined ? { at: event.now } : {}),
-  }
+function replyOf(actions: ParticipantAction[]): Reply | null {
+  for (const a of actions) if (a.type === 'reply') return a.reply
+  return null
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }

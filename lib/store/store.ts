@@ -1,14 +1,13 @@
 // What a participant needs from the place its data and log live: SQLite beside it, or
 // PostgreSQL with its own prepared transactions.
-import type { Ballot, Effect, Json, Op, ParticipantRecord } from '../core/index.ts'
+import type { Ballot, Effect, Json, Op, ParticipantRecord, PrepareContext } from '../core/index.ts'
+
+export type { PrepareContext }
 
 /** A participant record as a store keeps it: a `prepared` one carries its operations. */
 export type StoredRecord = ParticipantRecord & { ops?: readonly Op[] }
 
 export type Verdict = { vote: Ballot; reason?: string }
-
-/** Whom the participant asks if the transaction ends up in doubt, and when it was prepared. */
-export type PrepareContext = { coordinator?: string; peers?: readonly string[]; at?: number }
 
 export interface ParticipantStore {
   /** Whether a `yes` may commit at once (one phase): the writes and the commit record in one
@@ -38,3 +37,15 @@ export interface ParticipantStore {
 
 /** Thrown when the store cannot be reached (database down): the request may be retried. */
 export class StoreUnavailable extends Error {}
+
+/** What the coordinator needs from its log: DurableLog (SQLite) beside it, or the simulator's. */
+export interface CoordinatorLog<R> {
+  /** Every record, oldest first. */
+  records(): R[]
+  /** Resolves once `record` is durable; a `lazy` one may wait to share a later flush. */
+  append(record: R, effect: undefined, lazy: boolean): Promise<void>
+  /** Forced writes so far. */
+  readonly flushes: number
+  /** Writes what is still pending, then closes. */
+  close(): void
+}

@@ -1,0 +1,63 @@
+// A restarted coordinator: its state rebuilt from the log, then each transaction resumed.
+import {
+  decide,
+  decideTo,
+  inFlight,
+  opsOf,
+  prepareTo,
+  preparing,
+  type CoordinatorAction,
+  type CoordinatorEnv,
+  type CoordinatorRecord,
+  type CoordinatorTxn,
+} from './coordinator.ts'
+
+type Step = [CoordinatorTxn, CoordinatorAction[]]
+
+/** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
+ * has its decision sent again to everyone who has not acknowledged it. */
+export function resume(state: CoordinatorTxn, env: CoordinatorEnv): Step {
+  // One phase: the participant may have committed before the crash; asking again is safe, as
+  // it answers a repeated one-phase prepare with the outcome it recorded.
+  if (state.phase === 'preparing' && state.onePhase) {
+    const next = { ...state, outstanding: inFlight(state.participants, 0) }
+    return [next, state.participants.map((to) => prepareTo(next, to))]
+  }
+  if (state.phase === 'preparing') {
+    return decide({ ...state, votes: {} }, 'abort', env)
+  }
+  if (state.phase === 'done') return [state, []]
+  if (state.decision === 'abort' && env.lazyAborts) {
+    const next = { ...state, phase: 'done' as const, outstanding: {} }
+    return [next, state.participants.map((to) => decideTo(next, to))]
+  }
+  const pending = Object.keys(state.outstanding)
+  const next = { ...state, outstanding: inFlight(pending, 0) }
+  return [next, pending.map((to) => decideTo(next, to))]
+}
+
+/** Rebuilds every transaction's state from the coordinator's records, in their order. */
+export function recoverCoordinator(
+  records: Iterable<CoordinatorRecord>,
+  now: number,
+): Map<string, CoordinatorTxn> {
+  const txns = new Map<string, CoordinatorTxn>()
+  for (const r of records) {
+    let prior = txns.get(r.txn)
+    if (r.type === 'begin') {
+      const begun = { ...preparing(r.txn, r.participants), deadline: now }
+      txns.set(r.txn, r.onePhase ? { ...begun, onePhase: true, ...opsOf(r) } : begun)
+    } else if (r.type === 'decision' && (prior || r.participants)) {
+      prior ??= preparing(r.txn, r.participants!)
+      // Acks are not logged, so after a restart everyone owed the decision is sent it again.
+      const owed = r.to ?? prior.participants
+      const acks = prior.participants.filter((id) => !owed.includes(id))
+      const outstanding = inFlight(owed, 0)
+      const phase = owed.length === 0 ? 'done' : 'deciding' // nobody is owed it: done
+      txns.set(r.txn, { ...prior, phase, decision: r.decision, logged: true, acks, outstanding })
+    } else if (prior && r.type === 'done') {
+      txns.set(r.txn, { ...prior, phase: 'done', acks: prior.participants, outstanding: {} })
+    }
+  }
+  return txns
+}

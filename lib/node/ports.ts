@@ -1,0 +1,64 @@
+// What a node takes from the world: a clock, timers and a network. Production passes Bun's
+// (`bunPorts`); the simulator (testing/sim) passes a virtual clock and a seeded network, so the
+// same nodes run in both. Durable storage is a port too: the participant's ParticipantStore,
+// the coordinator's CoordinatorLog, and each node's View.
+
+/** A reply as it came off the wire: its status and parsed JSON body (null when not JSON). */
+export type WireReply = { status: number; body: unknown }
+
+export type Ports = Readonly<{
+  /** Milliseconds, as `Date.now()`. */
+  now: () => number
+  /** Calls `fn` every `ms`; the returned function stops it. */
+  every: (ms: number, fn: () => void) => () => void
+  /** Resolves after `ms`. */
+  sleep: (ms: number) => Promise<void>
+  /** One HTTP request with a JSON body (GET without one); null when no answer came in
+   * `timeoutMs` (refused, reset, timed out): the caller's core decides what that means. */
+  request: (
+    method: 'GET' | 'POST',
+    url: string,
+    body: unknown,
+    timeoutMs: number,
+  ) => Promise<WireReply | null>
+}>
+
+export const bunPorts: Ports = {
+  now: () => Date.now(),
+  every(ms, fn) {
+    const timer = setInterval(fn, ms)
+    return () => clearInterval(timer)
+  },
+  sleep: (ms) => Bun.sleep(ms),
+  request: fetchJson,
+}
+
+async function fetchJson(
+  method: 'GET' | 'POST',
+  url: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<WireReply | null> {
+  try {
+    const response = await fetch(url, {
+      method,
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+    const json = (await response.json().catch(() => null)) as unknown
+    return { status: response.status, body: json }
+  } catch {
+    return null
+  }
+}
+
+/** What a node shows in a text file (state.txt, decision.txt): FileView on disk, or memory. */
+export interface View {
+  /** Writes the file now (someone waits for it). */
+  refresh(): Promise<void>
+  /** Writes it soon (nobody waits). */
+  refreshSoon(): void
+  /** Writes what a pending refreshSoon would have (a clean stop). */
+  settle(): Promise<void>
+}

@@ -1,0 +1,69 @@
+// The coordinator's side of the wire: its messages as JSON bodies, and a participant's answers
+// (status and JSON) back as the core's events. The participant's side is ./participant.ts;
+// the two are the one codec every node, the simulator and the tools use.
+import type { CoordinatorEvent, CoordinatorMessage } from '../core/index.ts'
+
+/** The endpoint of `message`: /prepare, /commit or /abort. */
+export function pathOf(message: CoordinatorMessage): 'prepare' | 'commit' | 'abort' {
+  return message.type === 'prepare' ? 'prepare' : message.decision
+}
+
+/** The JSON body of `message`: for its own endpoint, or as an item of a batch (`typed`). Built
+ * field by field, not spread: at full load this runs for every message. */
+export function encodeMessage(
+  message: CoordinatorMessage,
+  coordinator: string | undefined,
+  typed: boolean,
+): Record<string, unknown> {
+  const body: Record<string, unknown> = typed ? { type: pathOf(message) } : {}
+  body.txn = message.txn
+  if (message.type !== 'prepare') return body
+  body.participants = message.participants
+  if (coordinator) body.coordinator = coordinator
+  if (message.ops) body.ops = message.ops
+  if (message.onePhase) body.onePhase = true
+  return body
+}
+
+/** The core's event for a participant's answer to `message`; null (no answer) is unreachable. */
+export function decodeAnswer(
+  from: string,
+  message: CoordinatorMessage,
+  status: number | null,
+  body: unknown,
+  now: number,
+): CoordinatorEvent {
+  if (status === null || status >= 500 || status === 408 || status === 429) {
+    return { type: 'unreachable', to: from, now }
+  }
+  const reply = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {}
+  const error = typeof reply.error === 'string' ? reply.error : `HTTP ${status}`
+  if (message.type === 'prepare') {
+    // A one-phase participant answers with the outcome it reached on its own.
+    const state = reply.state
+    if (status === 200 && message.onePhase && (state === 'committed' || state === 'aborted')) {
+      return { type: 'outcome', from, decision: state === 'committed' ? 'commit' : 'abort', now }
+    }
+    const vote = reply.vote
+    if (status === 200 && (vote === 'yes' || vote === 'no' || vote === 'read-only')) {
+      const reason = typeof reply.reason === 'string' ? reply.reason : undefined
+      return { type: 'vote', from, vote, reason, now }
+    }
+    // A participant that refuses the request or answers nonsense has not promised anything.
+    return { type: 'vote', from, vote: 'no', reason: `refused prepare: ${error}`, now }
+  }
+  if (status === 200) return { type: 'ack', from, now }
+  return { type: 'refused', from, error, now }
+}
+
+/** The replies of a POST /batch, one per message sent, or null when the body is not that. */
+export function decodeBatchReplies(body: unknown, count: number): (WireItem | null)[] | null {
+  const replies = (body as { replies?: unknown } | null)?.replies
+  if (!Array.isArray(replies)) return null
+  return Array.from({ length: count }, (_, i) => {
+    const item = replies[i] as WireItem | undefined
+    return item && typeof item.status === 'number' ? item : null
+  })
+}
+
+export type WireItem = { status: number; body: unknown }
