@@ -2,7 +2,7 @@
 import { afterEach, expect, test } from 'bun:test'
 import { CoordinatorNode, type CoordinatorRecord } from '../lib.ts'
 import { createCoordinatorApp } from '../lib/http/coordinator-app.ts'
-import { cleanup, tempDir } from '../testing/processes.ts'
+import { cleanup, tempDir, waitFor } from '../testing/processes.ts'
 
 afterEach(cleanup)
 
@@ -30,11 +30,11 @@ test.each([
       },
     })
     const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, presumedAbort: true })
-    // A slow disk: the decision record's flush waits until the test lets it go.
+    // A slow disk for d1 alone: its decision record's flush waits until the test lets it go.
     const { promise: flushed, resolve: flush } = Promise.withResolvers<void>()
     const append = node.log.append.bind(node.log)
     node.log.append = async (record: CoordinatorRecord) => {
-      if (record.type === 'decision') await flushed
+      if (record.type === 'decision' && record.txn === 'd1') await flushed
       return append(record)
     }
     await node.start()
@@ -43,11 +43,14 @@ test.each([
     const answer = async () =>
       ((await (await app.request('/transactions/d1')).json()) as { state: string }).state
     const posted = app.request('/transactions', { method: 'POST', body: '{"id":"d1"}' })
-    while (node.txns.get('d1')?.decision !== decision) await Bun.sleep(1)
+    await waitFor(() => node.txns.get('d1')?.decision === decision)
     expect(await answer()).toBe('preparing') // decided in memory, not yet on disk
     let told = false
     void Promise.resolve(posted).then(() => (told = true))
-    await Bun.sleep(10)
+    // Meanwhile d2, whose disk is not held, runs all the way to its answer: a client of d1
+    // told at the decision in memory would have heard before d2's client, decided later.
+    const other = await app.request('/transactions', { method: 'POST', body: '{"id":"d2"}' })
+    expect(((await other.json()) as { decision: string }).decision).toBe(decision)
     expect(told).toBe(false) // nor is the client told
     flush()
     expect(((await (await posted).json()) as { decision: string }).decision).toBe(decision)

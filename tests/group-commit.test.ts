@@ -1,11 +1,19 @@
 // Group commit: records appended together share one forced write, and none is acknowledged
 // before its own write reached the disk.
-import { afterEach, expect, test } from 'bun:test'
+import { afterEach, expect, jest, test } from 'bun:test'
 import { join } from 'node:path'
 import { DurableLog } from '../lib/store/log.ts'
 import { cleanup, tempDir } from '../testing/processes.ts'
 
-afterEach(cleanup)
+afterEach(async () => {
+  jest.useRealTimers()
+  await cleanup()
+})
+
+/** One turn of the event loop: a forced append's flush (a setImmediate) has run after it. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
 
 test('100 concurrent appends share far fewer than 100 forced writes', async () => {
   const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'))
@@ -55,11 +63,15 @@ test.each([3, 17, 40])(
 )
 
 test('a lazy record starts no flush: it rides the next forced one, acknowledged only then', async () => {
+  // The lazy timer runs on a virtual clock (bun fakes timers, not setImmediate): every moment
+  // short of lazyMs passes, and the turn a forced append would have flushed on too.
+  jest.useFakeTimers()
   const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'), 60_000)
   let lazyDone = false
   const lazy = log.append({ n: 1 }, undefined, true).then(() => (lazyDone = true))
-  await new Promise((resolve) => setImmediate(resolve))
-  await Bun.sleep(5)
+  await nextTurn()
+  jest.advanceTimersByTime(60_000 - 1)
+  await nextTurn()
   expect(log.flushes).toBe(0)
   expect(lazyDone).toBe(false)
   await log.append({ n: 2 })
@@ -70,8 +82,14 @@ test('a lazy record starts no flush: it rides the next forced one, acknowledged 
 })
 
 test('a lazy record alone is flushed by its timer', async () => {
-  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'), 5)
-  await log.append({ n: 1 }, undefined, true)
+  jest.useFakeTimers()
+  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'), 20)
+  const lazy = log.append({ n: 1 }, undefined, true)
+  await nextTurn()
+  jest.advanceTimersByTime(19)
+  expect(log.flushes).toBe(0) // not before lazyMs
+  jest.advanceTimersByTime(1)
+  await lazy
   expect(log.flushes).toBe(1)
   log.close()
 })
