@@ -193,7 +193,7 @@ export class CoordinatorNode {
     try {
       await this.log.append(record, undefined, lazy)
     } catch (error) {
-      console.error(`coordinator log: ${record.type} of ${record.txn} not written: ${error}`)
+      this.ports.warn(`coordinator log: ${record.type} of ${record.txn} not written: ${error}`)
       return { type: 'persist-failed', record, lazy, now: this.ports.now() }
     }
     if (record.type === 'begin') failpoint('coordinator-after-begin-logged', record.txn)
@@ -227,7 +227,7 @@ export class CoordinatorNode {
         failpoint('coordinator-after-first-ack', txn)
       }
       this.step(txn, event).catch((error) => {
-        console.error(`coordinator: ${txn}: ${event.type} from ${to} not carried out: ${error}`)
+        this.ports.warn(`coordinator: ${txn}: ${event.type} from ${to} not carried out: ${error}`)
       })
     })
   }

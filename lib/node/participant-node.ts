@@ -12,6 +12,7 @@ import {
   unknownTxn,
   voteFromFile,
   defaultParticipantEnv,
+  type Backoff,
   type ParticipantEnv,
   type ParticipantAction,
   type ParticipantEvent,
@@ -45,6 +46,8 @@ export type ParticipantNodeOptions = {
   /** How long one question to the coordinator or a peer may take. */
   requestMs?: number
   prng?: Prng
+  /** Between questions in doubt that nobody could answer. */
+  backoff?: Backoff
   /** Where data and log live; SQLite in `dir` by default. */
   store?: ParticipantStore
   /** Where state.txt is shown; a file in `dir` by default. */
@@ -84,6 +87,7 @@ export class ParticipantNode {
       ...defaultParticipantEnv,
       inDoubtAfterMs: options.inDoubtAfterMs ?? defaultParticipantEnv.inDoubtAfterMs,
       prng: options.prng ?? Math.random,
+      backoff: options.backoff ?? defaultParticipantEnv.backoff,
       onePhase: this.store.onePhase,
     }
     this.#step = options.step ?? realParticipantStep
@@ -196,7 +200,7 @@ export class ParticipantNode {
       await this.store.persist(record, action.effect, action.shareFlush === true)
     } catch (error) {
       const now = this.ports.now()
-      console.error(`participant: ${record.txn}: ${record.state} not recorded: ${error}`)
+      this.ports.warn(`participant: ${record.txn}: ${record.state} not recorded: ${error}`)
       return { type: 'persist-failed', txn: record.txn, action, error: messageOf(error), now }
     }
     if (record.state === 'prepared') {
@@ -225,7 +229,7 @@ export class ParticipantNode {
       if (askAt != null && askAt <= now) {
         void this.#queue
           .run(txn, () => this.#run({ type: 'tick', txn, now }))
-          .catch((error) => console.error(`in doubt about ${txn}: ${error}`))
+          .catch((error) => this.ports.warn(`in doubt about ${txn}: ${error}`))
       }
     }
   }

@@ -21,6 +21,8 @@ export type Ports = Readonly<{
     body: unknown,
     timeoutMs: number,
   ) => Promise<WireReply | null>
+  /** A line for the operator (a write that failed, an answer not carried out). */
+  warn: (line: string) => void
 }>
 
 export const bunPorts: Ports = {
@@ -31,6 +33,7 @@ export const bunPorts: Ports = {
   },
   sleep: (ms) => Bun.sleep(ms),
   request: fetchJson,
+  warn: (line) => console.error(line),
 }
 
 async function fetchJson(

@@ -1,12 +1,6 @@
 // The atomic-commit properties, checked as the simulation runs: each is named after what it
 // checks, and a violation throws a SimViolation that names it.
-import type {
-  CoordinatorMessage,
-  CoordinatorRecord,
-  Json,
-  ParticipantRecord,
-  Ballot,
-} from '../../lib/core/index.ts'
+import type { CoordinatorRecord, Json, ParticipantRecord, Ballot } from '../../lib/core/index.ts'
 import type { Sim } from './cluster.ts'
 
 export class SimViolation extends Error {
@@ -30,9 +24,14 @@ export class Invariants {
 
   constructor(readonly sim: Sim) {}
 
+  /** The first violation seen. It is kept as well as thrown, because a check that runs inside
+   * a node's own promise chain (a message read off the wire) may have its throw swallowed. */
+  violation: SimViolation | null = null
+
   #fail(property: string, detail: string): never {
     this.sim.log(`VIOLATION ${property}: ${detail}`)
-    throw new SimViolation(property, detail)
+    this.violation ??= new SimViolation(property, detail)
+    throw this.violation
   }
 
   /** AC1 agreement and AC2 stability, for one node's newly persisted outcome. */
@@ -58,12 +57,12 @@ export class Invariants {
   /** AC3 validity: commit only if every participant has durably voted yes (or read-only). */
   #validCommit(txn: string, participants: readonly string[]): void {
     if (participants.length === 0) this.#fail('validity (AC3)', `commit of ${txn} names nobody`)
-    for (const id of participants) {
-      const p = this.sim.participants.find((q) => q.id === id)!
+    for (const url of participants) {
+      const p = this.sim.participant(url)
       const yes =
-        this.#readOnly.has(`${id} ${txn}`) ||
-        p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
-      if (!yes) this.#fail('validity (AC3)', `commit of ${txn} without a yes vote from ${id}`)
+        this.#readOnly.has(`${p.id} ${txn}`) ||
+        p.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
+      if (!yes) this.#fail('validity (AC3)', `commit of ${txn} without a yes vote from ${p.id}`)
     }
   }
 
@@ -73,36 +72,53 @@ export class Invariants {
   }
 
   /** Persist-before-send: a commit leaves only once the coordinator has logged it (an abort
-   * need not be: without a record, the presumption is abort). */
-  onCoordinatorSend(to: string, message: CoordinatorMessage): void {
-    if (message.type !== 'decide' || message.decision !== 'commit') return
-    const logged = this.sim.coordinator.records.some(
-      (r) => r.type === 'decision' && r.txn === message.txn && r.decision === message.decision,
-    )
-    if (!logged) {
-      this.#fail(
-        'persist-before-send',
-        `${message.decision} of ${message.txn} sent to ${to} before it was logged`,
+   * need not be: without a record, the presumption is abort). Read off the wire. */
+  onRequest(from: string, to: string, path: string, body: unknown): void {
+    if (from !== 'c') return
+    const items = path === '/batch' ? ((body as { messages?: unknown[] }).messages ?? []) : [body]
+    for (const item of items as { type?: string; txn?: string }[]) {
+      const commit = path === '/commit' || (path === '/batch' && item.type === 'commit')
+      if (!commit) continue
+      const logged = this.sim.coordinator.records.some(
+        (r) => r.type === 'decision' && r.txn === item.txn && r.decision === 'commit',
       )
+      if (!logged)
+        this.#fail(
+          'persist-before-send',
+          `commit of ${item.txn} sent to ${to} before it was logged`,
+        )
+    }
+  }
+
+  /** What a participant's answer says about its votes, read off the wire as it leaves. */
+  onAnswer(host: string, path: string, body: unknown): void {
+    if (host === 'c' || (path !== '/prepare' && path !== '/batch')) return
+    const p = this.sim.participant(host)
+    const replies =
+      path === '/batch'
+        ? ((body as { replies?: { body: unknown }[] } | null)?.replies ?? []).map((r) => r.body)
+        : [body]
+    for (const r of replies as ({ txn?: string; vote?: Ballot } | null)[]) {
+      if (r?.txn !== undefined && r.vote !== undefined) this.#voteSent(p, r.txn, r.vote)
     }
   }
 
   /** Persist-before-send: a yes vote leaves only once the participant has logged it. */
-  onVoteSent(
-    p: { id: string; store: { durable: { records: ParticipantRecord[] } } },
+  #voteSent(
+    p: { id: string; durable: { records: ParticipantRecord[] } },
     txn: string,
     vote: Ballot,
   ): void {
     if (vote === 'read-only') this.#readOnly.add(`${p.id} ${txn}`)
     if (vote !== 'yes') return
-    const logged = p.store.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
+    const logged = p.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
     if (!logged) this.#fail('persist-before-send', `${p.id} voted yes on ${txn} before logging it`)
   }
 
   /** Checked after every step: no balance is ever negative. */
   afterStep(): void {
     for (const p of this.sim.participants) {
-      for (const [key, value] of p.store.durable.data) {
+      for (const [key, value] of p.durable.data) {
         if (typeof value === 'number' && value < 0)
           this.#fail('bank: no negative balance', `${p.id} ${key} = ${value}`)
       }
@@ -113,10 +129,11 @@ export class Invariants {
   atEnd(quiescent: boolean, expectedTotal: number | null): void {
     if (!quiescent) this.#fail('termination (AC5)', 'the cluster did not settle after healing')
     const sim = this.sim
-    for (const t of sim.coordinator.txns.values()) {
-      for (const id of t.participants) {
-        const p = sim.participants.find((q) => q.id === id)!
-        const state = p.txns.get(t.txn)?.state ?? 'unknown'
+    for (const t of sim.coordinator.node!.txns.values()) {
+      for (const url of t.participants) {
+        const p = sim.participant(url)
+        const id = p.id
+        const state = p.node!.state(t.txn).state
         // Presumed abort: a participant that voted no may have forgotten it (its record was
         // optional). A read-only participant keeps nothing: it is unknown whatever the outcome.
         const readOnly = this.#readOnly.has(`${id} ${t.txn}`)
@@ -126,14 +143,14 @@ export class Invariants {
             : state === 'aborted' || state === 'unknown'
         if (!ok)
           this.#fail('termination (AC5)', `${id} is ${state} on ${t.txn}, decided ${t.decision}`)
-        if (t.decision === 'commit' && !readOnly && !p.store.applied.has(t.txn)) {
+        if (t.decision === 'commit' && !readOnly && !p.durable.applied.has(t.txn)) {
           this.#fail('validity (AC3)', `${id} committed ${t.txn} without applying its operations`)
         }
       }
     }
     if (expectedTotal !== null) {
       const total = sim.participants
-        .flatMap((p) => [...p.store.durable.data.values()])
+        .flatMap((p) => [...p.durable.data.values()])
         .reduce<number>((sum, v: Json) => sum + (typeof v === 'number' ? v : 0), 0)
       if (total !== expectedTotal)
         this.#fail('bank: total conserved', `total ${total}, expected ${expectedTotal}`)
@@ -153,7 +170,7 @@ export class Invariants {
       }
     }
     for (const w of sim.config.workload) {
-      if (sim.coordinator.txns.get(w.txn)?.decision !== 'commit') continue
+      if (sim.coordinator.node!.txns.get(w.txn)?.decision !== 'commit') continue
       for (const [id, ops] of Object.entries(w.ops)) {
         for (const op of ops) {
           if (op.op !== 'add') continue
@@ -163,7 +180,7 @@ export class Invariants {
       }
     }
     for (const p of sim.participants) {
-      for (const [key, value] of p.store.durable.data) {
+      for (const [key, value] of p.durable.data) {
         const want = expected.get(`${p.id} ${key}`) ?? 0
         if (value !== want) {
           this.#fail('bank: balances match the commits', `${p.id} ${key} = ${value}, want ${want}`)

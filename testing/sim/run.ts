@@ -3,52 +3,62 @@ import { createSim, type Faults, type Protocol } from './cluster.ts'
 import { SimViolation } from './invariants.ts'
 import { FAULTS, bankConfig, totalOf } from './workload.ts'
 
+export type Counts = {
+  crashes: number
+  drops: number
+  duplicates: number
+  partitions: number
+  diskFaults: number
+  stalls: number
+  failedWrites: number
+  steps: number
+}
+
 export type SeedResult = {
   seed: number
   ok: boolean
   violation: string | null
   trace: string[]
-  counts: { crashes: number; drops: number; duplicates: number; partitions: number; steps: number }
+  counts: Counts
   decisions: Record<string, string>
   /** Transactions on which every participant durably voted yes. */
   allYes: string[]
 }
 
-export function runSeed(
+export async function runSeed(
   seed: number,
   options: { faults?: Faults; protocol?: Protocol; fullTrace?: boolean } = {},
-): SeedResult {
+): Promise<SeedResult> {
   const config = bankConfig(seed, options.faults ?? FAULTS, options.protocol)
   const sim = createSim({ ...config, fullTrace: options.fullTrace ?? false })
   let violation: string | null = null
   try {
-    const quiescent = sim.run()
+    const quiescent = await sim.run()
     sim.invariants.atEnd(quiescent, totalOf(config))
   } catch (error) {
     if (!(error instanceof SimViolation)) throw error
     violation = error.message
   }
+  const records = sim.coordinator.records
   const decisions: Record<string, string> = {}
-  for (const r of sim.coordinator.records) if (r.type === 'decision') decisions[r.txn] = r.decision
+  for (const r of records) if (r.type === 'decision') decisions[r.txn] = r.decision
   const allYes: string[] = []
-  for (const r of sim.coordinator.records) {
+  for (const r of records) {
     if (r.type !== 'begin') continue
-    const yes = (id: string) =>
-      sim.participants
-        .find((p) => p.id === id)!
-        .store.durable.records.some((x) => x.txn === r.txn && x.vote === 'yes')
-    if (r.participants.every(yes)) allYes.push(r.txn)
+    const yes = (url: string) =>
+      sim.participant(url).durable.records.some((x) => x.txn === r.txn && x.vote === 'yes')
+    if (r.participants.every(yes) && !allYes.includes(r.txn)) allYes.push(r.txn)
   }
-  const { trace, counts } = sim
-  return { seed, ok: violation === null, violation, trace, counts, decisions, allYes }
+  const counts = { ...sim.counts, ...sim.net.counts, ...sim.disk }
+  return { seed, ok: violation === null, violation, trace: sim.trace, counts, decisions, allYes }
 }
 
 /** What a failing seed prints: the property, the replay command and the events before it. */
 export function report(result: SeedResult, variant = ''): string {
-  const env = variant ? `VARIANT=${variant} ` : ''
+  const flag = variant ? ` --variant ${variant}` : ''
   return [
     `seed ${result.seed} violated ${result.violation}`,
-    `replay: ${env}bun scripts/simulate.ts --seed ${result.seed} --trace`,
+    `replay: bun scripts/simulate.ts --seed ${result.seed} --trace${flag}`,
     ...result.trace.slice(-40),
   ].join('\n')
 }

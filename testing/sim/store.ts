@@ -1,30 +1,53 @@
-// The participant's store in the simulator: what SqliteStore does, in memory. The durable part
-// (records, committed data) survives a crash; the prepared work and locks are rebuilt from the
-// records, with the real PreparedWork and evaluateOps.
+// The participant's store and the coordinator's log in the simulator: what SqliteStore and
+// DurableLog do, in memory, over the simulated disk. The durable part (records, committed data)
+// survives a crash; the prepared work and locks are rebuilt from the records, with the real
+// PreparedWork and evaluateOps.
 import {
   evaluateOps,
   readsOnly,
+  type CoordinatorRecord,
   type Effect,
   type Json,
   type Op,
   type ParticipantRecord,
+  type PrepareContext,
 } from '../../lib/core/index.ts'
 import { PreparedWork, lockReason } from '../../lib/store/locks.ts'
-import type { StoredRecord, Verdict } from '../../lib/store/store.ts'
+import type {
+  CoordinatorLog,
+  ParticipantStore,
+  StoredRecord,
+  Verdict,
+} from '../../lib/store/store.ts'
+import { GroupWriter } from './disk.ts'
 import { SimViolation } from './invariants.ts'
 
-export type Durable = { records: StoredRecord[]; data: Map<string, Json> }
+/** What survives a participant's crash. `applied`: transactions whose operations reached the
+ * committed data, for the validity check. */
+export type Durable = { records: StoredRecord[]; data: Map<string, Json>; applied: Set<string> }
 
-export class SimStore {
-  work = new PreparedWork()
-  /** Transactions whose operations were applied to the committed data, for the validity check. */
-  readonly applied = new Set<string>()
+type Write = { record: StoredRecord; effect: Effect | undefined }
 
-  constructor(readonly durable: Durable) {}
+export class SimStore implements ParticipantStore {
+  readonly onePhase = true
+  readonly work = new PreparedWork()
+  readonly #writer: GroupWriter<Write>
 
-  /** After a restart: the records as they were persisted, and the locks they imply. */
-  load(): ParticipantRecord[] {
-    this.work = new PreparedWork()
+  constructor(
+    readonly durable: Durable,
+    writer: (write: (group: Write[]) => void) => GroupWriter<Write>,
+    /** Whether the workload forces this participant to vote no on `txn`. */
+    readonly forcedNo: (txn: string) => boolean,
+    readonly onDurable: (record: ParticipantRecord) => void,
+  ) {
+    this.#writer = writer((group) => this.#write(group))
+  }
+
+  get flushes(): number {
+    return this.#writer.flushes
+  }
+
+  async load(): Promise<ParticipantRecord[]> {
     for (const r of this.durable.records) {
       if (r.state === 'prepared') this.work.hold(r.txn, r.ops ?? [])
       else this.work.release(r.txn)
@@ -32,7 +55,8 @@ export class SimStore {
     return this.durable.records.map(({ ops: _, ...r }) => r)
   }
 
-  check(txn: string, ops: readonly Op[]): Verdict {
+  async check(txn: string, ops: readonly Op[], _context?: PrepareContext): Promise<Verdict> {
+    if (this.forcedNo(txn)) return { vote: 'no', reason: 'forced no' }
     const conflict = this.work.conflict(txn, ops)
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     const evaluation = evaluateOps(ops, (key) => this.durable.data.get(key))
@@ -42,14 +66,23 @@ export class SimStore {
     return { vote: 'yes' }
   }
 
-  persist(record: ParticipantRecord, effect?: Effect): void {
+  persist(record: ParticipantRecord, effect?: Effect, lazy = false): Promise<void> {
     const ops = this.work.opsOf(record.txn)
-    this.durable.records.push(record.state === 'prepared' ? { ...record, ops } : record)
-    if (effect === 'apply') this.#apply(record.txn, ops)
-    if (effect) this.work.release(record.txn)
+    const stored: StoredRecord = record.state === 'prepared' ? { ...record, ops } : record
+    return this.#writer.append({ record: stored, effect }, lazy)
   }
 
-  discard(txn: string): void {
+  /** A flush: each record with its effect, atomically (as one SQLite transaction). */
+  #write(group: Write[]): void {
+    for (const { record, effect } of group) {
+      this.durable.records.push(record)
+      if (effect === 'apply') this.#apply(record.txn, this.work.opsOf(record.txn))
+      if (effect) this.work.release(record.txn)
+      this.onDurable(record)
+    }
+  }
+
+  async discard(txn: string): Promise<void> {
     this.work.release(txn)
   }
 
@@ -63,6 +96,53 @@ export class SimStore {
       if (value === undefined) this.durable.data.delete(key)
       else this.durable.data.set(key, value)
     }
-    this.applied.add(txn)
+    this.durable.applied.add(txn)
   }
+
+  async get(key: string): Promise<Json | undefined> {
+    return this.durable.data.get(key)
+  }
+
+  async list(prefix: string, limit: number): Promise<{ key: string; value: Json }[]> {
+    const keys = [...this.durable.data.keys()].filter((k) => k.startsWith(prefix)).sort()
+    return keys.slice(0, limit).map((key) => ({ key, value: this.durable.data.get(key)! }))
+  }
+
+  locks(): Map<string, string> {
+    return this.work.locks()
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The coordinator's log over the simulated disk. */
+export class SimLog implements CoordinatorLog<CoordinatorRecord> {
+  readonly #writer: GroupWriter<CoordinatorRecord>
+
+  constructor(
+    readonly durable: CoordinatorRecord[],
+    writer: (write: (group: CoordinatorRecord[]) => void) => GroupWriter<CoordinatorRecord>,
+    readonly onDurable: (record: CoordinatorRecord) => void,
+  ) {
+    this.#writer = writer((group) => {
+      for (const r of group) {
+        this.durable.push(r)
+        this.onDurable(r)
+      }
+    })
+  }
+
+  get flushes(): number {
+    return this.#writer.flushes
+  }
+
+  records(): CoordinatorRecord[] {
+    return [...this.durable]
+  }
+
+  append(record: CoordinatorRecord, _effect: undefined, lazy: boolean): Promise<void> {
+    return this.#writer.append(record, lazy)
+  }
+
+  close(): void {}
 }

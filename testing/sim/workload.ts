@@ -50,6 +50,8 @@ export const FAULTS: Faults = {
   crash: 0.002,
   partition: 0.002,
   crashAfterPersist: 0.02,
+  diskFail: 0.002,
+  diskStall: 0.002,
 }
 
 export const NO_FAULTS: Faults = {
@@ -58,4 +60,6 @@ export const NO_FAULTS: Faults = {
   crash: 0,
   partition: 0,
   crashAfterPersist: 0,
+  diskFail: 0,
+  diskStall: 0,
 }
