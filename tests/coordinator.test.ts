@@ -29,13 +29,13 @@ test.each([
         return Response.json({ replies })
       },
     })
-    const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, presumedAbort: true })
+    const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, lazyAborts: true })
     // A slow disk for d1 alone: its decision record's flush waits until the test lets it go.
     const { promise: flushed, resolve: flush } = Promise.withResolvers<void>()
     const append = node.log.append.bind(node.log)
-    node.log.append = async (record: CoordinatorRecord) => {
+    node.log.append = async (record: CoordinatorRecord, effect: undefined, lazy: boolean) => {
       if (record.type === 'decision' && record.txn === 'd1') await flushed
-      return append(record)
+      return append(record, effect, lazy)
     }
     await node.start()
     const url = `http://127.0.0.1:${participant.port}`

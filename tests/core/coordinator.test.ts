@@ -111,6 +111,8 @@ const preparing: CoordinatorTxn = {
   participants: PS,
   phase: 'preparing',
   decision: null,
+  logged: false,
+  unlogged: null,
   votes: {},
   reasons: {},
   acks: [],
@@ -496,7 +498,7 @@ describe('resume and recoverCoordinator', () => {
     expect(resume(done, env)).toEqual([done, []])
   })
 
-  const recovered: Omit<CoordinatorTxn, 'phase' | 'decision'> = {
+  const recovered: Omit<CoordinatorTxn, 'phase' | 'decision' | 'logged'> = {
     txn: T,
     participants: PS,
     votes: {},
@@ -505,6 +507,7 @@ describe('resume and recoverCoordinator', () => {
     refusals: {},
     deadline: 0,
     outstanding: {},
+    unlogged: null,
   }
 
   type Row = { rule: string; records: CoordinatorRecord[]; want: CoordinatorTxn[] }
@@ -513,18 +516,18 @@ describe('resume and recoverCoordinator', () => {
     {
       rule: 'begin alone comes back preparing, without a decision',
       records: [beginRecord],
-      want: [{ ...recovered, phase: 'preparing', decision: null }],
+      want: [{ ...recovered, phase: 'preparing', decision: null, logged: false }],
     },
     // Votes and acks are not logged: every participant is owed the decision again.
     {
       rule: 'begin then decision comes back deciding, owed to every participant',
       records: [beginRecord, decisionRecord('commit')],
-      want: [{ ...recovered, phase: 'deciding', decision: 'commit', outstanding: fresh(PS) }],
+      want: [{ ...recovered, phase: 'deciding', decision: 'commit', logged: true, outstanding: fresh(PS) }],
     },
     {
       rule: 'begin, decision, done comes back done, acknowledged by all',
       records: [beginRecord, decisionRecord('abort'), doneRecord],
-      want: [{ ...recovered, phase: 'done', decision: 'abort', acks: [...PS] }],
+      want: [{ ...recovered, phase: 'done', decision: 'abort', logged: true, acks: [...PS] }],
     },
     {
       rule: 'transactions are folded independently, in log order',
@@ -536,20 +539,21 @@ describe('resume and recoverCoordinator', () => {
         { type: 'done', txn: 't2' },
       ],
       want: [
-        { ...recovered, phase: 'deciding', decision: 'commit', outstanding: fresh(PS) },
+        { ...recovered, phase: 'deciding', decision: 'commit', logged: true, outstanding: fresh(PS) },
         {
           ...recovered,
           txn: 't2',
           participants: ['p0'],
           phase: 'done',
           decision: 'abort',
+          logged: true,
           acks: ['p0'],
         },
       ],
     },
   ]
   test.each(rows)('$rule', ({ records, want }) => {
-    expect([...recoverCoordinator(records).values()]).toEqual(want)
+    expect([...recoverCoordinator(records, 0).values()]).toEqual(want)
   })
 
   // Rule: presumed abort and re-delivery, end to end: crash after each record, recover, resume.
@@ -572,7 +576,7 @@ describe('resume and recoverCoordinator', () => {
     },
   ]
   test.each(crashes)('$rule', ({ records, want }) => {
-    const state = recoverCoordinator(records).get(T)!
+    const state = recoverCoordinator(records, 0).get(T)!
     expect(resume(state, env)[1]).toEqual(want)
   })
 
@@ -588,7 +592,7 @@ describe('resume and recoverCoordinator', () => {
     const [state, steps] = drive(first, events)
     steps.forEach(collect)
     expect(log).toEqual([beginRecord, decisionRecord('commit'), doneRecord])
-    const back = recoverCoordinator(log).get(T)!
+    const back = recoverCoordinator(log, 0).get(T)!
     expect([back.phase, back.decision, back.acks]).toEqual([
       state.phase,
       state.decision,
@@ -650,7 +654,7 @@ describe('read-only participants', () => {
 })
 
 describe('presumed abort (the service)', () => {
-  const pa: CoordinatorEnv = { ...env, presumedAbort: true }
+  const pa: CoordinatorEnv = { ...env, lazyAborts: true }
 
   // Rule: an abort is not forced: its record is lazy, the aborts leave at once, nobody is asked
   // to acknowledge, and the transaction is done without a done record.
@@ -696,7 +700,7 @@ describe('presumed abort (the service)', () => {
 
   // Rule: after a restart, an abort found in the log is sent once more and is done.
   test('resume of a logged abort sends it to everyone once and is done', () => {
-    const [back] = [...recoverCoordinator([beginRecord, decisionRecord('abort')]).values()]
+    const [back] = [...recoverCoordinator([beginRecord, decisionRecord('abort')], 0).values()]
     const [state, actions] = resume(back!, pa)
     expect(actions).toEqual(PS.map((p) => sendDecide(p, 'abort')))
     expect(state.phase).toBe('done')
@@ -705,16 +709,16 @@ describe('presumed abort (the service)', () => {
   // Rule: after a restart the decision goes again only to those owed it: a read-only or a `no`
   // voter is not, and a decision nobody is owed is done.
   test('a recovered decision is owed only to those its record names', () => {
-    const [back] = [...recoverCoordinator([decisionRecord('commit', ['p0', 'p2'])]).values()]
+    const [back] = [...recoverCoordinator([decisionRecord('commit', ['p0', 'p2'])], 0).values()]
     expect(back?.outstanding).toEqual(fresh(['p0', 'p2']))
     expect(back?.acks).toEqual(['p1'])
-    const [none] = [...recoverCoordinator([decisionRecord('abort', [])]).values()]
+    const [none] = [...recoverCoordinator([decisionRecord('abort', [])], 0).values()]
     expect(none?.phase).toBe('done')
   })
 
   // Rule: the decision record names the participants, so a lost (lazy) begin loses nothing.
   test('a decision without its begin record recovers', () => {
-    const [back] = [...recoverCoordinator([decisionRecord('commit')]).values()]
+    const [back] = [...recoverCoordinator([decisionRecord('commit')], 0).values()]
     expect(back?.participants).toEqual(PS)
     expect(back?.phase).toBe('deciding')
     expect(back?.outstanding).toEqual(fresh(PS))
@@ -722,7 +726,7 @@ describe('presumed abort (the service)', () => {
 })
 
 describe('one-phase commit (the service)', () => {
-  const one: CoordinatorEnv = { ...env, onePhase: true, presumedAbort: true }
+  const one: CoordinatorEnv = { ...env, onePhase: true, lazyAborts: true }
   const single = () => begin(T, ['p0'], START, one)
   const onePrepare: CoordinatorMessage = {
     type: 'prepare',
@@ -785,7 +789,7 @@ describe('one-phase commit (the service)', () => {
       participants: ['p0'],
       onePhase: true,
     }
-    const [back] = [...recoverCoordinator([begun]).values()]
+    const [back] = [...recoverCoordinator([begun], 0).values()]
     const [state, actions] = resume(back!, one)
     expect(state.phase).toBe('preparing')
     expect(actions).toEqual([{ type: 'send', to: 'p0', message: onePrepare }])
@@ -797,7 +801,7 @@ describe('one-phase commit (the service)', () => {
     const [, actions] = begin(T, ['p0'], START, one, ops)
     const begun = (actions[0] as { record: CoordinatorRecord }).record
     expect(begun).toEqual({ type: 'begin', txn: T, participants: ['p0'], onePhase: true, ops })
-    const [back] = [...recoverCoordinator([begun]).values()]
+    const [back] = [...recoverCoordinator([begun], 0).values()]
     const [, again] = resume(back!, one)
     expect(again).toEqual([{ type: 'send', to: 'p0', message: { ...onePrepare, ops: ops.p0 } }])
   })

@@ -47,8 +47,12 @@ const heuristicCommitted: ParticipantTxn = { ...committed, heuristic: true }
 const COOPERATIVE = 'aborted on a cooperative termination request from a peer in doubt'
 const abortedByPeer: ParticipantTxn = { ...abortedUnseen, reason: COOPERATIVE }
 
-const check: ParticipantAction = { type: 'check', txn: T }
-const ask: ParticipantAction = { type: 'ask', txn: T, coordinator: COORDINATOR, peers: PEERS }
+const check: ParticipantAction = { type: 'check', txn: T, ops: [], context: {} }
+const checkTold: ParticipantAction = {
+  ...check,
+  context: { coordinator: COORDINATOR, peers: PEERS, at: NOW },
+}
+const ask: ParticipantAction = { type: 'ask-coordinator', txn: T, coordinator: COORDINATOR }
 const uncertain: ParticipantAction = { type: 'reply', reply: { kind: 'uncertain', txn: T } }
 const preparedRecord: ParticipantRecord = {
   txn: T,
@@ -109,8 +113,9 @@ function ptick(now: number): ParticipantEvent {
   return { type: 'tick', txn: T, now }
 }
 
+/** Nobody asked knew the outcome: every peer answered nothing. */
 function unresolved(now: number): ParticipantEvent {
-  return { type: 'unresolved', txn: T, now }
+  return { type: 'peer-answers', txn: T, states: [null, null], now }
 }
 
 const ALREADY_ABORTED = 'transaction is already aborted'
@@ -140,7 +145,7 @@ const participantRows: ParticipantRow[] = [
     given: unknown,
     event: prepareTold,
     state: told,
-    actions: [check],
+    actions: [checkTold],
   },
   // Rule: the yes vote is durable BEFORE the participant answers yes (Durability rules).
   {
@@ -551,7 +556,7 @@ describe('participantStep', () => {
     const { state, log, all } = runParticipant(prepared, events)
     expect(state.state).toBe('prepared')
     expect(log).toEqual([])
-    expect(all.filter((a) => a.type !== 'ask')).toEqual([])
+    expect(all.filter((a) => !a.type.startsWith('ask-'))).toEqual([])
     expect(all.length).toBeGreaterThan(10)
   })
 })
@@ -631,7 +636,7 @@ describe('recoverParticipant', () => {
   ]
 
   test.each(rows)('$rule', ({ records, want }) => {
-    expect([...recoverParticipant(records, penv).values()]).toEqual(want)
+    expect([...recoverParticipant(records, 0, penv).values()]).toEqual(want)
   })
 
   // Rule: replaying the log rebuilds the state (a crash between log and view loses nothing).
@@ -652,11 +657,11 @@ describe('recoverParticipant', () => {
     ['aborted by a peer', [request]],
   ] as [string, ParticipantEvent[]][])('replaying a live run (%s) rebuilds its state', (_, es) => {
     const { state, log } = runParticipant(unknown, es)
-    expect(essential(recoverParticipant(log, penv).get(T)!)).toEqual(essential(state))
+    expect(essential(recoverParticipant(log, 0, penv).get(T)!)).toEqual(essential(state))
   })
 
   test('replaying a live prepare rebuilds exactly the in-doubt state', () => {
     const { state, log } = runParticipant(unknown, [prepareTold, checked('yes')])
-    expect(recoverParticipant(log, penv).get(T)).toEqual(state)
+    expect(recoverParticipant(log, 0, penv).get(T)).toEqual(state)
   })
 })
