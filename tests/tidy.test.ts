@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Glob } from 'bun'
 import { ROOT } from '../testing/nodes.ts'
+import { longFunctions, longLines, sourceFiles } from '../testing/tidy.ts'
 
 function files(pattern: string): string[] {
   return [...new Glob(pattern).scanSync({ cwd: ROOT })].sort()
@@ -30,14 +31,25 @@ test.each(CORE)('the core file %s does no I/O and reads no clock or randomness',
   expect(offending).toEqual([])
 })
 
-test('lines in the nodes and their library fit in 100 columns', () => {
+/** Every .ts file of the repository: nodes, library, tests, testing, scripts, examples. */
+const SOURCES = sourceFiles(ROOT)
+
+test('every .ts file fits in 100 columns', () => {
   const long: string[] = []
-  for (const file of ['participant.ts', 'coordinator.ts', 'lib.ts', ...files('lib/**/*.ts')]) {
-    readFileSync(join(ROOT, file), 'utf8')
-      .split('\n')
-      .forEach((line, i) => {
-        if (line.length > 100) long.push(`${file}:${i + 1}`)
-      })
+  for (const file of SOURCES) {
+    const source = readFileSync(join(ROOT, file), 'utf8')
+    for (const line of longLines(source)) long.push(`${file}:${line}`)
+  }
+  expect(long).toEqual([])
+})
+
+// TigerStyle: a function fits on a screen. How functions are found: testing/tidy.ts.
+test('no function is longer than 70 lines', () => {
+  const long: string[] = []
+  for (const file of SOURCES) {
+    for (const f of longFunctions(readFileSync(join(ROOT, file), 'utf8'))) {
+      long.push(`${file}:${f.line} ${f.name} (${f.lines} lines)`)
+    }
   }
   expect(long).toEqual([])
 })
