@@ -3,6 +3,7 @@
 // settles it, and presumed abort makes a coordinator's "no record" an abort.
 import { describe, expect, test } from 'bun:test'
 import { outcomeFromCoordinator, outcomeFromPeers } from '../../lib/core/termination.ts'
+import type { Decision } from '../../lib/core/types.ts'
 
 describe('outcomeFromCoordinator', () => {
   test.each([
@@ -15,7 +16,7 @@ describe('outcomeFromCoordinator', () => {
     [undefined, null],
     [null, null],
     [1, null],
-  ])('the answer %p settles %p', (answer, want) => {
+  ] as [unknown, Decision | null][])('the answer %p settles %p', (answer, want) => {
     expect(outcomeFromCoordinator(answer)).toBe(want)
   })
 })
@@ -30,7 +31,7 @@ describe('outcomeFromPeers', () => {
     [['prepared', null, 'unknown'], null],
     [[], null],
     [['commit', 'abort'], null], // peers answer with states, not decisions
-  ])('the peer states %p settle %p', (states, want) => {
+  ] as [unknown[], Decision | null][])('the peer states %p settle %p', (states, want) => {
     expect(outcomeFromPeers(states)).toBe(want)
   })
 })
