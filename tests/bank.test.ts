@@ -50,8 +50,17 @@ async function pgQuery(url: string, query: string): Promise<any[]> {
   }
 }
 
-test('bank: transfers stay atomic through participant and PostgreSQL crashes', async () => {
-  const started = performance.now()
+/** The cluster under test: three participants (one on PostgreSQL) and a coordinator service. */
+type Cluster = {
+  bank: Bank
+  nodes: Node[]
+  coordinator: Node
+  /** The PostgreSQL participant's database. */
+  pgStore: string
+  argsOf: (i: number) => string[]
+}
+
+async function startBank(): Promise<Cluster> {
   await pgQuery(pg.cluster().url, 'CREATE DATABASE bank')
   const pgStore = pg.cluster().url.replace(/\/postgres$/, '/bank')
   // A participant that missed an abort (presumed abort sends it once) asks after 500 ms.
@@ -67,38 +76,51 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
     args: ['--timeout', '1000'],
   })
   const bank: Bank = { coordinator: coordinator.url, participants: nodes.map((n) => n.url) }
-  expect(await openAccounts(bank, ACCOUNTS, INITIAL)).toEqual({ opened: ACCOUNTS, existing: 0 })
-  expect(await readBalances(bank, ACCOUNTS)).toEqual(new Array(ACCOUNTS).fill(INITIAL))
+  return { bank, nodes, coordinator, pgStore, argsOf }
+}
 
-  // The crashes: a random participant every KILL_EVERY transfers (the PostgreSQL one at least
-  // once), restarted at once on its port and directory; and the PostgreSQL server itself once.
+/** What the crashes did: one line per crash, and when each transfer finished relative to them. */
+type Chaos = {
+  crashes: string[]
+  /** Transfers counted done when PostgreSQL went down and when it was back: a participant's
+   * vote can be lost only in between (see `participantMismatches`). */
+  pgDown: { from: number; to: number }
+  /** How many transfers were done when each one finished. */
+  doneAt: Map<string, number>
+  /** Called as each transfer finishes: starts the crash that is due. */
+  onDone: (o: Outcome, done: number) => void
+  /** Resolves once every crash started has been recovered from. */
+  finished: () => Promise<void>
+}
+
+/** The crashes: a random participant every KILL_EVERY transfers (the PostgreSQL one at least
+ * once), restarted at once on its port and directory; and the PostgreSQL server itself once. */
+function scheduleCrashes(c: Cluster): Chaos {
   const random = mulberry32(SEED ^ 0x5eed)
   const victims = Array.from({ length: Math.floor((TRANSFERS - 1) / KILL_EVERY) }, () =>
-    Math.floor(random() * nodes.length),
+    Math.floor(random() * c.nodes.length),
   )
   if (!victims.includes(PG_PARTICIPANT)) victims[1] = PG_PARTICIPANT
   const crashes: string[] = []
+  const pgDown = { from: Infinity, to: Infinity }
+  const doneAt = new Map<string, number>()
+  let completed = 0
   let chaos = Promise.resolve()
   const restartParticipant = async (i: number, at: number) => {
-    const victim = nodes[i]!
+    const victim = c.nodes[i]!
     await kill(victim)
-    nodes[i] = await startParticipant(victim.dir, { port: victim.port, args: argsOf(i) })
-    const { prepared } = await getJson(`${nodes[i]!.url}/status`)
+    c.nodes[i] = await startParticipant(victim.dir, { port: victim.port, args: c.argsOf(i) })
+    const { prepared } = await getJson(`${c.nodes[i]!.url}/status`)
     crashes.push(`participant ${i} at ${at} (back with ${prepared.length} prepared)`)
   }
-  // Transfers counted done when PostgreSQL went down and when it was back: a participant's vote
-  // can be lost only in between (see below).
-  let completed = 0
-  const pgDown = { from: Infinity, to: Infinity }
   const restartPostgres = async (at: number) => {
     pgDown.from = completed
     await pg.cluster().kill()
     await pg.cluster().start()
     pgDown.to = completed
-    const held = await pgQuery(pgStore, 'SELECT gid FROM pg_prepared_xacts')
+    const held = await pgQuery(c.pgStore, 'SELECT gid FROM pg_prepared_xacts')
     crashes.push(`PostgreSQL server at ${at} (back with ${held.length} prepared)`)
   }
-  const doneAt = new Map<string, number>()
   const onDone = (o: Outcome, done: number) => {
     completed = done
     doneAt.set(o.id, done)
@@ -108,77 +130,77 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
     }
     if (done === PG_SERVER_KILL_AT) chaos = chaos.then(() => restartPostgres(done))
   }
+  return { crashes, pgDown, doneAt, onDone, finished: () => chaos }
+}
 
-  const plan = planTransfers(TRANSFERS, ACCOUNTS, mulberry32(SEED), { prefix: 'xfer' })
-  const outcomes = await runTransfers(bank, plan, { concurrency: CONCURRENCY, onDone })
-  const ranMs = performance.now() - started
-  await chaos
-  await waitSettled(bank, 60_000)
-  const settledMs = performance.now() - started
-
-  // Every request got an answer, and the coordinator's log agrees with it.
-  expect(outcomes.filter((o) => o.decision === null)).toEqual([])
+/** Transfers whose reply disagrees with the coordinator's log, or that asked other
+ * participants than the two that hold their accounts. */
+async function coordinatorMismatches(c: Cluster, outcomes: Outcome[]): Promise<string[]> {
   const logged = await mapLimit(outcomes, 16, (o) =>
-    getJson(`${coordinator.url}/transactions/${o.id}`),
+    getJson(`${c.coordinator.url}/transactions/${o.id}`),
   )
-  const coordinatorMismatches = outcomes.flatMap((o, i) => {
+  return outcomes.flatMap((o, i) => {
     const asked = Object.keys(o.votes).sort()
-    const involved = [...new Set([o.from, o.to].map((a) => bank.participants[homeOf(bank, a)]!))]
+    const homes = [o.from, o.to].map((a) => c.bank.participants[homeOf(c.bank, a)]!)
+    const involved = [...new Set(homes)]
     return logged[i].state === o.decision &&
       logged[i].phase === 'done' &&
       Bun.deepEquals(asked, involved.sort())
       ? []
       : [`${o.id}: replied ${o.decision} (asked ${asked}), logged ${JSON.stringify(logged[i])}`]
   })
-  expect(coordinatorMismatches).toEqual([])
+}
 
-  // Every involved participant reached the coordinator's decision; the others never heard of
-  // the transfer. Two exceptions are allowed by presumed abort, where knowing nothing of a
-  // transaction means it aborted: a participant whose vote never reached the coordinator (down,
-  // or killed before it could log a vote) and so was sent the abort only once, maybe into the
-  // void; and a participant that voted `no` while its database was down, could not log that
-  // vote and forgot it (it is never sent the abort) — only the PostgreSQL participant, only
-  // after a `no`, and only for a transfer that finished after the server was killed and
-  // (allowing for the ones in flight) not long after it was back, or whose `no` says the
-  // database was unavailable.
-  let forgottenNoVotes = 0
+/**
+ * Every involved participant reached the coordinator's decision; the others never heard of
+ * the transfer. Two exceptions are allowed by presumed abort, where knowing nothing of a
+ * transaction means it aborted: a participant whose vote never reached the coordinator (down,
+ * or killed before it could log a vote) and so was sent the abort only once, maybe into the
+ * void; and a participant that voted `no` while its database was down, could not log that
+ * vote and forgot it (it is never sent the abort) — only the PostgreSQL participant, only
+ * after a `no`, and only for a transfer that finished after the server was killed and
+ * (allowing for the ones in flight) not long after it was back, or whose `no` says the
+ * database was unavailable. Returns the mismatches and how many `no` votes were forgotten.
+ */
+async function participantMismatches(c: Cluster, outcomes: Outcome[], chaos: Chaos) {
   const states = await mapLimit(outcomes, 16, (o) =>
-    Promise.all(nodes.map(async (n) => (await getJson(`${n.url}/transactions/${o.id}`)).state)),
+    Promise.all(c.nodes.map(async (n) => (await getJson(`${n.url}/transactions/${o.id}`)).state)),
   )
-  const participantMismatches: string[] = []
+  const { pgDown, doneAt } = chaos
+  const mismatches: string[] = []
+  let forgotten = 0
   for (const [k, o] of outcomes.entries()) {
-    const involved = new Set([homeOf(bank, o.from), homeOf(bank, o.to)])
+    const involved = new Set([homeOf(c.bank, o.from), homeOf(c.bank, o.to)])
+    const during =
+      doneAt.get(o.id)! > pgDown.from && doneAt.get(o.id)! <= pgDown.to + 2 * CONCURRENCY
     for (const [i, state] of states[k]!.entries()) {
-      const url = bank.participants[i]!
+      const url = c.bank.participants[i]!
       const want = !involved.has(i) ? 'unknown' : o.decision === 'commit' ? 'committed' : 'aborted'
-      const during =
-        doneAt.get(o.id)! > pgDown.from && doneAt.get(o.id)! <= pgDown.to + 2 * CONCURRENCY
+      const lostAbort = state === 'unknown' && want === 'aborted'
       // Or whenever the `no` itself says the database was unavailable: a check begun while the
       // server was down can take its time to fail, and finish well after the server is back.
       const unavailable = o.reasons[url]?.startsWith('database unavailable') === true
-      const forgotten =
-        state === 'unknown' &&
-        want === 'aborted' &&
-        i === PG_PARTICIPANT &&
-        o.votes[url] === 'no' &&
-        (during || unavailable)
-      const neverVoted = state === 'unknown' && want === 'aborted' && o.votes[url] === null
-      if (forgotten) forgottenNoVotes += 1
+      const forgottenNo =
+        lostAbort && i === PG_PARTICIPANT && o.votes[url] === 'no' && (during || unavailable)
+      const neverVoted = lostAbort && o.votes[url] === null
+      if (forgottenNo) forgotten += 1
       else if (state !== want && !neverVoted) {
         // With when it finished and why each voted as it did, so that a failure says enough.
         const when = `done ${doneAt.get(o.id)}, PostgreSQL down ${pgDown.from}-${pgDown.to}`
-        participantMismatches.push(
+        mismatches.push(
           `${o.id} (${o.decision}, votes ${JSON.stringify(o.votes)}, reasons ` +
             `${JSON.stringify(o.reasons)}, ${when}): participant ${i} is ${state}`,
         )
       }
     }
   }
-  expect(participantMismatches).toEqual([])
+  return { mismatches, forgotten }
+}
 
-  // Money is conserved, no account is overdrawn, and each balance is exactly what the committed
-  // transfers make of the opening balance.
-  const balances = await readBalances(bank, ACCOUNTS)
+/** Money is conserved, no account is overdrawn, and each balance is exactly what the committed
+ * transfers make of the opening balance. */
+async function expectBalances(c: Cluster, outcomes: Outcome[]): Promise<void> {
+  const balances = await readBalances(c.bank, ACCOUNTS)
   const expected = new Array<number>(ACCOUNTS).fill(INITIAL)
   for (const o of outcomes) {
     if (o.decision !== 'commit') continue
@@ -188,9 +210,11 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
   expect(balances.reduce((a, b) => a + b, 0)).toBe(ACCOUNTS * INITIAL)
   expect(balances.filter((b) => b < 0)).toEqual([])
   expect(balances).toEqual(expected)
+}
 
-  // Nothing is left prepared or locked, in the participants or in PostgreSQL itself.
-  for (const n of nodes) {
+/** Nothing is left prepared or locked, in the participants or in PostgreSQL itself. */
+async function expectNothingHeld(c: Cluster): Promise<void> {
+  for (const n of c.nodes) {
     const status = await getJson(`${n.url}/status`)
     expect({ prepared: status.prepared, locks: status.locks, inDoubt: status.inDoubt }).toEqual({
       prepared: [],
@@ -198,18 +222,45 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
       inDoubt: [],
     })
   }
-  const coordinatorStatus = await getJson(`${coordinator.url}/status`)
+  const coordinatorStatus = await getJson(`${c.coordinator.url}/status`)
   expect(coordinatorStatus.counts).toMatchObject({ preparing: 0, delivering: 0 })
-  expect(await pgQuery(pgStore, 'SELECT gid FROM pg_prepared_xacts')).toEqual([])
+  expect(await pgQuery(c.pgStore, 'SELECT gid FROM pg_prepared_xacts')).toEqual([])
   const idleInTransaction = `SELECT pid FROM pg_stat_activity
     WHERE datname = 'bank' AND state LIKE 'idle in transaction%'`
-  expect(await pgQuery(pgStore, idleInTransaction)).toEqual([]) // no open transaction leaked
+  expect(await pgQuery(c.pgStore, idleInTransaction)).toEqual([]) // no open transaction leaked
+}
 
+test('bank: transfers stay atomic through participant and PostgreSQL crashes', async () => {
+  const started = performance.now()
+  const c = await startBank()
+  expect(await openAccounts(c.bank, ACCOUNTS, INITIAL)).toEqual({ opened: ACCOUNTS, existing: 0 })
+  expect(await readBalances(c.bank, ACCOUNTS)).toEqual(new Array(ACCOUNTS).fill(INITIAL))
+
+  const chaos = scheduleCrashes(c)
+  const plan = planTransfers(TRANSFERS, ACCOUNTS, mulberry32(SEED), { prefix: 'xfer' })
+  const options = { concurrency: CONCURRENCY, onDone: chaos.onDone }
+  const outcomes = await runTransfers(c.bank, plan, options)
+  const ranMs = performance.now() - started
+  await chaos.finished()
+  await waitSettled(c.bank, 60_000)
+  const settledMs = performance.now() - started
+
+  // Every request got an answer, and the coordinator's log agrees with it.
+  expect(outcomes.filter((o) => o.decision === null)).toEqual([])
+  expect(await coordinatorMismatches(c, outcomes)).toEqual([])
+  const { mismatches, forgotten } = await participantMismatches(c, outcomes, chaos)
+  expect(mismatches).toEqual([])
+  await expectBalances(c, outcomes)
+  await expectNothingHeld(c)
+
+  const { crashes, pgDown } = chaos
   const committed = outcomes.filter((o) => o.decision === 'commit').length
   const aborted = outcomes.filter((o) => o.decision === 'abort').length
   expect(crashes).toHaveLength(7)
-  expect(crashes.some((c) => c.startsWith(`PostgreSQL server at ${PG_SERVER_KILL_AT} `))).toBe(true)
-  expect(crashes.some((c) => c.startsWith(`participant ${PG_PARTICIPANT} `))).toBe(true)
+  expect(
+    crashes.some((line) => line.startsWith(`PostgreSQL server at ${PG_SERVER_KILL_AT} `)),
+  ).toBe(true)
+  expect(crashes.some((line) => line.startsWith(`participant ${PG_PARTICIPANT} `))).toBe(true)
   expect(committed).toBeGreaterThan(0)
   const reasons = topReasons(outcomes, 5).map(([r, n]) => `${n}× ${r}`)
   const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
@@ -217,7 +268,7 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
     [
       `bank (seed ${SEED}): ${committed} committed, ${aborted} aborted of ${TRANSFERS} transfers`,
       `${crashes.length} kills: ${crashes.join(', ')}`,
-      `${forgottenNoVotes} no votes forgotten while PostgreSQL was down ` +
+      `${forgotten} no votes forgotten while PostgreSQL was down ` +
         `(done ${pgDown.from}-${pgDown.to})`,
       `transfers took ${seconds(ranMs)}, all settled at ${seconds(settledMs)}`,
       `top abort reasons: ${reasons.join('; ')}`,
