@@ -89,6 +89,7 @@ test('concurrent transactions share HTTP requests and forced writes', async () =
     expect((await getJson(`${p.url}/transactions/c${count - 1}`)).state).toBe('committed')
   }
   console.log(
-    `${count} concurrent transactions: ${sent.requests} requests, ${sent.flushes} forced writes at the coordinator`,
+    `${count} concurrent transactions: ${sent.requests} requests, ` +
+      `${sent.flushes} forced writes at the coordinator`,
   )
 })

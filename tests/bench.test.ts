@@ -23,7 +23,7 @@ function bench(args: string[]) {
 }
 
 for (const client of ['fetch', 'wrk']) {
-  test(`bench with the ${client} client: every transaction commits and each column is there`, async () => {
+  test(`bench with the ${client} client: all transactions commit, all columns show`, async () => {
     const args = ['--client', client, '--transactions', '60', '--warmup', '20']
     const run = await bench([...args, '--concurrency', '1,8', '--json'])
     expect(run.stderr).toBe('')
@@ -49,13 +49,13 @@ for (const client of ['fetch', 'wrk']) {
   })
 }
 
-test('bench refuses a bad flag with one line and exit status 2, before starting anything', async () => {
+test('bench refuses a bad flag with one line and status 2, before starting anything', async () => {
   const run = await bench(['--client', 'curl'])
   expect(run.code).toBe(2)
   expect(run.stderr.trim()).toBe('error: invalid --client "curl": expected fetch, wrk')
 })
 
-test('bench --classic times the classic exercise, each run checked for t1=commit t2=abort', async () => {
+test('bench --classic times the classic exercise, checking t1=commit t2=abort', async () => {
   const run = await bench(['--classic', '2', '--json'])
   expect(run.stderr).toBe('')
   expect(run.code).toBe(0)

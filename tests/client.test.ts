@@ -177,7 +177,7 @@ describe('start', () => {
 })
 
 describe('--on NAME', () => {
-  test('goes to the coordinator when every op has --on; a name it cannot resolve is refused', async () => {
+  test('goes to the coordinator when every op has --on; an unknown name is refused', async () => {
     const participants = await Promise.all([0, 1].map(() => startParticipant(tempDir())))
     const [alice, bob] = participants as [Node, Node]
     const coordinator = await startCoordinatorService(tempDir(), {
@@ -237,7 +237,7 @@ describe('submit', () => {
     })
   })
 
-  test('a file that is not a JSON object, or that the coordinator rejects, is a usage error', async () => {
+  test('a non-object JSON file, or one the coordinator rejects, is a usage error', async () => {
     const { coordinator } = await cluster(1)
     const notJson = await cli(['submit', '-'], { coordinator, stdin: 'SET k v' })
     expect(notJson).toEqual({

@@ -123,7 +123,7 @@ describe.each(['sqlite', 'postgres'] as const)('a participant on %s', (kind) => 
     expect((await getJson(`${node.url}/status`)).locks).toEqual({})
   })
 
-  test('two transactions on one key: the second is refused with the lock holder named', async () => {
+  test('two transactions on one key: the second is refused, naming the holder', async () => {
     const { node } = await participant(kind)
     expect((await prepare(node, 't7', [{ op: 'set', key: 'balance', value: 1 }])).body.vote).toBe(
       'yes',
@@ -190,7 +190,7 @@ describe.each(['sqlite', 'postgres'] as const)('a participant on %s', (kind) => 
     expect((await getJson(`${node.url}/transactions/m1`)).state).toBe('unknown')
   })
 
-  test('through the coordinator: a replicated write, per-participant ops, and a lock conflict', async () => {
+  test('via the coordinator: a replicated write, per-participant ops, lock conflict', async () => {
     const nodes = [(await participant(kind)).node, (await participant('sqlite')).node]
     const coordinator = await startCoordinatorService(tempDir(), {
       participants: [`a=${nodes[0]!.url}`, nodes[1]!.url],
@@ -271,7 +271,7 @@ describe('a participant on PostgreSQL when the database crashes', () => {
 
   // A crash right after PREPARE TRANSACTION (or a connection lost as it succeeds) leaves a
   // prepared transaction the participant never answered for. It must still know whom to ask.
-  test('a participant killed right after PREPARE TRANSACTION asks its coordinator when back', async () => {
+  test('killed right after PREPARE TRANSACTION, it asks its coordinator when back', async () => {
     const asked: string[] = []
     const coordinator = Bun.serve({
       port: 0,
@@ -306,7 +306,7 @@ describe('a participant on PostgreSQL when the database crashes', () => {
     }
   })
 
-  test('a participant restarted while PostgreSQL holds its prepared transaction rebuilds it', async () => {
+  test('restarted while PostgreSQL holds its prepared transaction, it rebuilds it', async () => {
     const dir = tempDir()
     const { node, store } = await participant('postgres', dir)
     await prepare(node, 'pg-held', [{ op: 'add', key: 'n', amount: 5 }])

@@ -59,7 +59,7 @@ describe('the classic exercise', () => {
     for (const node of nodes) expect(read(node.dir, 'state.txt')).toBe('t1=committed\nt2=aborted\n')
   })
 
-  test('transactions given as arguments run in order, and --participant works like the env', async () => {
+  test('transactions given as arguments run in order; --participant is like the env', async () => {
     const nodes = await participants([undefined, undefined, undefined])
     const dir = tempDir()
     const flags = nodes.flatMap((n, i) => [
@@ -76,7 +76,7 @@ describe('the classic exercise', () => {
 })
 
 describe('crashes', () => {
-  test('a participant killed after its yes vote is logged comes back prepared and ends like the others', async () => {
+  test('killed once its yes is logged, it comes back prepared, ends like the others', async () => {
     const nodes = await participants([undefined, undefined, undefined])
     const victim = nodes[1]!
     await kill(victim)
@@ -104,7 +104,7 @@ describe('crashes', () => {
     for (const node of nodes) expect(read(node.dir, 'state.txt')).toBe('t1=aborted\n')
   })
 
-  test('a participant killed after voting yes commits when the coordinator runs again', async () => {
+  test('a participant killed after voting yes commits when the coordinator reruns', async () => {
     const nodes = await participants([undefined, undefined, undefined])
     const victim = nodes[2]!
     const vote = await fetch(`${victim.url}/prepare`, { method: 'POST', body: '{"txn":"t1"}' })
@@ -175,7 +175,7 @@ describe('coordinator errors are one line and a non-zero exit', () => {
     expect(id.stderr).toBe('error: invalid transaction id "bad/id"\n')
   })
 
-  test('a participant that never answers makes the transaction abort, then the run fail', async () => {
+  test('a participant that never answers aborts the transaction and fails the run', async () => {
     const silent = Bun.serve({
       port: 0,
       hostname: '127.0.0.1',

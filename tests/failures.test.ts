@@ -97,7 +97,7 @@ describe('the coordinator killed at each failpoint recovers on restart', () => {
 })
 
 describe('a participant killed at each failpoint recovers on restart', () => {
-  test('participant-after-vote-logged: it times out, the transaction aborts, and it asks and aborts too', async () => {
+  test('participant-after-vote-logged: the timeout aborts; back, it asks and aborts', async () => {
     const c = await cluster({ args: ['--timeout', '1000'] })
     const victim = c.participants[1]!
     await kill(victim)
@@ -118,7 +118,7 @@ describe('a participant killed at each failpoint recovers on restart', () => {
     expect(await states(c.participants, 'x2')).toEqual(['aborted', 'aborted', 'aborted'])
   })
 
-  test('participant-after-outcome-logged: the commit is re-delivered until acknowledged', async () => {
+  test('participant-after-outcome-logged: the commit is resent until acknowledged', async () => {
     const c = await cluster()
     const victim = c.participants[2]!
     await kill(victim)
@@ -218,7 +218,7 @@ describe('timeouts and lost messages', () => {
     expect(await states(c.participants, 'z2')).toEqual(['committed', 'committed', 'committed'])
   })
 
-  test('a cut network between the coordinator and one participant heals and it converges', async () => {
+  test('a cut between the coordinator and one participant heals and it converges', async () => {
     const c = await proxiedCluster(60_000, ['--timeout', '500'])
     c.proxied[1]!.set('drop')
     const cut = await postJson(`${c.coordinator.url}/transactions`, { id: 'z3' })
@@ -240,7 +240,7 @@ describe('timeouts and lost messages', () => {
   })
 })
 
-test('200 concurrent transactions with a participant killed and restarted agree everywhere', async () => {
+test('200 concurrent transactions, a participant killed and restarted: all agree', async () => {
   // A participant that missed an abort (presumed abort sends it once) asks when in doubt.
   const c = await cluster({ args: ['--timeout', '1000'], inDoubtAfter: 300 })
   const ids = Array.from({ length: 200 }, (_, i) => `load-${i}`)

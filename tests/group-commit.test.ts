@@ -62,7 +62,7 @@ test.each([3, 17, 40])(
   },
 )
 
-test('a lazy record starts no flush: it rides the next forced one, acknowledged only then', async () => {
+test('a lazy record starts no flush: it rides the next forced one, acked only then', async () => {
   // The lazy timer runs on a virtual clock (bun fakes timers, not setImmediate): every moment
   // short of lazyMs passes, and the turn a forced append would have flushed on too.
   jest.useFakeTimers()

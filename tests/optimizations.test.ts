@@ -31,7 +31,7 @@ async function cluster(
 
 const flushesOf = async (n: Node): Promise<number> => (await getJson(`${n.url}/metrics`)).flushes
 
-test('a participant that only reads votes read-only, writes nothing and hears no commit', async () => {
+test('a participant that only reads votes read-only, writes nothing, hears no commit', async () => {
   const { writer, reader, proxy, c } = await cluster()
   const seeded = await postJson(`${c.url}/transactions`, {
     id: 'seed',
@@ -74,7 +74,7 @@ test('a read-only check that fails votes no and the transaction aborts', async (
   expect((await getJson(`${writer.url}/kv/order`)).error).toBeDefined()
 })
 
-test('presumed abort: the abort is sent once, never retried, and the transaction is done', async () => {
+test('presumed abort: the abort is sent once, never retried; the transaction is done', async () => {
   const { writer, reader, proxy, c } = await cluster(['--in-doubt-after', '300'])
   proxy.set('refuse', '/abort') // the abort to the reader fails
   const reply = await postJson(`${c.url}/transactions`, {

@@ -25,7 +25,7 @@ async function resolveCli(dir: string, ...args: string[]) {
   return outputOf(proc)
 }
 
-test('resolve through a running participant records a heuristic outcome and refuses a contradiction', async () => {
+test('resolve via a live participant: heuristic outcome kept, contradiction refused', async () => {
   const node = await startParticipant(tempDir())
   expect((await postJson(`${node.url}/prepare`, { txn: 'h1' })).body.vote).toBe('yes')
   const done = await resolveCli(node.dir, 'h1', 'commit')
@@ -41,7 +41,7 @@ test('resolve through a running participant records a heuristic outcome and refu
   expect((await getJson(`${node.url}/transactions/h1`)).state).toBe('committed')
 })
 
-test('resolve with the participant stopped writes to its log, and the participant sees it', async () => {
+test('resolve with the participant stopped writes to its log, and it sees that', async () => {
   const dir = tempDir()
   const node = await startParticipant(dir)
   await postJson(`${node.url}/prepare`, { txn: 'h2' })

@@ -12,7 +12,7 @@ function expected(states: Map<string, string>): string {
     .join('')
 }
 
-test('renderings match a sort of the recorded outcomes, through thousands of random records', () => {
+test('renderings match a sort of the outcomes, through thousands of random records', () => {
   const random = mulberry32(7)
   const lines = new StateLines()
   const states = new Map<string, string>()

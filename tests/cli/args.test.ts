@@ -125,7 +125,7 @@ describe('namedParticipant', () => {
 })
 
 describe('participantsFromEnv', () => {
-  test('takes N = 0, 1, 2, … in numeric order, not string order, and ignores other variables', () => {
+  test('takes N = 0, 1, 2, … in numeric order, not string order, and nothing else', () => {
     const env = {
       PEER_PARTICIPANT10_HOST: 'c',
       PEER_PARTICIPANT10_PORT: '9010',

@@ -522,7 +522,15 @@ describe('resume and recoverCoordinator', () => {
     {
       rule: 'begin then decision comes back deciding, owed to every participant',
       records: [beginRecord, decisionRecord('commit')],
-      want: [{ ...recovered, phase: 'deciding', decision: 'commit', logged: true, outstanding: fresh(PS) }],
+      want: [
+        {
+          ...recovered,
+          phase: 'deciding',
+          decision: 'commit',
+          logged: true,
+          outstanding: fresh(PS),
+        },
+      ],
     },
     {
       rule: 'begin, decision, done comes back done, acknowledged by all',
@@ -539,7 +547,13 @@ describe('resume and recoverCoordinator', () => {
         { type: 'done', txn: 't2' },
       ],
       want: [
-        { ...recovered, phase: 'deciding', decision: 'commit', logged: true, outstanding: fresh(PS) },
+        {
+          ...recovered,
+          phase: 'deciding',
+          decision: 'commit',
+          logged: true,
+          outstanding: fresh(PS),
+        },
         {
           ...recovered,
           txn: 't2',

@@ -158,7 +158,7 @@ const participantRows: ParticipantRow[] = [
   // Rule: a `no` is a unilateral abort, allowed because no promise was made (Protocol rules);
   // under presumed abort its record is optional: forgetting a `no` is safe.
   {
-    rule: 'checked no persists aborted (optional), releases the work and replies no with the reason',
+    rule: 'checked no persists aborted (optional), releases the work, replies no and why',
     given: told,
     event: checked('no', NO_REASON),
     state: abortedNo,

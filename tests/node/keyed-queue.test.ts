@@ -49,7 +49,7 @@ describe('KeyedQueue', () => {
     expect(await Promise.all([busy, other])).toEqual(['t1', 't2'])
   })
 
-  test('a rejected task rejects its own caller and the next task of its key still runs', async () => {
+  test('a rejected task rejects its caller, and the next task of its key still runs', async () => {
     const queue = new KeyedQueue()
     const log: string[] = []
     const failing = gate()

@@ -133,7 +133,7 @@ describe('FileView', () => {
     expect(renders()).toBe(1)
   })
 
-  test('settle writes a pending refreshSoon now, and the timer then writes nothing more', async () => {
+  test('settle writes a pending refreshSoon now; the timer then writes nothing more', async () => {
     jest.useFakeTimers()
     const { file, lines, path, renders } = view(100)
     lines.push('t1=committed')

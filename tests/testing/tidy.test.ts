@@ -216,7 +216,7 @@ describe('longFunctions and longLines', () => {
   })
 })
 
-test('sourceFiles lists every .ts file of the project, not packages, build output or dot-dirs', () => {
+test('sourceFiles lists every .ts file but packages, build output and dot-dirs', () => {
   const root = tempDir()
   const files = [
     'a.ts',
