@@ -240,6 +240,8 @@ export class Sim {
     n.app = null
     this.counts.crashes += 1
     this.log(`crash ${n.id}`)
+    // Time must reach the restart even when every node is down and nothing else is due.
+    this.sched.at(until, () => {})
     if (n === this.coordinator) {
       this.protocol.onCrash?.(this.coordinator.records)
       this.coordinator.node = null
