@@ -1,5 +1,6 @@
 // The embedded store: data and log in one SQLite database (WAL, synchronous=FULL) in the node's
 // directory, so a commit's writes and its outcome record share one atomic, durable transaction.
+import type { Database } from 'bun:sqlite'
 import { join } from 'node:path'
 import {
   evaluateOps,
@@ -28,6 +29,11 @@ export class SqliteStore implements ParticipantStore {
 
   get flushes(): number {
     return this.#log.flushes
+  }
+
+  /** The database of data and log, for an operator's (or a test's) pragmas. */
+  get db(): Database {
+    return this.#log.db
   }
 
   async load(): Promise<ParticipantRecord[]> {
