@@ -53,6 +53,8 @@ export type ParticipantEvent =
       onePhase?: boolean
       /** The data work this participant is asked to prepare. */
       ops?: readonly Op[]
+      /** Part of a batch: its outcome record (a `no`, a one-phase commit) may share a flush. */
+      shareFlush?: boolean
     }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
   | {
@@ -65,6 +67,7 @@ export type ParticipantEvent =
       readOnly?: boolean
       /** Asked in one phase: a yes commits at once. */
       onePhase?: boolean
+      shareFlush?: boolean
     }
   /** `shareFlush`: the outcome record may wait a moment to share a later flush (a batch's
    * commits then share the fsync of the prepares that follow them). */
@@ -103,7 +106,7 @@ export type PersistAction = {
 
 export type ParticipantAction =
   /** Ask the resource (votes.txt, the store) for its verdict on `ops`; it answers `checked`,
-   * echoing `readOnly` and `onePhase`. A `yes` takes the locks. */
+   * echoing `readOnly`, `onePhase` and `shareFlush`. A `yes` takes the locks. */
   | {
       type: 'check'
       txn: string
@@ -111,6 +114,7 @@ export type ParticipantAction =
       context: PrepareContext
       readOnly?: true
       onePhase?: true
+      shareFlush?: true
     }
   /** In doubt: ask the coordinator first (it answers `coordinator-answer`)… */
   | { type: 'ask-coordinator'; txn: string; coordinator: string }

@@ -55,6 +55,22 @@ export function participantStep(
   event: ParticipantEvent,
   env: ParticipantEnv = defaultParticipantEnv,
 ): ParticipantStep {
+  const step = stepOf(state, event, env)
+  return 'shareFlush' in event && event.shareFlush ? sharingFlush(step) : step
+}
+
+/** In a batch, an outcome record may wait a moment to share the next flush (the batch's
+ * commits then share the fsync of the prepares that follow them); what depends on it still
+ * waits until it is durable. A `prepared` record never waits: the coordinator is waiting. */
+function sharingFlush([state, actions]: ParticipantStep): ParticipantStep {
+  const shared = actions.map((a): ParticipantAction => {
+    if (a.type !== 'persist' || a.record.state === 'prepared') return a
+    return { ...a, shareFlush: true }
+  })
+  return [state, shared]
+}
+
+function stepOf(state: ParticipantTxn, event: ParticipantEvent, env: ParticipantEnv) {
   switch (event.type) {
     case 'prepare':
       return onPrepare(withContext(state, event), event, env)
@@ -67,7 +83,7 @@ export function participantStep(
       if (event.onePhase && event.vote === 'yes') return onOnePhaseChecked(state)
       return onChecked(state, event.vote, event.reason ?? null, event.now ?? 0, env, event.onePhase)
     case 'decide':
-      return onDecide(state, event.decision, false, event.shareFlush === true)
+      return onDecide(state, event.decision, false)
     case 'resolve':
       return onDecide(state, event.decision, true)
     case 'persist-failed':
@@ -104,6 +120,7 @@ function onPrepare(
     context: contextOf(event),
     ...(readsOnly(ops) ? { readOnly: true } : {}),
     ...(event.onePhase && env.onePhase !== false ? { onePhase: true } : {}),
+    ...(event.shareFlush ? { shareFlush: true } : {}),
   }
   return [state, [check]]
 }
@@ -182,7 +199,6 @@ export function onDecide(
   state: ParticipantTxn,
   decision: Decision,
   heuristic: boolean,
-  shareFlush = false,
 ): ParticipantStep {
   const wanted = decision === 'commit' ? 'committed' : 'aborted'
   if (state.state === wanted) return [state, [outcomeReply(state.txn, wanted)]] // idempotent
@@ -192,11 +208,7 @@ export function onDecide(
   }
   const next: ParticipantTxn = { ...state, state: wanted, heuristic, askAt: null }
   const effect = decision === 'commit' ? 'apply' : 'release'
-  const persist = persistOf(next, effect)
-  return [
-    next,
-    [shareFlush ? { ...persist, shareFlush } : persist, outcomeReply(state.txn, wanted)],
-  ]
+  return [next, [persistOf(next, effect), outcomeReply(state.txn, wanted)]]
 }
 
 /** The store could not make a record durable: nothing of that step happened. A transaction

@@ -125,7 +125,9 @@ export class ParticipantNode {
     onePhase = false,
   ): Promise<Reply> {
     const now = this.ports.now()
-    const event = { type: 'prepare', txn, now, ops, ...context } as const
+    // Without the view to wait for (a batch), an outcome record may share a later flush.
+    const shareFlush = !waitForView
+    const event = { type: 'prepare', txn, now, ops, ...context, shareFlush } as const
     return this.handle(onePhase ? { ...event, onePhase } : event, waitForView)
   }
 
@@ -168,9 +170,9 @@ export class ParticipantNode {
     switch (action.type) {
       case 'check': {
         const verdict = await this.#check(action)
-        const { txn, readOnly, onePhase } = action
+        const { txn, readOnly, onePhase, shareFlush } = action
         const now = this.ports.now()
-        return { type: 'checked', txn, now, ...verdict, ...{ readOnly, onePhase } }
+        return { type: 'checked', txn, now, ...verdict, ...{ readOnly, onePhase, shareFlush } }
       }
       case 'persist':
         return this.#persist(action)

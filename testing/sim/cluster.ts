@@ -287,7 +287,7 @@ export class Sim {
     }
   }
 
-  #writer<T>(n: SimNode) {
+  #writer<T>(n: SimNode, lazyMs: number) {
     const epoch = n.epoch
     const alive = () => n.up && n.epoch === epoch
     const crashAfter = () => {
@@ -295,7 +295,8 @@ export class Sim {
       this.crash(n, this.now + this.rng.int(20, 300))
       return true
     }
-    return (write: (group: T[]) => void) => new GroupWriter<T>(n.disk, alive, write, crashAfter)
+    return (write: (group: T[]) => void) =>
+      new GroupWriter<T>(n.disk, alive, write, crashAfter, lazyMs)
   }
 
   /** A view in memory: what the node would show in its text file. */
@@ -310,7 +311,7 @@ export class Sim {
   async #startCoordinator(): Promise<void> {
     const c = this.coordinator
     const epoch = c.epoch
-    const log = new SimLog(c.records, this.#writer<CoordinatorRecord>(c), (r) => {
+    const log = new SimLog(c.records, this.#writer<CoordinatorRecord>(c, 20), (r) => {
       this.log(`c logged ${r.type} ${r.txn}${r.type === 'decision' ? ` ${r.decision}` : ''}`)
       this.invariants.onCoordinatorPersist(r)
     })
@@ -343,7 +344,7 @@ export class Sim {
     const epoch = p.epoch
     const forcedNo = (txn: string) =>
       this.config.workload.find((w) => w.txn === txn)?.no.includes(p.id) ?? false
-    const store = new SimStore(p.durable, this.#writer(p), forcedNo, (record) => {
+    const store = new SimStore(p.durable, this.#writer(p, 2), forcedNo, (record) => {
       this.log(`${p.id} logged ${record.state} ${record.txn}`)
       this.invariants.onParticipantPersist(p, record)
     })
