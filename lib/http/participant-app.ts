@@ -5,11 +5,11 @@ import { Hono, type Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { httpError, readJsonObject, useJsonErrors, wantsJson } from './json-errors.ts'
 import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
-import { MAX_BATCH } from '../node/sender.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
 import { StoreUnavailable } from '../store/store.ts'
 import {
   WireError,
+  decodeBatch,
   decodeDecision,
   decodePrepare,
   decodeTxn,
@@ -35,11 +35,7 @@ export function createApp(node: ParticipantNode): Hono {
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
   app.post('/batch', async (c) => {
-    const body = await readJsonObject(c)
-    const messages = body.messages
-    if (!Array.isArray(messages) || messages.length > MAX_BATCH) {
-      throw httpError(400, `invalid "messages": expected an array of at most ${MAX_BATCH}`)
-    }
+    const messages = decoded(decodeBatch, await readJsonObject(c))
     // All at once: their log records share a flush (group commit).
     return c.json({ replies: await Promise.all(messages.map((m) => batchItem(node, m))) })
   })

@@ -8,8 +8,9 @@ import type { CoordinatorEvent, CoordinatorMessage } from '../core/index.ts'
 import { bunPorts, type Ports } from './ports.ts'
 import { decodeAnswer, decodeBatchReplies, encodeMessage, pathOf } from '../wire/coordinator.ts'
 import type { WireItem } from '../wire/coordinator.ts'
+import { MAX_BATCH } from '../wire/participant.ts'
 
-export const MAX_BATCH = 256
+export { MAX_BATCH }
 const MAX_IN_FLIGHT = 2
 
 type Queued = {

@@ -36,7 +36,12 @@ export function writeFileAtomicSync(path: string, data: string): void {
     throw error
   }
   closeSync(fd)
-  renameSync(temp, path)
+  try {
+    renameSync(temp, path)
+  } catch (error) {
+    unlinkQuietly(temp) // never renamed, so never seen: nobody else will remove it
+    throw error
+  }
   fsyncDirSync(dirname(path))
 }
 

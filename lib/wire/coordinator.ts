@@ -60,7 +60,7 @@ export function decodeAnswer(
 export function decodeBatchReplies(body: unknown, count: number): (WireItem | null)[] | null {
   const replies = (body as { replies?: unknown } | null)?.replies
   if (!Array.isArray(replies)) return null
-  return Array.from({ length: count }, (_, i) => {
+  return Array.from({ length: Math.min(count, replies.length) }, (_, i) => {
     const item = replies[i] as WireItem | undefined
     return item && typeof item.status === 'number' ? item : null
   })

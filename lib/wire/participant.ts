@@ -17,6 +17,19 @@ export class WireError extends Error {
 
 export type Body = Record<string, unknown>
 
+/** The most messages one POST /batch may carry. */
+export const MAX_BATCH = 256
+
+/** The messages of a POST /batch body: each is then decoded on its own (one bad message is
+ * its own 400, not the whole batch's). */
+export function decodeBatch(body: Body): unknown[] {
+  const messages = body.messages
+  if (!Array.isArray(messages) || messages.length > MAX_BATCH) {
+    throw new WireError(`invalid "messages": expected an array of at most ${MAX_BATCH}`)
+  }
+  return messages
+}
+
 /** What a prepare carries: whom to ask in doubt, the operations, and whether in one phase. */
 export type PrepareRequest = {
   txn: string

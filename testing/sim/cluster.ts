@@ -11,7 +11,7 @@ import { createCoordinatorApp } from '../../lib/http/coordinator-app.ts'
 import { createApp } from '../../lib/http/participant-app.ts'
 import { CoordinatorNode, type CoordinatorCore } from '../../lib/node/coordinator-node.ts'
 import { ParticipantNode } from '../../lib/node/participant-node.ts'
-import type { Ports, View } from '../../lib/node/ports.ts'
+import type { Ports, View, WireReply } from '../../lib/node/ports.ts'
 import type { CoordinatorLog, ParticipantStore } from '../../lib/store/store.ts'
 import { Disk, GroupWriter, type DiskCounts } from './disk.ts'
 import { Invariants } from './invariants.ts'
@@ -391,8 +391,8 @@ export class Sim {
     return {
       onRequest: (from: string, to: string, path: string, body: unknown) =>
         quietly(() => this.invariants.onRequest(from, to, path, body)),
-      onAnswer: (host: string, path: string, _body: unknown, reply: { body: unknown }) =>
-        quietly(() => this.invariants.onAnswer(host, path, reply.body)),
+      onAnswer: (host: string, path: string, _body: unknown, reply: WireReply) =>
+        quietly(() => this.invariants.onAnswer(host, path, reply)),
     }
   }
 }

@@ -1,6 +1,9 @@
 // The atomic-commit properties, checked as the simulation runs: each is named after what it
 // checks, and a violation throws a SimViolation that names it.
 import type { CoordinatorRecord, Json, ParticipantRecord, Ballot } from '../../lib/core/index.ts'
+import type { WireReply } from '../../lib/node/ports.ts'
+import { decodeBatchReplies } from '../../lib/wire/coordinator.ts'
+import { decodeBatch, decodeReply, decodeTxn, type Body } from '../../lib/wire/participant.ts'
 import type { Sim } from './cluster.ts'
 
 export class SimViolation extends Error {
@@ -75,31 +78,29 @@ export class Invariants {
    * need not be: without a record, the presumption is abort). Read off the wire. */
   onRequest(from: string, to: string, path: string, body: unknown): void {
     if (from !== 'c') return
-    const items = path === '/batch' ? ((body as { messages?: unknown[] }).messages ?? []) : [body]
-    for (const item of items as { type?: string; txn?: string }[]) {
-      const commit = path === '/commit' || (path === '/batch' && item.type === 'commit')
-      if (!commit) continue
+    const items =
+      path === '/batch' ? decodeBatch(body as Body) : [{ ...(body as Body), type: path.slice(1) }]
+    for (const item of items as Body[]) {
+      if (item.type !== 'commit') continue
+      const txn = decodeTxn(item)
       const logged = this.sim.coordinator.records.some(
-        (r) => r.type === 'decision' && r.txn === item.txn && r.decision === 'commit',
+        (r) => r.type === 'decision' && r.txn === txn && r.decision === 'commit',
       )
       if (!logged)
-        this.#fail(
-          'persist-before-send',
-          `commit of ${item.txn} sent to ${to} before it was logged`,
-        )
+        this.#fail('persist-before-send', `commit of ${txn} sent to ${to} before it was logged`)
     }
   }
 
   /** What a participant's answer says about its votes, read off the wire as it leaves. */
-  onAnswer(host: string, path: string, body: unknown): void {
+  onAnswer(host: string, path: string, reply: WireReply): void {
     if (host === 'c' || (path !== '/prepare' && path !== '/batch')) return
     const p = this.sim.participant(host)
-    const replies =
-      path === '/batch'
-        ? ((body as { replies?: { body: unknown }[] } | null)?.replies ?? []).map((r) => r.body)
-        : [body]
-    for (const r of replies as ({ txn?: string; vote?: Ballot } | null)[]) {
-      if (r?.txn !== undefined && r.vote !== undefined) this.#voteSent(p, r.txn, r.vote)
+    const items = path === '/batch' ? (decodeBatchReplies(reply.body, Infinity) ?? []) : [reply]
+    for (const item of items) {
+      const txn = (item?.body as Body | null)?.txn
+      if (item === null || typeof txn !== 'string') continue
+      const decoded = decodeReply(txn, item.status, item.body)
+      if (decoded?.kind === 'vote') this.#voteSent(p, txn, decoded.vote)
     }
   }
 
