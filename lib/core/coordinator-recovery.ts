@@ -1,6 +1,7 @@
 // A restarted coordinator: its state rebuilt from the log, then each transaction resumed.
+import { resumeOnePhase } from './one-phase.ts'
+import { abortsLazily, resumeLazyAbort, resumePreparing } from './presumed-abort.ts'
 import {
-  decide,
   decideTo,
   inFlight,
   opsOf,
@@ -17,20 +18,10 @@ type Step = [CoordinatorTxn, CoordinatorAction[]]
 /** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
  * has its decision sent again to everyone who has not acknowledged it. */
 export function resume(state: CoordinatorTxn, env: CoordinatorEnv): Step {
-  // One phase: the participant may have committed before the crash; asking again is safe, as
-  // it answers a repeated one-phase prepare with the outcome it recorded.
-  if (state.phase === 'preparing' && state.onePhase) {
-    const next = { ...state, outstanding: inFlight(state.participants, 0) }
-    return [next, state.participants.map((to) => prepareTo(next, to))]
-  }
-  if (state.phase === 'preparing') {
-    return decide({ ...state, votes: {} }, 'abort', env)
-  }
+  if (state.phase === 'preparing' && state.onePhase) return resumeOnePhase(state)
+  if (state.phase === 'preparing') return resumePreparing(state, env)
   if (state.phase === 'done') return [state, []]
-  if (state.decision === 'abort' && env.lazyAborts) {
-    const next = { ...state, phase: 'done' as const, outstanding: {} }
-    return [next, state.participants.map((to) => decideTo(next, to))]
-  }
+  if (state.decision === 'abort' && abortsLazily('abort', env)) return resumeLazyAbort(state)
   const pending = Object.keys(state.outstanding)
   const next = { ...state, outstanding: inFlight(pending, 0) }
   return [next, pending.map((to) => decideTo(next, to))]

@@ -4,11 +4,13 @@
 // that became durable (`logged`) and each it could not write (`persist-failed`). Presumed
 // abort: without a durable commit record, a transaction is aborted, so only the commit decision
 // must be forced; the begin and done records (and, with `lazyAborts`, abort decisions) may ride
-// a later flush. The optimizations each have one home: presumed abort and `lazyAborts` here
-// (decide, resume), read-only votes in ./ops.ts (readsOnly) and decide, one phase in begin and
-// onOutcome.
+// a later flush. Each optimization has its own file, which this one calls: ./presumed-abort.ts,
+// ./read-only.ts and ./one-phase.ts.
 import { backoffMs } from './backoff.ts'
-import { readsOnly, type Op } from './ops.ts'
+import type { Op } from './ops.ts'
+import { commitsInOnePhase, hasPrepareTimeout, onOutcome, onePhaseBegin } from './one-phase.ts'
+import { abortsLazily, lazyBegin } from './presumed-abort.ts'
+import { owedDecision, peersOf } from './read-only.ts'
 import type { Ballot, Decision } from './types.ts'
 
 export type * from './coordinator-types.ts'
@@ -34,7 +36,7 @@ export function begin(
   ops: Readonly<Record<string, readonly Op[]>> = {},
 ): Step {
   if (participants.length === 0) throw new Error('assertion: a transaction needs participants')
-  const onePhase = env.onePhase === true && participants.length === 1
+  const onePhase = commitsInOnePhase(participants, env)
   const state: CoordinatorTxn = {
     ...preparing(txn, participants),
     deadline: now + env.timeoutMs,
@@ -42,12 +44,7 @@ export function begin(
     ...(Object.keys(ops).length > 0 ? { ops } : {}),
     ...(onePhase ? { onePhase } : {}),
   }
-  // Lazy: a restart that finds no record of the transaction presumes it aborted; the record
-  // only lets a restarted coordinator tell the participants at once. Not so in one phase: the
-  // participant may commit on its own, so a restarted coordinator must know to ask it.
-  const persist: CoordinatorAction = onePhase
-    ? { type: 'persist', record: { type: 'begin', txn, participants, onePhase, ...opsOf(state) } }
-    : { type: 'persist', record: { type: 'begin', txn, participants }, lazy: true }
+  const persist = onePhase ? onePhaseBegin(state) : lazyBegin(txn, participants)
   return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
 }
 
@@ -154,13 +151,9 @@ function onVote(
 
 export function decide(state: CoordinatorTxn, decision: Decision, env: CoordinatorEnv): Step {
   if (state.decision !== null) throw new Error(`assertion: ${state.txn} is already decided`)
-  // A participant that voted `no` has aborted on its own, and one that voted `read-only` has
-  // nothing to do either way: neither is sent the decision, and neither owes an ack.
-  const targets = state.participants.filter(
-    (id) => state.votes[id] !== 'read-only' && (decision === 'commit' || state.votes[id] !== 'no'),
-  )
+  const targets = owedDecision(state, decision)
   const acks = state.participants.filter((id) => !targets.includes(id))
-  const presumed = decision === 'abort' && env.lazyAborts === true
+  const presumed = abortsLazily(decision, env)
   const next: CoordinatorTxn = {
     ...state,
     phase: presumed ? 'done' : 'deciding',
@@ -188,31 +181,6 @@ export function decide(state: CoordinatorTxn, decision: Decision, env: Coordinat
   return [next, [persist, ...sends]]
 }
 
-/** One phase: the participant's own outcome is the decision. It is durable in the participant's
- * log already, so the record of it is lazy and settled; the begin record, forced, is what lets a
- * restarted coordinator ask again. */
-function onOutcome(state: CoordinatorTxn, from: string, decision: Decision): Step {
-  if (state.phase !== 'preparing' || !state.onePhase || state.outstanding[from] === undefined) {
-    return [state, []]
-  }
-  const next: CoordinatorTxn = {
-    ...state,
-    phase: 'done',
-    decision,
-    logged: true,
-    votes: { [from]: decision === 'commit' ? 'yes' : 'no' },
-    acks: [from],
-    outstanding: {},
-  }
-  const record: CoordinatorRecord = {
-    type: 'decision',
-    txn: state.txn,
-    decision,
-    participants: state.participants,
-  }
-  return [next, [{ type: 'persist', record, lazy: true, settled: true }, lazyDone(state.txn)]]
-}
-
 function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Step {
   if (state.phase !== 'deciding' || state.outstanding[from] === undefined) return [state, []]
   const next: CoordinatorTxn = {
@@ -230,7 +198,7 @@ function finish(state: CoordinatorTxn, actions: CoordinatorAction[]): Step {
 }
 
 /** Lazy: without it a restart only sends the decision again, which participants ignore. */
-function lazyDone(txn: string): CoordinatorAction {
+export function lazyDone(txn: string): CoordinatorAction {
   return { type: 'persist', record: { type: 'done', txn }, lazy: true }
 }
 
@@ -246,9 +214,7 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
   if (unlogged !== null && unlogged.retryAt !== null && unlogged.retryAt <= now) {
     return relog(state, unlogged)
   }
-  // One phase has no prepare timeout: the participant may have committed, so it is asked
-  // again until it answers.
-  if (state.phase === 'preparing' && !state.onePhase && now >= state.deadline) {
+  if (state.phase === 'preparing' && hasPrepareTimeout(state) && now >= state.deadline) {
     const silent = state.participants.filter((id) => state.votes[id] === undefined)
     const reasons = { ...state.reasons }
     for (const id of silent) reasons[id] = 'no vote before the prepare timeout'
@@ -271,7 +237,7 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
 export function wakeAt(state: CoordinatorTxn): number | null {
   const relogAt = state.unlogged?.retryAt ?? Infinity
   if (state.phase === 'done') return relogAt === Infinity ? null : relogAt
-  let at = state.phase === 'preparing' && !state.onePhase ? state.deadline : Infinity
+  let at = state.phase === 'preparing' && hasPrepareTimeout(state) ? state.deadline : Infinity
   if (relogAt < at) at = relogAt
   for (const id in state.outstanding) {
     const retryAt = state.outstanding[id]!.retryAt
@@ -312,14 +278,6 @@ export function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction 
     ...(state.onePhase ? { onePhase: true } : {}),
   }
   return { type: 'send', to, message }
-}
-
-/** Whom a participant in doubt may ask: not those whose operations only read. They vote
- * `read-only` and forget, so asked later they would abort as if they had never voted. */
-export function peersOf(state: CoordinatorTxn): readonly string[] {
-  const ops = state.ops
-  if (ops === undefined) return state.participants
-  return state.participants.filter((id) => !readsOnly(ops[id]))
 }
 
 export function decideTo(state: CoordinatorTxn, to: string): CoordinatorAction {

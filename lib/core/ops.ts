@@ -149,8 +149,3 @@ export function canonical(value: Json | undefined): string {
       : v,
   )
 }
-
-/** Whether a participant given `ops` votes `read-only` (when its checks hold). */
-export function readsOnly(ops: readonly Op[] | undefined): boolean {
-  return ops !== undefined && ops.length > 0 && isReadOnly(ops)
-}

@@ -2,7 +2,8 @@
 // unknown → aborted. Pure: the shell carries out the actions in order, and a `persist` is durable
 // before any later action of the same step leaves the node.
 import type { Backoff } from './backoff.ts'
-import { readsOnly } from './ops.ts'
+import { onOnePhaseChecked, repeatedOnePhase } from './one-phase.ts'
+import { onReadOnlyChecked, readsOnly } from './read-only.ts'
 import type { Ballot, Decision, Prng } from './types.ts'
 import { inDoubtStep } from './in-doubt.ts'
 
@@ -102,7 +103,11 @@ function withContext(
   return { ...state, coordinator: event.coordinator ?? null, peers: event.peers ?? [] }
 }
 
-function voteReply(state: ParticipantTxn, vote: Ballot, reason: string | null): ParticipantAction {
+export function voteReply(
+  state: ParticipantTxn,
+  vote: Ballot,
+  reason: string | null,
+): ParticipantAction {
   return { type: 'reply', reply: { kind: 'vote', txn: state.txn, vote, reason } }
 }
 
@@ -128,22 +133,12 @@ function onPrepare(
 /** What a prepare learns from the state it finds: a repeated one gets the recorded answer and
  * persists nothing. An aborted transaction answers `no` even if it once voted yes: a `yes` now
  * could let a coordinator commit it. */
-function answerPrepare(state: ParticipantTxn, onePhase = false): ParticipantStep {
+export function answerPrepare(state: ParticipantTxn, onePhase = false): ParticipantStep {
   if (state.state === 'aborted') {
     return [state, [voteReply(state, 'no', state.reason ?? 'transaction is already aborted')]]
   }
-  // A repeated one-phase prepare learns the outcome it already caused.
-  if (state.state === 'committed' && onePhase)
-    return [state, [outcomeReply(state.txn, 'committed')]]
+  if (state.state === 'committed' && onePhase) return repeatedOnePhase(state)
   return [state, [voteReply(state, 'yes', null)]]
-}
-
-/** One phase: the checks hold, so commit now. The commit record (with the writes) is the only
- * forced write, and the answer is the outcome, not a vote. */
-function onOnePhaseChecked(state: ParticipantTxn): ParticipantStep {
-  if (state.state !== 'unknown') return answerPrepare(state, true)
-  const next: ParticipantTxn = { ...state, state: 'committed', vote: 'yes' }
-  return [next, [persistOf(next, 'apply'), outcomeReply(state.txn, 'committed')]]
 }
 
 function onChecked(
@@ -178,21 +173,6 @@ function onChecked(
   const release = persistOf(next, 'release')
   const persist = onePhase ? release : ({ ...release, optional: true } as const)
   return [next, [persist, voteReply(next, 'no', reason)]]
-}
-
-/** Operations that only read leave nothing to keep, whatever the verdict: the participant
- * forgets the transaction. Keeping a `no` would be wrong: a retried prepare may be checked
- * again after the data moved, and a recorded abort would then contradict the `read-only` vote
- * the coordinator counted first. Forgetting says `unknown`, which is true of either outcome. */
-function onReadOnlyChecked(
-  state: ParticipantTxn,
-  vote: Ballot,
-  reason: string | null,
-): ParticipantStep {
-  if (state.state !== 'unknown') return answerPrepare(state)
-  const forgotten = unknownTxn(state.txn)
-  if (vote === 'no') return [forgotten, [voteReply(forgotten, 'no', reason)]]
-  return [forgotten, [voteReply(forgotten, 'read-only', null)]]
 }
 
 export function onDecide(
