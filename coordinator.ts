@@ -23,6 +23,8 @@ import {
   type BatchOptions,
 } from './lib.ts'
 
+export { runBatch, type BatchOptions }
+
 const COMMON_FLAGS = {
   participant: { type: 'string', multiple: true },
   timeout: { type: 'string' },

@@ -18,6 +18,9 @@ import {
   type ParticipantStore,
 } from './lib.ts'
 
+// The app factory stays importable from here, as DESIGN.md promises: tests and embedders build
+// the same Hono app around a ParticipantNode and drive it with app.request().
+export { createApp }
 
 async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({

@@ -139,9 +139,9 @@ export class ParticipantNode {
     // A peer's question about a transaction we are prepared on is answered at once: the core's
     // `uncertain` changes nothing, and waiting would deadlock two participants in doubt asking
     // each other while each holds its transaction for its own question.
-    const now = this.state(event.txn)
-    if (event.type === 'decision-request' && now.state === 'prepared') {
-      return replyOf(this.#step(now, event, this.#env)[1])!
+    const current = this.state(event.txn)
+    if (event.type === 'decision-request' && current.state === 'prepared') {
+      return replyOf(this.#step(current, event, this.#env)[1])!
     }
     const reply = await this.#queue.run(event.txn, () => this.#run(event))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
