@@ -1,13 +1,6 @@
 // The workload: clients that run the bank's transfers through the coordinator one after another,
 // and retry with the same id when the coordinator goes down under them.
-import {
-  accountKey,
-  homeOf,
-  mulberry32,
-  planTransfers,
-  type Bank,
-  type Transfer,
-} from '../bank.ts'
+import { accountKey, homeOf, mulberry32, planTransfers, type Bank, type Transfer } from '../bank.ts'
 import type { ClientOutcome } from './types.ts'
 import { message } from './util.ts'
 
