@@ -30,7 +30,7 @@ export async function resolveHeuristically(
   const reply = running
     ? await resolveOnline(running, txn, decision)
     : await resolveOffline(dir, txn, decision)
-  if (reply.kind === 'conflict') throw new Error(reply.error)
+  if (reply.kind === 'conflict' || reply.kind === 'unavailable') throw new Error(reply.error)
   if (reply.kind !== 'outcome') throw new Error(`unexpected answer resolving ${txn}`)
   return `${txn}=${reply.state} (heuristic)`
 }
