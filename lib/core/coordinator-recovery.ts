@@ -15,16 +15,32 @@ import {
 
 type Step = [CoordinatorTxn, CoordinatorAction[]]
 
-/** After a restart: a transaction still preparing is aborted (presumed abort); a decided one
- * has its decision sent again to everyone who has not acknowledged it. */
-export function resume(state: CoordinatorTxn, env: CoordinatorEnv): Step {
+/** After a restart: a transaction still preparing is aborted (presumed abort) or, with
+ * `retryUndecided`, prepared again; a decided one has its decision sent again to everyone who
+ * has not acknowledged it. */
+export function resume(state: CoordinatorTxn, env: CoordinatorEnv, now: number): Step {
   if (state.phase === 'preparing' && state.onePhase) return resumeOnePhase(state)
+  if (state.phase === 'preparing' && env.retryUndecided) return prepareAgain(state, env, now)
   if (state.phase === 'preparing') return resumePreparing(state, env)
   if (state.phase === 'done') return [state, []]
   if (state.decision === 'abort' && abortsLazily('abort', env)) return resumeLazyAbort(state)
   const pending = Object.keys(state.outstanding)
   const next = { ...state, outstanding: inFlight(pending, 0) }
   return [next, pending.map((to) => decideTo(next, to))]
+}
+
+/** No decision was logged, so none was sent: asking every participant again is as safe as the
+ * first time. One that voted yes answers yes again; one that aborted meanwhile (it voted no,
+ * or a peer in doubt asked it) answers no. */
+export function prepareAgain(state: CoordinatorTxn, env: CoordinatorEnv, now: number): Step {
+  const next: CoordinatorTxn = {
+    ...state,
+    votes: {},
+    reasons: {},
+    deadline: now + env.timeoutMs,
+    outstanding: inFlight(state.participants, 0),
+  }
+  return [next, state.participants.map((to) => prepareTo(next, to))]
 }
 
 /** Rebuilds every transaction's state from the coordinator's records, in their order. */
@@ -37,7 +53,7 @@ export function recoverCoordinator(
     let prior = txns.get(r.txn)
     if (r.type === 'begin') {
       const begun = { ...preparing(r.txn, r.participants), deadline: now }
-      txns.set(r.txn, r.onePhase ? { ...begun, onePhase: true, ...opsOf(r) } : begun)
+      txns.set(r.txn, { ...begun, ...(r.onePhase ? { onePhase: true } : {}), ...opsOf(r) })
     } else if (r.type === 'decision' && (prior || r.participants)) {
       prior ??= preparing(r.txn, r.participants!)
       // Acks are not logged, so after a restart everyone owed the decision is sent it again.

@@ -32,9 +32,9 @@ export type CoordinatorTxn = Readonly<{
   deadline: number
   /** Participants that still owe a vote (preparing) or an acknowledgement (deciding). */
   outstanding: Readonly<Record<string, Retry>>
-  /** The data operations each participant is asked to prepare (in memory only, as after a
-   * restart an undecided transaction aborts; logged with the begin record in one phase, where
-   * a restart asks the participant again). */
+  /** The data operations each participant is asked to prepare (in memory only where a restart
+   * aborts an undecided transaction; logged with the begin record in one phase and with
+   * `retryUndecided`, where a restart asks the participants again). */
   ops?: Readonly<Record<string, readonly Op[]>>
   /** One participant, asked to prepare and commit in one step: its outcome is the decision. */
   onePhase?: true
@@ -52,7 +52,7 @@ export type CoordinatorRecord =
       type: 'begin'
       txn: string
       participants: readonly string[]
-      /** One phase: the operations too, since a restart asks the participant again. */
+      /** One phase, or `retryUndecided`: the operations too, since a restart asks again. */
       onePhase?: true
       ops?: Readonly<Record<string, readonly Op[]>>
     }
@@ -106,9 +106,14 @@ export type CoordinatorEnv = Readonly<{
   /** Aborts are neither forced nor acknowledged: the abort record rides a later flush, each
    * participant is sent the abort once, and the transaction is done. One that misses it asks
    * when in doubt and hears abort, as it would about a transaction never heard of. Both modes
-   * presume abort (an undecided transaction aborts after a restart); the classic batch
-   * coordinator keeps this off and waits for every participant to acknowledge its abort. */
+   * presume abort; the classic batch coordinator keeps this off and waits for every
+   * participant to acknowledge its abort. */
   lazyAborts?: boolean
+  /** After a restart, a transaction begun and never decided is prepared again instead of
+   * aborted (the batch coordinator: the operator asked for it, and no decision was sent, so
+   * nobody can hold another outcome; a participant that aborted meanwhile votes no). Its begin
+   * record then carries the operations. */
+  retryUndecided?: boolean
   /** A transaction with a single participant is committed in one phase (the service's mode). */
   onePhase?: boolean
 }>

@@ -44,7 +44,7 @@ export function begin(
     ...(Object.keys(ops).length > 0 ? { ops } : {}),
     ...(onePhase ? { onePhase } : {}),
   }
-  const persist = onePhase ? onePhaseBegin(state) : lazyBegin(txn, participants)
+  const persist = onePhase ? onePhaseBegin(state) : lazyBegin(state, env)
   return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
 }
 

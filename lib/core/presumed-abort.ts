@@ -2,7 +2,8 @@
 // Both modes presume abort; its rules:
 // - only a commit decision must be forced; the begin record is lazy (lazyBegin), and so is the
 //   done record (lazyDone in ./coordinator.ts);
-// - a restart aborts what the log shows still preparing (resumePreparing);
+// - a restart aborts what the log shows still preparing (resumePreparing), unless the
+//   coordinator prepares it again (`retryUndecided`: the batch coordinator);
 // - asked about a transaction it has no record of, the coordinator answers `unknown`, which
 //   means abort (coordinatorAnswer and outcomeFromCoordinator in ./termination.ts);
 // - a participant's `no` record may be lost (optional in ./participant.ts);
@@ -21,9 +22,12 @@ import type { Decision } from './types.ts'
 type Step = [CoordinatorTxn, CoordinatorAction[]]
 
 /** Lazy: a restart that finds no record of the transaction presumes it aborted; the record
- * only lets a restarted coordinator tell the participants at once. */
-export function lazyBegin(txn: string, participants: readonly string[]): CoordinatorAction {
-  return { type: 'persist', record: { type: 'begin', txn, participants }, lazy: true }
+ * only lets a restarted coordinator tell the participants at once (or, with `retryUndecided`,
+ * ask them again: then it carries the operations). */
+export function lazyBegin(state: CoordinatorTxn, env: CoordinatorEnv): CoordinatorAction {
+  const { txn, participants } = state
+  const ops = env.retryUndecided && state.ops ? { ops: state.ops } : {}
+  return { type: 'persist', record: { type: 'begin', txn, participants, ...ops }, lazy: true }
 }
 
 /** Whether `decision` is an abort that is neither forced nor acknowledged. */

@@ -16,7 +16,13 @@ export type BatchOptions = {
 /** Runs `txns` one after another and resolves to the reason the run is not clean, or null. */
 export async function runBatch(options: BatchOptions): Promise<string | null> {
   const log = options.log ?? console.log
-  const node = new CoordinatorNode({ dir: options.dir, timeoutMs: options.timeoutMs })
+  // A re-run after a crash prepares again what it began and never decided: the operator asked
+  // for these transactions, and no decision was sent.
+  const node = new CoordinatorNode({
+    dir: options.dir,
+    timeoutMs: options.timeoutMs,
+    retryUndecided: true,
+  })
   try {
     await node.start()
     for (const txn of options.txns) {

@@ -10,7 +10,7 @@ import {
   coordinatorStep as realCoordinatorStep,
   defaultBackoff,
   recoverCoordinator,
-  resume,
+  resume as realResume,
   wakeAt,
   type Backoff,
   type CoordinatorAction,
@@ -33,7 +33,11 @@ import { bunPorts, type Ports, type View } from './ports.ts'
 export const COORDINATOR_DB = 'coordinator.db'
 
 /** The protocol's functions: the real core, or a broken variant in the simulator. */
-export type CoordinatorCore = { begin: typeof realBegin; step: typeof realCoordinatorStep }
+export type CoordinatorCore = {
+  begin: typeof realBegin
+  step: typeof realCoordinatorStep
+  resume: typeof realResume
+}
 
 export type CoordinatorOptions = {
   dir: string
@@ -52,6 +56,8 @@ export type CoordinatorOptions = {
   lazyAborts?: boolean
   /** One participant: one phase (the service does; see CoordinatorEnv). */
   onePhase?: boolean
+  /** After a restart, prepare again what was begun and never decided (batch mode does). */
+  retryUndecided?: boolean
   /** The log; SQLite in `dir` by default. */
   log?: CoordinatorLog<CoordinatorRecord>
   /** Where decision.txt is shown; a file in `dir` by default. */
@@ -93,8 +99,9 @@ export class CoordinatorNode {
       backoff: options.backoff ?? defaultBackoff,
       lazyAborts: options.lazyAborts ?? false,
       onePhase: options.onePhase ?? false,
+      retryUndecided: options.retryUndecided ?? false,
     }
-    this.#core = options.core ?? { begin: realBegin, step: realCoordinatorStep }
+    this.#core = options.core ?? { begin: realBegin, step: realCoordinatorStep, resume: realResume }
     const requestMs = options.requestMs ?? 5_000
     this.#sender = new MessageSender(requestMs, options.alwaysBatch ?? false, this.ports)
     const render = () => this.#decisions
@@ -109,7 +116,8 @@ export class CoordinatorNode {
     await this.#view.refresh()
     for (const txn of this.txns.values()) {
       if (txn.phase !== 'done') {
-        void this.#queue.run(txn.txn, () => this.#apply(resume(txn, this.#env)))
+        const resumed = this.#core.resume(txn, this.#env, this.ports.now())
+        void this.#queue.run(txn.txn, () => this.#apply(resumed))
       }
     }
     this.#stopClock = this.ports.every(this.options.tickMs ?? 5, () => this.#tick())

@@ -5,6 +5,8 @@ import {
   begin,
   coordinatorStep,
   participantStep,
+  prepareAgain,
+  resume,
   type CoordinatorAction,
   type CoordinatorRecord,
   type Vote,
@@ -12,6 +14,8 @@ import {
 import type { CoordinatorCore } from '../../lib/node/coordinator-node.ts'
 import type { CoordinatorLog, ParticipantStore } from '../../lib/store/store.ts'
 import type { Protocol } from './cluster.ts'
+
+const realCore: CoordinatorCore = { begin, step: coordinatorStep, resume }
 
 /** A coordinator core whose every step's actions pass through `change`. */
 function reordering(
@@ -26,6 +30,10 @@ function reordering(
       const [next, actions] = coordinatorStep(state, event, env)
       return [next, change(actions)]
     },
+    resume: (state, env, now) => {
+      const [next, actions] = resume(state, env, now)
+      return [next, change(actions)]
+    },
   }
 }
 
@@ -35,7 +43,7 @@ const losesLastRecord: Protocol = { onCrash: (records) => void records.pop() }
 /** A coordinator that commits once a majority voted yes, instead of all. */
 const decidesOnMajority: Protocol = {
   coordinator: {
-    begin,
+    ...realCore,
     step(state, event, env) {
       if (event.type !== 'vote' || state.phase !== 'preparing' || event.vote !== 'yes') {
         return coordinatorStep(state, event, env)
@@ -79,6 +87,7 @@ const asksReadOnlyPeers: Protocol = {
       return [state, everyone]
     },
     step: coordinatorStep,
+    resume,
   },
 }
 
@@ -86,7 +95,7 @@ const asksReadOnlyPeers: Protocol = {
  * the participant may have committed on its own and only the answer was lost. */
 const timesOutOnePhase: Protocol = {
   coordinator: {
-    begin,
+    ...realCore,
     step(state, event, env) {
       if (state.onePhase && event.type === 'tick') {
         const { onePhase: _, ...twoPhase } = state
@@ -112,7 +121,7 @@ const abortsWhenInDoubt: Protocol = {
  * transaction then waits for ever on a decision nobody will send. */
 const dropsFailedWrites: Protocol = {
   coordinator: {
-    begin,
+    ...realCore,
     step: (state, event, env) =>
       event.type === 'persist-failed' ? [state, []] : coordinatorStep(state, event, env),
   },
@@ -144,6 +153,21 @@ const answersBeforeWriting: Protocol = {
     }),
 }
 
+/** A batch coordinator that, after a restart, prepares again a transaction it had already
+ * decided, as if it were undecided: it may now decide the other way. */
+const preparesDecidedAgain: Protocol = {
+  coordinator: {
+    ...realCore,
+    resume(state, env, now) {
+      if (!env.retryUndecided || state.decision === null || state.phase === 'done') {
+        return resume(state, env, now)
+      }
+      const undecided = { ...state, phase: 'preparing' as const, decision: null, logged: false }
+      return prepareAgain(undecided, env, now)
+    },
+  },
+}
+
 export const BROKEN: Record<string, Protocol> = {
   'loses-last-record': losesLastRecord,
   'decides-on-majority': decidesOnMajority,
@@ -154,4 +178,5 @@ export const BROKEN: Record<string, Protocol> = {
   'aborts-when-in-doubt': abortsWhenInDoubt,
   'drops-failed-writes': dropsFailedWrites,
   'answers-before-writing': answersBeforeWriting,
+  'prepares-decided-again': preparesDecidedAgain,
 }

@@ -326,6 +326,7 @@ export class Sim {
       alwaysBatch: this.service,
       lazyAborts: this.service,
       onePhase: this.service,
+      retryUndecided: !this.service,
       log: this.protocol.wrapLog ? this.protocol.wrapLog(log) : log,
       view: this.#view(c),
       ports: this.#ports(c),

@@ -460,7 +460,7 @@ describe('resume and recoverCoordinator', () => {
   // Rule: presumed abort: a transaction with no durable decision is aborted after a restart, and
   // the abort is logged before it is sent to every participant (none of their votes are known).
   test('resume of a preparing transaction persists abort and sends it to all', () => {
-    const [state, actions] = resume(started(), env)
+    const [state, actions] = resume(started(), env, 0)
     expect(actions).toEqual([
       logged(decisionRecord('abort')),
       ...PS.map((p) => sendDecide(p, 'abort')),
@@ -474,7 +474,7 @@ describe('resume and recoverCoordinator', () => {
   })
 
   test('resume of a preparing transaction forgets in-memory votes and aborts everyone', () => {
-    const [, actions] = resume(drive(started(), [vote('p0', 'yes'), vote('p1', 'yes')])[0], env)
+    const [, actions] = resume(drive(started(), [vote('p0', 'yes'), vote('p1', 'yes')])[0], env, 0)
     expect(actions).toEqual([
       logged(decisionRecord('abort')),
       ...PS.map((p) => sendDecide(p, 'abort')),
@@ -485,7 +485,7 @@ describe('resume and recoverCoordinator', () => {
   // of deciding anew (Compatibility).
   test('resume of a deciding transaction resends the decision to everyone not acked', () => {
     const [before] = drive(decided('commit'), [ack('p0'), unreachable('p2', 500)])
-    const [state, actions] = resume(before, env)
+    const [state, actions] = resume(before, env, 0)
     expect(actions).toEqual([sendDecide('p1', 'commit'), sendDecide('p2', 'commit')])
     expect(state).toEqual({ ...before, outstanding: fresh(['p1', 'p2']) })
   })
@@ -495,7 +495,7 @@ describe('resume and recoverCoordinator', () => {
       decided('commit'),
       PS.map((p) => ack(p)),
     )
-    expect(resume(done, env)).toEqual([done, []])
+    expect(resume(done, env, 0)).toEqual([done, []])
   })
 
   const recovered: Omit<CoordinatorTxn, 'phase' | 'decision' | 'logged'> = {
@@ -591,7 +591,7 @@ describe('resume and recoverCoordinator', () => {
   ]
   test.each(crashes)('$rule', ({ records, want }) => {
     const state = recoverCoordinator(records, 0).get(T)!
-    expect(resume(state, env)[1]).toEqual(want)
+    expect(resume(state, env, 0)[1]).toEqual(want)
   })
 
   // Rule: the log holds exactly begin, decision, done; replaying it gives back the outcome.
@@ -612,7 +612,7 @@ describe('resume and recoverCoordinator', () => {
       state.decision,
       state.acks,
     ])
-    expect(resume(back, env)).toEqual([back, []])
+    expect(resume(back, env, 0)).toEqual([back, []])
   })
 })
 
@@ -715,7 +715,7 @@ describe('presumed abort (the service)', () => {
   // Rule: after a restart, an abort found in the log is sent once more and is done.
   test('resume of a logged abort sends it to everyone once and is done', () => {
     const [back] = [...recoverCoordinator([beginRecord, decisionRecord('abort')], 0).values()]
-    const [state, actions] = resume(back!, pa)
+    const [state, actions] = resume(back!, pa, 0)
     expect(actions).toEqual(PS.map((p) => sendDecide(p, 'abort')))
     expect(state.phase).toBe('done')
   })
@@ -804,7 +804,7 @@ describe('one-phase commit (the service)', () => {
       onePhase: true,
     }
     const [back] = [...recoverCoordinator([begun], 0).values()]
-    const [state, actions] = resume(back!, one)
+    const [state, actions] = resume(back!, one, 0)
     expect(state.phase).toBe('preparing')
     expect(actions).toEqual([{ type: 'send', to: 'p0', message: onePrepare }])
   })
@@ -816,7 +816,7 @@ describe('one-phase commit (the service)', () => {
     const begun = (actions[0] as { record: CoordinatorRecord }).record
     expect(begun).toEqual({ type: 'begin', txn: T, participants: ['p0'], onePhase: true, ops })
     const [back] = [...recoverCoordinator([begun], 0).values()]
-    const [, again] = resume(back!, one)
+    const [, again] = resume(back!, one, 0)
     expect(again).toEqual([{ type: 'send', to: 'p0', message: { ...onePrepare, ops: ops.p0 } }])
   })
 
