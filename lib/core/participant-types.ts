@@ -24,6 +24,9 @@ export type ParticipantTxn = Readonly<{
   askAt: number | null
   /** How many times it has asked without learning the outcome. */
   asks: number
+  /** A digest of the operations it voted on (computed by the shell), so that a repeated
+   * prepare carrying other operations is refused instead of answered with this vote. */
+  digest: string | null
 }>
 
 /** What a participant persists. Replaying these records in order rebuilds its state. */
@@ -37,6 +40,8 @@ export type ParticipantRecord = Readonly<{
   peers?: readonly string[]
   /** When it was logged (ms). */
   at?: number
+  /** The digest of the operations a yes was given on. */
+  digest?: string
 }>
 
 /** Whom the participant asks if the transaction ends up in doubt, and when it was prepared. */
@@ -55,6 +60,8 @@ export type ParticipantEvent =
       ops?: readonly Op[]
       /** Part of a batch: its outcome record (a `no`, a one-phase commit) may share a flush. */
       shareFlush?: boolean
+      /** A digest of `ops` (the shell's): what a repeated prepare is compared by. */
+      opsDigest?: string
     }
   /** The result of the resource's own check (votes.txt, data ops), asked for by a `check`. */
   | {

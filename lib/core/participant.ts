@@ -48,6 +48,7 @@ export function unknownTxn(txn: string): ParticipantTxn {
     preparedAt: null,
     askAt: null,
     asks: 0,
+    digest: null,
   }
 }
 
@@ -97,10 +98,20 @@ function stepOf(state: ParticipantTxn, event: ParticipantEvent, env: Participant
 /** Remembers whom to ask if this transaction ends up in doubt (only before it is prepared). */
 function withContext(
   state: ParticipantTxn,
-  event: { coordinator?: string; peers?: readonly string[] },
+  event: { coordinator?: string; peers?: readonly string[]; opsDigest?: string },
 ): ParticipantTxn {
   if (state.state !== 'unknown') return state
-  return { ...state, coordinator: event.coordinator ?? null, peers: event.peers ?? [] }
+  const coordinator = event.coordinator ?? null
+  return { ...state, coordinator, peers: event.peers ?? [], digest: event.opsDigest ?? null }
+}
+
+/** Why a repeated prepare is refused: it carries other operations than those voted on (an
+ * outsider's prepare sent first must not lend its `yes` to the coordinator's). Null when it
+ * repeats the same, or when either side has no digest to compare. */
+function otherOperations(state: ParticipantTxn, digest: string | undefined): string | null {
+  if (state.vote !== 'yes' || state.digest === null || digest === undefined) return null
+  if (digest === state.digest) return null
+  return `Cannot prepare transaction "${state.txn}" again with other operations than it was prepared with`
 }
 
 export function voteReply(
@@ -116,7 +127,11 @@ function onPrepare(
   event: ParticipantEvent & { type: 'prepare' },
   env: ParticipantEnv,
 ): ParticipantStep {
-  if (state.state !== 'unknown') return answerPrepare(state, event.onePhase === true)
+  if (state.state !== 'unknown') {
+    const refusal = otherOperations(state, event.opsDigest)
+    if (refusal !== null) return [state, [conflictReply(state.txn, refusal)]]
+    return answerPrepare(state, event.onePhase === true)
+  }
   const ops = event.ops ?? []
   const check: ParticipantAction = {
     type: 'check',
@@ -183,9 +198,7 @@ export function onDecide(
   const wanted = decision === 'commit' ? 'committed' : 'aborted'
   if (state.state === wanted) return [state, [outcomeReply(state.txn, wanted)]] // idempotent
   const refusal = refuseDecision(state, decision)
-  if (refusal !== null) {
-    return [state, [{ type: 'reply', reply: { kind: 'conflict', txn: state.txn, error: refusal } }]]
-  }
+  if (refusal !== null) return [state, [conflictReply(state.txn, refusal)]]
   const next: ParticipantTxn = { ...state, state: wanted, heuristic, askAt: null }
   const effect = decision === 'commit' ? 'apply' : 'release'
   return [next, [persistOf(next, effect), outcomeReply(state.txn, wanted)]]
@@ -232,6 +245,10 @@ function refuseDecision(state: ParticipantTxn, decision: Decision): string | nul
   return null
 }
 
+function conflictReply(txn: string, error: string): ParticipantAction {
+  return { type: 'reply', reply: { kind: 'conflict', txn, error } }
+}
+
 export function outcomeReply(txn: string, state: 'committed' | 'aborted'): ParticipantAction {
   return { type: 'reply', reply: { kind: 'outcome', txn, state } }
 }
@@ -247,6 +264,7 @@ export function persistOf(state: ParticipantTxn, effect?: Effect): PersistAction
     ...(state.state === 'prepared' && state.coordinator ? { coordinator: state.coordinator } : {}),
     ...(state.state === 'prepared' && state.peers.length > 0 ? { peers: state.peers } : {}),
     ...(state.state === 'prepared' && state.preparedAt !== null ? { at: state.preparedAt } : {}),
+    ...(state.vote === 'yes' && state.digest !== null ? { digest: state.digest } : {}),
   }
   return effect ? { type: 'persist', record, effect } : { type: 'persist', record }
 }

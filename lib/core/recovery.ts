@@ -30,6 +30,7 @@ export function recoverParticipant(
       peers: r.peers ?? prior.peers,
       preparedAt,
       askAt: prepared ? Math.max(now, (preparedAt ?? 0) + env.inDoubtAfterMs) : null,
+      digest: r.digest ?? prior.digest,
     })
   }
   return txns

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileView, sweepTempFiles } from '../store/atomic-file.ts'
 import {
+  canonical,
   parseVotes,
   participantStep as realParticipantStep,
   recoverParticipant,
@@ -18,6 +19,7 @@ import {
   type ParticipantEvent,
   type PersistAction,
   type Prng,
+  type Json,
   type Op,
   type ParticipantTxn,
   type PrepareContext,
@@ -127,7 +129,8 @@ export class ParticipantNode {
     const now = this.ports.now()
     // Without the view to wait for (a batch), an outcome record may share a later flush.
     const shareFlush = !waitForView
-    const event = { type: 'prepare', txn, now, ops, ...context, shareFlush } as const
+    const opsDigest = digestOf(ops)
+    const event = { type: 'prepare', txn, now, ops, ...context, shareFlush, opsDigest } as const
     return this.handle(onePhase ? { ...event, onePhase } : event, waitForView)
   }
 
@@ -191,7 +194,10 @@ export class ParticipantNode {
   #set(next: ParticipantTxn): void {
     if (next.state === 'prepared') this.#prepared.add(next.txn)
     else this.#prepared.delete(next.txn)
-    if (next.state === 'unknown' && next.coordinator === null) this.txns.delete(next.txn)
+    // An unknown transaction is kept only while it carries what its prepare told (whom to ask,
+    // the digest of its operations) for the check that follows.
+    const bare = next.coordinator === null && next.peers.length === 0 && next.digest === null
+    if (next.state === 'unknown' && bare) this.txns.delete(next.txn)
     else this.txns.set(next.txn, next)
   }
 
@@ -285,6 +291,11 @@ export class ParticipantNode {
     await this.#view.settle().catch(() => {})
     await this.store.close()
   }
+}
+
+/** SHA-256 of the operations in canonical JSON: what a repeated prepare is compared by. */
+function digestOf(ops: readonly Op[]): string {
+  return new Bun.CryptoHasher('sha256').update(canonical(ops as unknown as Json)).digest('hex')
 }
 
 function replyOf(actions: ParticipantAction[]): Reply | null {
