@@ -64,14 +64,16 @@ async function openStore(spec: string, dir: string): Promise<ParticipantStore> {
       `invalid --store ${JSON.stringify(spec)}: expected sqlite, postgres or a postgres:// URL`,
     )
   }
-  // PostgreSQL support is loaded only when it is asked for.
-  const { PgStore } = await import('./lib/store/pg-store.ts')
-  if (url) return new PgStore(spec)
+  // PostgreSQL support is loaded only when it is asked for. Like a server, the store waits
+  // (saying so on stderr) while its database is down, and refuses one that cannot prepare.
+  const { openPgStore } = await import('./lib/store/pg-store.ts')
+  const say = (line: string) => console.error(line)
+  if (url) return openPgStore(spec, say)
   const { startPgCluster } = await import('./lib/store/pg-cluster.ts')
   const cluster = await startPgCluster(join(dir, 'postgres'), { adopt: true })
   console.log(`private PostgreSQL at ${cluster.url} (data ${cluster.dataDir})`)
   process.on('exit', () => void cluster.stop())
-  return new PgStore(cluster.url)
+  return openPgStore(cluster.url, say)
 }
 
 async function resolveCommand(argv: string[]): Promise<void> {

@@ -11,6 +11,7 @@
 // A transaction listed in pg_prepared_xacts with no outcome row is prepared: in doubt.
 import { SQL, type ReservedSQL } from 'bun'
 import {
+  backoffMs,
   evaluateOps,
   keysOf,
   type Effect,
@@ -38,6 +39,41 @@ const SCHEMA = `
 
 const POOL_MAX = 20
 
+/** The fewest prepared transactions a participant's server must allow: one per connection of
+ * its pool, so that the prepares it runs at once never find the server full. (A prepare that
+ * does gets a `no`: safe, but a server that allows fewer is refused at start-up.) */
+export const MIN_PREPARED_TRANSACTIONS = POOL_MAX
+
+/** Between attempts to reach a database that is down at start-up. */
+const CONNECT_BACKOFF = { baseMs: 100, capMs: 5000 }
+
+/** Opens the store like a server would: waits while the database is down (see `connect`). */
+export async function openPgStore(url: string, say: (line: string) => void): Promise<PgStore> {
+  const store = new PgStore(url)
+  await store.connect(say)
+  return store
+}
+
+/** Where a postgres:// URL points, for messages: host, port and database, never the user's
+ * password. */
+export function describePg(url: string): string {
+  try {
+    const u = new URL(url)
+    const database = decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username)
+    return `PostgreSQL at ${u.hostname}:${u.port || '5432'} (database ${database || 'postgres'})`
+  } catch {
+    return 'PostgreSQL'
+  }
+}
+
+/** An error retrying cannot mend: the server answered that the database does not exist or
+ * refused the credentials. Anything else (refused or lost connections, a server starting up or
+ * shutting down, too many clients) may pass once the server is back. */
+function isPermanent(error: unknown): boolean {
+  const errno = (error as { errno?: unknown }).errno
+  return typeof errno === 'string' && (errno.startsWith('28') || errno === '3D000')
+}
+
 export class PgStore implements ParticipantStore {
   /** A one-phase prepare is prepared and voted on as usual (see ParticipantStore). */
   readonly onePhase = false
@@ -50,6 +86,35 @@ export class PgStore implements ParticipantStore {
 
   constructor(readonly url: string) {
     this.#sql = new SQL({ url, max: POOL_MAX })
+  }
+
+  /** Waits until the database answers, retrying with backoff while it cannot be reached (each
+   * failed attempt is told to `say`, naming host, port and database), then refuses a server
+   * whose max_prepared_transactions is below MIN_PREPARED_TRANSACTIONS. Throws at once for an
+   * error retrying cannot mend. */
+  async connect(say: (line: string) => void, sleep = Bun.sleep): Promise<void> {
+    const where = describePg(this.url)
+    let allowed: number
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const [row] = await this.#sql`
+          SELECT current_setting('max_prepared_transactions')::int AS allowed`
+        allowed = row.allowed as number
+        if (attempt > 0) say(`${where} is up`)
+        break
+      } catch (error) {
+        if (isPermanent(error)) throw new Error(`${where}: ${messageOf(error)}`)
+        const ms = Math.round(backoffMs(attempt, Math.random, CONNECT_BACKOFF))
+        say(`waiting for ${where}: ${messageOf(error)}; retrying in ${ms} ms`)
+        await sleep(ms)
+      }
+    }
+    if (allowed < MIN_PREPARED_TRANSACTIONS)
+      throw new Error(
+        `${where} has max_prepared_transactions = ${allowed}, and a participant needs at least ` +
+          `${MIN_PREPARED_TRANSACTIONS}: set max_prepared_transactions = ` +
+          `${MIN_PREPARED_TRANSACTIONS} or more on the server and restart it`,
+      )
   }
 
   /** The global transaction id: PostgreSQL's are cluster-wide, so it names the database. */
