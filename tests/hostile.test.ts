@@ -3,8 +3,10 @@
 import { afterEach, expect, test } from 'bun:test'
 import type { Hono } from 'hono'
 import { createApp } from '../lib/http/participant-app.ts'
-import { ParticipantNode, SqliteStore } from '../lib.ts'
-import { cleanup, tempDir } from '../testing/processes.ts'
+import { createCoordinatorApp } from '../lib/http/coordinator-app.ts'
+import { CoordinatorNode, ParticipantNode, SqliteStore } from '../lib.ts'
+import { cleanup, tempDir, waitFor } from '../testing/processes.ts'
+import { FaultProxy, stopProxies } from '../testing/proxy.ts'
 
 const nodes = new Set<ParticipantNode>()
 afterEach(async () => {
@@ -58,4 +60,64 @@ test('a participant prepared in batch mode keeps the peers it may ask in doubt',
   expect(p.node.state('t1').peers).toEqual(peers)
   const [record] = p.store.records()
   expect(record?.peers).toEqual(peers)
+})
+
+/** A participant served on a free loopback port, stopped after the test. */
+async function serve(p: Participant): Promise<string> {
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: p.app.fetch })
+  stops.push(() => server.stop(true))
+  return `http://127.0.0.1:${server.port}`
+}
+
+const stops: (() => void)[] = []
+afterEach(() => {
+  for (const stop of stops.splice(0)) stop()
+  stopProxies()
+})
+
+test('a commit a participant refused is reported as heuristic, never as acknowledged', async () => {
+  const [p0, p1] = [await open(), await open()]
+  const proxy = new FaultProxy(await serve(p1))
+  proxy.set('drop', '/commit') // p1's commit is held while an operator resolves it
+  const participants = [await serve(p0), proxy.url]
+  const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, lazyAborts: true })
+  await node.start()
+  stops.push(() => node.close())
+  const app = createCoordinatorApp(node, { participants, ackWaitMs: 10_000 })
+  const posted = Promise.resolve(
+    app.request('/transactions', { method: 'POST', body: '{"id":"h1"}' }),
+  ).then((r) => r.json() as Promise<Record<string, unknown>>)
+  await waitFor(() => (proxy.seen.get('/commit') ?? 0) > 0)
+  const resolved = await p1.node.handle({ type: 'resolve', txn: 'h1', decision: 'abort' })
+  expect(resolved).toEqual({ kind: 'outcome', txn: 'h1', state: 'aborted' })
+  proxy.heal()
+  const outcome = await posted
+  expect(outcome.decision).toBe('commit')
+  expect(outcome.acknowledged).toBe(false)
+  expect(outcome.heuristic).toBe(true)
+  expect(Object.keys(outcome.refusals as object)).toEqual([proxy.url])
+  const status = (await (await app.request('/status')).json()) as { heuristic: unknown[] }
+  expect(status.heuristic).toEqual([{ id: 'h1', decision: 'commit', refusals: outcome.refusals }])
+})
+
+test('an abort sent once and refused (the participant committed) is recorded', async () => {
+  const p0 = await open()
+  // p0 prepared h2 and an operator committed it there; the coordinator never hears p0's vote
+  // (its prepare is held), times h2 out and aborts it: p0 refuses the abort.
+  expect((await post(p0, '/prepare', { txn: 'h2' })).body.vote).toBe('yes')
+  await p0.node.handle({ type: 'resolve', txn: 'h2', decision: 'commit' })
+  const proxy = new FaultProxy(await serve(p0))
+  proxy.set('drop', '/prepare')
+  const dir = tempDir()
+  const node = new CoordinatorNode({ dir, timeoutMs: 100, alwaysBatch: true, lazyAborts: true })
+  await node.start()
+  stops.push(() => node.close())
+  const app = createCoordinatorApp(node, { participants: [proxy.url], ackWaitMs: 0 })
+  const posted = await app.request('/transactions', { method: 'POST', body: '{"id":"h2"}' })
+  expect(((await posted.json()) as { decision: string }).decision).toBe('abort')
+  await waitFor(() => Object.keys(node.txns.get('h2')?.refusals ?? {}).length > 0)
+  const seen = (await (await app.request('/transactions/h2')).json()) as Record<string, unknown>
+  expect(seen.decision).toBe('abort')
+  expect(seen.heuristic).toBe(true)
+  expect(seen.acknowledged).toBe(false)
 })

@@ -61,7 +61,7 @@ export function coordinatorStep(
     case 'outcome':
       return onOutcome(state, event.from, event.decision)
     case 'refused':
-      return onAck(state, event.from, event.error)
+      return onRefused(state, event.from, event.error)
     case 'unreachable':
       return onUnreachable(state, event.to, event.now, env)
     case 'tick':
@@ -179,6 +179,16 @@ export function decide(state: CoordinatorTxn, decision: Decision, env: Coordinat
   if (presumed) return [next, [persist, ...sends, lazyDone(state.txn)]]
   if (targets.length === 0) return finish(next, [persist])
   return [next, [persist, ...sends]]
+}
+
+/** A participant refused the decision: its own outcome differs (an operator's heuristic). That
+ * counts as its answer, and is kept to be reported, even for an abort that was sent once and
+ * needed no answer (lazy aborts). */
+function onRefused(state: CoordinatorTxn, from: string, error: string): Step {
+  if (state.phase === 'deciding') return onAck(state, from, error)
+  const known = state.decision !== null && state.participants.includes(from)
+  if (!known || state.refusals[from] !== undefined) return [state, []]
+  return [{ ...state, refusals: { ...state.refusals, [from]: error } }, []]
 }
 
 function onAck(state: CoordinatorTxn, from: string, refusal: string | null): Step {

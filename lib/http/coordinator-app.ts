@@ -121,17 +121,27 @@ function outcomeOf(t: CoordinatorTxn) {
     votes: Object.fromEntries(t.participants.map((p) => [p, t.votes[p] ?? null])),
     reasons: t.reasons,
     // Every participant confirmed the outcome (an abort under presumed abort is never
-    // acknowledged, except by those that voted no and aborted on their own).
-    acknowledged: t.phase === 'done' && t.acks.length === t.participants.length,
-    ...(Object.keys(t.refusals).length > 0 ? { refusals: t.refusals } : {}),
+    // acknowledged, except by those that voted no and aborted on their own). A refusal is an
+    // answer, not a confirmation: the outcome there differs.
+    acknowledged: t.phase === 'done' && t.acks.length === t.participants.length && !mixed(t),
+    ...(mixed(t) ? { heuristic: true, refusals: t.refusals } : {}),
   }
+}
+
+/** Some participant refused the decision: its outcome differs (an operator's heuristic). */
+function mixed(t: CoordinatorTxn): boolean {
+  return Object.keys(t.refusals).length > 0
 }
 
 async function statusOf(node: CoordinatorNode, participants: readonly string[]) {
   const counts = { preparing: 0, commit: 0, abort: 0, delivering: 0 }
   const delivering: { id: string; decision: string | null; waitingFor: string[] }[] = []
+  const heuristic: { id: string; decision: string | null; refusals: Record<string, string> }[] = []
   for (const t of node.txns.values()) {
     counts[t.decision ?? 'preparing'] += 1
+    if (mixed(t) && heuristic.length < 100) {
+      heuristic.push({ id: t.txn, decision: t.decision, refusals: { ...t.refusals } })
+    }
     if (t.phase === 'deciding') {
       counts.delivering += 1
       const waitingFor = t.participants.filter((p) => !t.acks.includes(p))
@@ -143,6 +153,7 @@ async function statusOf(node: CoordinatorNode, participants: readonly string[]) 
     participants: await Promise.all(participants.map((url) => probe(node, url))),
     counts,
     delivering,
+    heuristic,
   }
 }
 
