@@ -186,8 +186,11 @@ export function decide(state: CoordinatorTxn, decision: Decision, env: Coordinat
  * needed no answer (lazy aborts). */
 function onRefused(state: CoordinatorTxn, from: string, error: string): Step {
   if (state.phase === 'deciding') return onAck(state, from, error)
+  // One that acknowledged has the decision's outcome: a late refusal from it is a stray copy.
   const known = state.decision !== null && state.participants.includes(from)
-  if (!known || state.refusals[from] !== undefined) return [state, []]
+  if (!known || state.acks.includes(from) || state.refusals[from] !== undefined) {
+    return [state, []]
+  }
   return [{ ...state, refusals: { ...state.refusals, [from]: error } }, []]
 }
 
