@@ -37,7 +37,7 @@ async function post(p: Participant, path: string, body: unknown) {
 const hugeSet = [{ op: 'set', key: 'balance', value: 1_000_000 }]
 const transfer = [{ op: 'add', key: 'balance', amount: -10, min: 0 }]
 
-test('a repeated prepare with other operations is refused (409), also after a restart', async () => {
+test('a repeated prepare with other operations is a 409, also after a restart', async () => {
   const p = await open()
   // An outsider prepares v4 first, with its own operations…
   expect((await post(p, '/prepare', { txn: 'v4', ops: hugeSet })).body.vote).toBe('yes')
@@ -121,3 +121,89 @@ test('an abort sent once and refused (the participant committed) is recorded', a
   expect(seen.heuristic).toBe(true)
   expect(seen.acknowledged).toBe(false)
 })
+
+test('values nested 30,000 deep are a prompt 400 that changes nothing', async () => {
+  const p = await open()
+  const deep = '['.repeat(30_000) + ']'.repeat(30_000)
+  const ops = Array.from({ length: 16 }, (_, i) => `{"op":"set","key":"k${i}","value":${deep}}`)
+  const body = `{"txn":"n1","ops":[${ops.join(',')}]}`
+  expect(body.length).toBeLessThan(1024 * 1024)
+  const refused = await post(p, '/prepare', body)
+  expect(refused.status).toBe(400)
+  expect(String(refused.body.error)).toContain('nested deeper than 64 levels')
+  expect(p.node.state('n1').state).toBe('unknown')
+})
+
+test.each([
+  ['a key with a lone surrogate', { op: 'set', key: 'acct\ud800', value: 1 }, 'well-formed'],
+  ['a value with a lone surrogate', { op: 'set', key: 'k', value: 'a\udc00' }, 'well-formed'],
+  ['a value beyond 2^53', { op: 'set', key: 'k', value: 2 ** 53 + 2 }, 'not exact'],
+  ['an amount beyond 2^53', { op: 'add', key: 'k', amount: 2 ** 60 }, 'not exact'],
+])('%s is a 400 that changes nothing', async (_, op, words) => {
+  const p = await open()
+  const refused = await post(p, '/prepare', { txn: 'u1', ops: [op] })
+  expect(refused.status).toBe(400)
+  expect(String(refused.body.error)).toContain(words)
+  expect(p.node.state('u1').state).toBe('unknown')
+  expect(p.store.locks().size).toBe(0)
+})
+
+test('a number too large for a double (1e999) is a 400, not a null stored', async () => {
+  const p = await open()
+  const refused = await post(
+    p,
+    '/prepare',
+    '{"txn":"u2","ops":[{"op":"set","key":"k","value":1e999}]}',
+  )
+  expect(refused.status).toBe(400)
+  expect(String(refused.body.error)).toContain('not finite')
+})
+
+test('a sum that would leave the exact range votes no with the reason', async () => {
+  const p = await open()
+  const top = Number.MAX_SAFE_INTEGER - 1
+  await post(p, '/prepare', { txn: 's1', ops: [{ op: 'set', key: 'k', value: top }] })
+  await post(p, '/commit', { txn: 's1' })
+  const voted = await post(p, '/prepare', { txn: 's2', ops: [{ op: 'add', key: 'k', amount: 10 }] })
+  expect(voted.body).toEqual({ txn: 's2', vote: 'no', reason: 'add would take k out of range' })
+  expect(await p.store.get('k')).toBe(top)
+})
+
+test('the coordinator refuses more operations for one participant than it may take', async () => {
+  const node = new CoordinatorNode({ dir: tempDir() })
+  await node.start()
+  stops.push(() => node.close())
+  const url = 'http://127.0.0.1:1'
+  const app = createCoordinatorApp(node, { participants: [url], ackWaitMs: 0 })
+  const thousand = Array.from({ length: 1000 }, (_, i) => ({ op: 'set', key: `k${i}`, value: i }))
+  const body = JSON.stringify({ id: 'm1', ops: { 0: thousand, [url]: thousand } })
+  const response = await app.request('/transactions', { method: 'POST', body })
+  expect(response.status).toBe(400)
+  expect(((await response.json()) as { error: string }).error).toContain('more than 1000')
+  expect(node.txns.has('m1')).toBe(false)
+})
+
+test('a body that never finishes arriving gets a JSON 408', async () => {
+  const p = await open()
+  const port = Number(new URL(await serve(p)).port)
+  const { promise: answered, resolve } = Promise.withResolvers<string>()
+  let text = ''
+  const socket = await Bun.connect({
+    hostname: '127.0.0.1',
+    port,
+    socket: {
+      data(_, chunk) {
+        text += new TextDecoder().decode(chunk)
+        if (text.includes('}')) resolve(text)
+      },
+      close: () => resolve(text),
+    },
+  })
+  socket.write('POST /prepare HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n')
+  socket.write('Content-Length: 100\r\n\r\n{"txn":"slow1"')
+  const reply = await answered
+  socket.end()
+  expect(reply).toStartWith('HTTP/1.1 408')
+  expect(reply).toContain('"error":"request body not received within 5000 ms"')
+  expect(p.node.state('slow1').state).toBe('unknown')
+}, 20_000)

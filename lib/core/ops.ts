@@ -68,6 +68,8 @@ function keyOf(key: unknown, at: string): string {
   if (utf8Length(key) > MAX_KEY_BYTES) {
     throw new OpError(`invalid ${at}.key: longer than ${MAX_KEY_BYTES} bytes`)
   }
+  // A lone surrogate would be stored as U+FFFD: two keys, one row, two locks.
+  if (!key.isWellFormed()) throw new OpError(`invalid ${at}.key: not well-formed Unicode`)
   return key
 }
 
@@ -83,6 +85,9 @@ function valueOf(o: Record<string, unknown>, field: string, at: string): Json {
 function numberOf(value: unknown, at: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new OpError(`invalid ${at}: expected a finite number`)
+  }
+  if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+    throw new OpError(`invalid ${at}: beyond ±${Number.MAX_SAFE_INTEGER}, where it is not exact`)
   }
   return value
 }
@@ -132,6 +137,8 @@ function failureOf(o: Op, value: Json | undefined): string | null {
     if (value !== undefined && typeof value !== 'number') return `key ${o.key} is not a number`
     const result = (value ?? 0) + o.amount
     if (o.min !== undefined && result < o.min) return `add would take ${o.key} below ${o.min}`
+    // A sum past 2^53 is no longer exact, and past the largest double it is Infinity.
+    if (Math.abs(result) > Number.MAX_SAFE_INTEGER) return `add would take ${o.key} out of range`
   }
   if (o.op === 'check' && canonical(value) !== canonical(o.equals)) {
     const shown = value === undefined ? 'absent' : canonical(value)

@@ -111,7 +111,8 @@ function withContext(
 function otherOperations(state: ParticipantTxn, digest: string | undefined): string | null {
   if (state.vote !== 'yes' || state.digest === null || digest === undefined) return null
   if (digest === state.digest) return null
-  return `Cannot prepare transaction "${state.txn}" again with other operations than it was prepared with`
+  const txn = `transaction "${state.txn}"`
+  return `Cannot prepare ${txn} again with other operations than it was prepared with`
 }
 
 export function voteReply(

@@ -2,6 +2,7 @@
 import { Hono } from 'hono'
 import type { CoordinatorNode } from '../node/coordinator-node.ts'
 import {
+  MAX_OPS,
   OpError,
   isTxnId,
   parseOps,
@@ -81,6 +82,13 @@ function routeOps(value: unknown, options: CoordinatorApiOptions): Routed {
   }
   const involved = all.filter((p) => ops[p] !== undefined)
   if (involved.length === 0) throw httpError(400, 'invalid "ops": no participant has operations')
+  // One participant named several ways (index, name, URL) gets the lists together: they too
+  // must fit in one prepare, which the participant would refuse (and the transaction abort).
+  for (const p of involved) {
+    if (ops[p]!.length > MAX_OPS) {
+      throw httpError(400, `invalid "ops": more than ${MAX_OPS} operations for ${p}`)
+    }
+  }
   return { involved, ops }
 }
 

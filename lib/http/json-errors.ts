@@ -5,6 +5,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { methodNotAllowed } from 'hono/method-not-allowed'
 import { StoreUnavailable } from '../store/store.ts'
+import { jsonProblem } from '../wire/limits.ts'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -36,9 +37,12 @@ function notAllowed(c: Context, methods: string[]): Response {
   return c.json({ error }, 405, { Allow: methods.join(', ') })
 }
 
-/** The request body as a JSON object, or a 400 saying why it is not one. */
+/** How long a request body may take to arrive: a slow or short one gets a timely 408. */
+export const BODY_TIMEOUT_MS = 5000
+
+/** The request body as a JSON object, or a 4xx saying why it is not one. */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
-  const text = await c.req.text()
+  const text = await bodyText(c)
   let body: unknown
   try {
     body = JSON.parse(text)
@@ -48,7 +52,27 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw httpError(400, 'request body must be a JSON object')
   }
+  const problem = jsonProblem(body)
+  if (problem !== null) throw httpError(400, `request body refused: ${problem}`)
   return body as Record<string, unknown>
+}
+
+async function bodyText(c: Context): Promise<string> {
+  let timer: Timer | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = `request body not received within ${BODY_TIMEOUT_MS} ms`
+      reject(new HTTPException(408, { res: Response.json({ error }, { status: 408 }) }))
+    }, BODY_TIMEOUT_MS)
+  })
+  try {
+    return await Promise.race([c.req.text(), late])
+  } catch (error) {
+    if (error instanceof HTTPException) throw error
+    throw httpError(400, 'request body could not be read') // the client went away mid-body
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** True when the client asked for JSON rather than the classic plain-text answers. */
