@@ -4,6 +4,7 @@
 // and every answer go back into the core as events.
 import { join } from 'node:path'
 import { FileView, sweepTempFiles } from '../store/atomic-file.ts'
+import { lockDir, type DirLock } from '../store/dir-lock.ts'
 import {
   begin as realBegin,
   coordinatorAnswer,
@@ -82,12 +83,17 @@ export class CoordinatorNode {
   readonly #queue = new KeyedQueue()
   readonly #waiters = new Map<string, Waiter[]>()
   #stopClock: (() => void) | null = null
+  #lock: DirLock | null = null
   /** When each transaction not yet done next needs a tick (see `wakeAt`). */
   readonly #wakeAt = new Map<string, number>()
 
   constructor(readonly options: CoordinatorOptions) {
     this.ports = options.ports ?? bunPorts
-    if (!options.log || !options.view) sweepTempFiles(options.dir)
+    // A node that keeps its log or view in `dir` owns it: one node per directory.
+    if (!options.log || !options.view) {
+      this.#lock = lockDir(options.dir, 'coordinator')
+      sweepTempFiles(options.dir)
+    }
     this.log = options.log ?? new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
     const records = this.log.records()
     this.txns = recoverCoordinator(records, this.ports.now())
@@ -250,6 +256,7 @@ export class CoordinatorNode {
     this.#stopClock = null
     void this.#view.settle().catch(() => {})
     this.log.close()
+    this.#lock?.release()
   }
 }
 

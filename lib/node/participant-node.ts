@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileView, sweepTempFiles } from '../store/atomic-file.ts'
+import { lockDir, type DirLock } from '../store/dir-lock.ts'
 import {
   canonical,
   parseVotes,
@@ -77,6 +78,7 @@ export class ParticipantNode {
   /** The transactions now prepared: the only ones the in-doubt clock looks at. */
   readonly #prepared = new Set<string>()
   #stopClock: (() => void) | null = null
+  #lock: DirLock | null = null
 
   constructor(
     readonly dir: string,
@@ -97,6 +99,8 @@ export class ParticipantNode {
     const render = () => this.#lines.render()
     if (options.view) this.#view = options.view(render)
     else {
+      // A node that shows its view in `dir` owns it: one node per directory.
+      this.#lock = lockDir(dir, 'participant')
       sweepTempFiles(dir)
       this.#view = new FileView(join(dir, 'state.txt'), render)
     }
@@ -290,6 +294,7 @@ export class ParticipantNode {
     this.#stopClock = null
     await this.#view.settle().catch(() => {})
     await this.store.close()
+    this.#lock?.release()
   }
 }
 
