@@ -207,3 +207,47 @@ test('a body that never finishes arriving gets a JSON 408', async () => {
   expect(reply).toContain('"error":"request body not received within 5000 ms"')
   expect(p.node.state('slow1').state).toBe('unknown')
 }, 20_000)
+
+/** A participant configured with whom it may ask in doubt (`--coordinator`, `--peer`). */
+async function configured(coordinators: string[], peers: string[] = [], inDoubtAfterMs = 5000) {
+  const dir = tempDir()
+  const store = new SqliteStore(dir)
+  const trusted = { coordinators, peers }
+  const node = new ParticipantNode(dir, null, { store, trusted, inDoubtAfterMs, tickMs: 10 })
+  nodes.add(node)
+  await node.start()
+  return { dir, node, app: createApp(node), store }
+}
+
+test('a prepare naming a coordinator not configured here is refused', async () => {
+  const p = await configured(['http://127.0.0.1:8000'])
+  const outsider = { txn: 'o1', coordinator: 'http://evil.example:80' }
+  const refused = await post(p, '/prepare', outsider)
+  expect(refused.status).toBe(400)
+  expect(String(refused.body.error)).toContain('not one this participant is configured to ask')
+  expect(p.node.state('o1').state).toBe('unknown')
+})
+
+test('peers a prepare names outside the configured ones are never asked', async () => {
+  const peers = ['http://127.0.0.1:9001', 'http://127.0.0.1:9002']
+  const p = await configured([], peers)
+  const named = [...peers, ...Array.from({ length: 62 }, (_, i) => `http://10.9.9.${i}:1`)]
+  expect((await post(p, '/prepare', { txn: 'o2', participants: named })).body.vote).toBe('yes')
+  expect(p.node.state('o2').peers).toEqual(peers)
+})
+
+test('a prepare naming nobody to ask is resolved through the configured coordinator', async () => {
+  const coordinator = new CoordinatorNode({ dir: tempDir(), lazyAborts: true })
+  await coordinator.start()
+  stops.push(() => coordinator.close())
+  const capp = createCoordinatorApp(coordinator, { participants: [], ackWaitMs: 0 })
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: capp.fetch })
+  stops.push(() => server.stop(true))
+  const p = await configured([`http://127.0.0.1:${server.port}`], [], 50)
+  // An outsider's prepare, which names no coordinator and no peers: it would hold its lock
+  // for ever; the configured coordinator, which never heard of it, says abort.
+  const body = { txn: 'o3', ops: [{ op: 'set', key: 'k', value: 1 }] }
+  expect((await post(p, '/prepare', body)).body.vote).toBe('yes')
+  await waitFor(() => p.node.state('o3').state === 'aborted')
+  expect(p.store.locks().size).toBe(0)
+})

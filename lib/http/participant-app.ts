@@ -18,6 +18,7 @@ import {
   type Body,
   type EncodedReply,
   type PrepareRequest,
+  trustedContext,
 } from '../wire/participant.ts'
 
 export function createApp(node: ParticipantNode): Hono {
@@ -30,7 +31,8 @@ export function createApp(node: ParticipantNode): Hono {
   })
   app.post('/prepare', async (c) => {
     const p = decoded(decodePrepare, await readJsonObject(c))
-    return answer(c, await node.prepare(p.txn, p.ops, contextOf(p)))
+    const context = decoded((q: PrepareRequest) => trustedContext(q, node.trusted), p)
+    return answer(c, await node.prepare(p.txn, p.ops, context))
   })
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
@@ -73,17 +75,10 @@ export function createApp(node: ParticipantNode): Hono {
   return app
 }
 
-function contextOf(p: PrepareRequest): { coordinator?: string; peers?: string[] } {
-  return {
-    ...(p.coordinator ? { coordinator: p.coordinator } : {}),
-    ...(p.peers ? { peers: p.peers } : {}),
-  }
-}
-
-/** `decode(body)`, with a malformed body answered 400 (it changes nothing). */
-function decoded<T>(decode: (body: Body) => T, body: Body): T {
+/** `decode(input)`, with a malformed request answered 400 (it changes nothing). */
+function decoded<A, T>(decode: (input: A) => T, input: A): T {
   try {
-    return decode(body)
+    return decode(input)
   } catch (error) {
     if (error instanceof WireError) throw httpError(400, error.message)
     throw error
@@ -125,7 +120,8 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<Encod
     const m = message as Body
     if (m.type === 'prepare') {
       const p = decodePrepare(m)
-      return encodeReply(await node.prepare(p.txn, p.ops, contextOf(p), false, p.onePhase))
+      const context = trustedContext(p, node.trusted)
+      return encodeReply(await node.prepare(p.txn, p.ops, context, false, p.onePhase))
     }
     if (m.type === 'commit' || m.type === 'abort') {
       const event = {

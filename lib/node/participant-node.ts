@@ -34,6 +34,7 @@ import { bunPorts, type Ports, type View } from './ports.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import type { ParticipantStore, Verdict } from '../store/store.ts'
 import { decodeCoordinatorAnswer, decodePeerState } from '../wire/in-doubt.ts'
+import type { Trusted } from '../wire/participant.ts'
 
 /** Reads `votes.txt` in `dir`: null when absent; throws naming the line when malformed. */
 export function readVotesFile(dir: string): VotesFile | null {
@@ -59,6 +60,8 @@ export type ParticipantNodeOptions = {
   ports?: Ports
   /** The protocol's step function: the real core, or a broken variant in the simulator. */
   step?: typeof realParticipantStep
+  /** Whom it may ask in doubt (`--coordinator`, `--peer`); by default whom each prepare names. */
+  trusted?: Trusted
 }
 
 /** A transaction that has been prepared longer than the in-doubt limit, for `/status`. */
@@ -68,6 +71,7 @@ export class ParticipantNode {
   txns = new Map<string, ParticipantTxn>()
   readonly store: ParticipantStore
   readonly ports: Ports
+  readonly trusted: Trusted
   readonly #view: View
   readonly #lines = new StateLines()
   readonly #votes: VotesFile | null
@@ -87,6 +91,7 @@ export class ParticipantNode {
   ) {
     this.store = options.store ?? new SqliteStore(dir)
     this.ports = options.ports ?? bunPorts
+    this.trusted = options.trusted ?? { coordinators: [], peers: [] }
     this.#env = {
       ...defaultParticipantEnv,
       inDoubtAfterMs: options.inDoubtAfterMs ?? defaultParticipantEnv.inDoubtAfterMs,

@@ -65,6 +65,34 @@ export function decodePrepare(body: Body): PrepareRequest {
   }
 }
 
+/** Whom this participant may ask in doubt, from its configuration (`--coordinator`, `--peer`);
+ * empty lists trust what each prepare names (the classic exercise's open mode). */
+export type Trusted = { coordinators: readonly string[]; peers: readonly string[] }
+
+/** The prepare's whom-to-ask, checked against the configuration: a coordinator that is not one
+ * of the configured ones is refused (an outsider's "coordinator" must never be obeyed), one
+ * that is named by none is the first configured, and peers outside the list are dropped. */
+export function trustedContext(
+  p: PrepareRequest,
+  trusted: Trusted,
+): { coordinator?: string; peers?: string[] } {
+  const { coordinators, peers } = trusted
+  if (p.coordinator !== undefined && coordinators.length > 0) {
+    if (!coordinators.includes(p.coordinator)) {
+      throw new WireError(
+        `invalid "coordinator" ${JSON.stringify(p.coordinator)}: not one this participant ` +
+          'is configured to ask (--coordinator)',
+      )
+    }
+  }
+  const coordinator = p.coordinator ?? coordinators[0]
+  const named = peers.length > 0 ? p.peers?.filter((u) => peers.includes(u)) : p.peers
+  return {
+    ...(coordinator !== undefined ? { coordinator } : {}),
+    ...(named !== undefined ? { peers: named } : {}),
+  }
+}
+
 export function decodeOps(value: unknown): Op[] {
   if (value === undefined) return []
   try {
