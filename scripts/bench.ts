@@ -12,7 +12,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
+import { fail } from '../lib/cli/args.ts'
+import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
 import { timeClassicRuns } from './bench/classic.ts'
 import { drive } from './bench/load.ts'
 import { spawnCoordinatorService, spawnParticipant, type Node } from '../testing/nodes.ts'
@@ -32,19 +33,52 @@ type Row = {
   cpu: Record<string, number>
 }
 
-const { values } = parseArgs({
-  options: {
-    concurrency: { type: 'string' },
-    transactions: { type: 'string' },
-    warmup: { type: 'string' },
-    client: { type: 'string' },
-    classic: { type: 'string' },
-    mix: { type: 'string' },
-    json: { type: 'boolean' },
-    profile: { type: 'string' },
+const FLAGS = {
+  concurrency: { value: 'N,N,...', default: '1,64,256', help: 'the client counts to measure' },
+  transactions: { value: 'N', default: '5000', help: 'transactions measured per concurrency' },
+  warmup: { value: 'N', default: '10000', help: 'unmeasured transactions first, at 64' },
+  mix: {
+    value: 'MIX',
+    default: 'commit',
+    help: 'commit (no operations), conflict (a hot key), data (a write each), single (one phase)',
   },
-  strict: true,
-})
+  client: {
+    value: 'wrk|fetch',
+    default: 'wrk when installed, else fetch',
+    help: 'the load generator',
+  },
+  classic: { value: 'RUNS', help: "time the classic exercise's coordinator RUNS times instead" },
+  json: { help: 'the figures as JSON' },
+  profile: { value: 'DIR', help: "write each node's CPU profile (markdown) into DIR" },
+} as const
+
+const USAGE =
+  'scripts/bench.ts [--concurrency N,N,...] [--transactions N] [--warmup N] [--mix MIX] ' +
+  '[--client wrk|fetch] [--json] [--profile DIR] | --classic RUNS [--json]'
+
+const BENCH: Command<typeof FLAGS> = {
+  name: 'scripts/bench.ts',
+  usage: USAGE,
+  flags: FLAGS,
+  help: () =>
+    [
+      ...wrap(`usage: ${USAGE}`, 'usage: scripts/bench.ts '.length, 100, ' ['),
+      '       (or: npm run bench -- FLAGS)',
+      '',
+      'Starts three participants and a coordinator service and drives POST /transactions; prints',
+      'transactions/s, latency, forced writes and requests per transaction, and CPU per process.',
+      '',
+      'flags:',
+      ...flagLines(FLAGS),
+    ].join('\n'),
+}
+
+let values: ReturnType<typeof parseCommand<typeof FLAGS>>['values']
+try {
+  values = parseCommand(Bun.argv.slice(2), BENCH).values
+} catch (error) {
+  fail(error)
+}
 const levels = (values.concurrency ?? '1,64,256')
   .split(',')
   .map((c) => integerFlag(c, 1, 'concurrency'))

@@ -10,25 +10,48 @@
 // The run itself lives in testing/chaos/: run.ts (the steps), cluster.ts (the processes),
 // clients.ts (the workload), faults.ts (the seeded faults), observe.ts and checks.ts (the
 // invariants), report.ts (the report).
-import { parseArgs } from 'node:util'
+import { UsageError, fail } from '../lib/cli/args.ts'
+import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
 import { formatReport } from '../testing/chaos/report.ts'
 import { runChaos } from '../testing/chaos/run.ts'
 import { message } from '../testing/chaos/util.ts'
 import { integerFlag } from '../testing/util.ts'
 
+const FLAGS = {
+  seconds: { value: 'N', default: '30', help: 'how long the faults and the workload run' },
+  seed: { value: 'N', default: 'random', help: 'the seed of the faults and the transfers' },
+  accounts: { value: 'N', default: '30', help: 'how many bank accounts (at least 2)' },
+  concurrency: { value: 'N', default: '16', help: 'how many transfers at a time' },
+  json: { help: 'the report as JSON' },
+  verbose: { help: 'print every fault as it happens' },
+  keep: { help: "keep the nodes' directories (they are kept anyway when a check fails)" },
+} as const
+
+const USAGE =
+  'scripts/chaos.ts [--seconds N] [--seed N] [--accounts N] [--concurrency N] [--json] ' +
+  '[--verbose] [--keep]'
+
+const CHAOS: Command<typeof FLAGS> = {
+  name: 'scripts/chaos.ts',
+  usage: USAGE,
+  flags: FLAGS,
+  help: () =>
+    [
+      ...wrap(`usage: ${USAGE}`, 'usage: scripts/chaos.ts '.length, 100, ' ['),
+      '       (or: npm run chaos -- FLAGS)',
+      '',
+      'Real nodes under SIGKILL, restarts and SIGSTOP while bank transfers run, then checks',
+      'that money is conserved and every node agrees on every outcome.',
+      '',
+      'flags:',
+      ...flagLines(FLAGS),
+      '',
+      'exit status: 0 every invariant holds, 1 one does not (or the run broke), 2 usage error',
+    ].join('\n'),
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      seconds: { type: 'string' },
-      seed: { type: 'string' },
-      accounts: { type: 'string' },
-      concurrency: { type: 'string' },
-      json: { type: 'boolean' },
-      verbose: { type: 'boolean' },
-      keep: { type: 'boolean' },
-    },
-    strict: true,
-  })
+  const { values } = parseCommand(Bun.argv.slice(2), CHAOS)
   const seed = integerFlag(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed', 0)
   const accounts = integerFlag(values.accounts, 30, 'accounts', 2)
   const controller = new AbortController()
@@ -54,8 +77,8 @@ if (import.meta.main) {
   try {
     process.exit(await main())
   } catch (error) {
+    if (error instanceof UsageError) fail(error)
     console.error(`error: ${message(error)}`)
-    const code = (error as { code?: unknown } | null)?.code
-    process.exit(typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS') ? 2 : 1)
+    process.exit(1)
   }
 }

@@ -4,13 +4,38 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { fail } from '../lib/cli/args.ts'
+import { flagLines, parseCommand, type Command } from '../lib/cli/flags.ts'
 import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from '../testing/nodes.ts'
 
 const VOTES = ['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n']
 const EXPECTED = { decision: 't1=commit\nt2=abort\n', state: 't1=committed\nt2=aborted\n' }
 
-const { values } = parseArgs({ options: { keep: { type: 'boolean' } }, strict: true })
+const FLAGS = { keep: { help: "keep the temp directory with every node's files" } } as const
+const DEMO: Command<typeof FLAGS> = {
+  name: 'scripts/demo.ts',
+  usage: 'scripts/demo.ts [--keep]',
+  flags: FLAGS,
+  help: () =>
+    [
+      'usage: scripts/demo.ts [--keep]   (or: npm run demo [-- --keep])',
+      '',
+      'The classic exercise with real processes: three participants (votes yes,yes / yes,no /',
+      'yes,yes) and a coordinator in a temp directory; prints every file, then PASS or FAIL.',
+      '',
+      'flags:',
+      ...flagLines(FLAGS),
+      '',
+      'exit status: 0 PASS (t1 committed and t2 aborted everywhere), 1 FAIL, 2 usage error',
+    ].join('\n'),
+}
+
+let values: ReturnType<typeof parseCommand<typeof FLAGS>>['values']
+try {
+  values = parseCommand(Bun.argv.slice(2), DEMO).values
+} catch (error) {
+  fail(error)
+}
 const root = mkdtempSync(join(tmpdir(), 'twophase-demo-'))
 const nodes: Node[] = []
 let ok = false

@@ -1,20 +1,51 @@
 // Long simulation runs of the real nodes: `bun run simulate -- --seeds 100000`, or one seed with
 // its whole trace: `bun run simulate -- --seed 317 --trace` (add `--variant NAME` to run a
 // broken variant). Prints the faults injected, disk faults included.
-import { parseArgs } from 'node:util'
+import { flagLines, parseCommand, type Command } from '../lib/cli/flags.ts'
+import { fail } from '../lib/cli/args.ts'
 import { BROKEN } from '../testing/sim/broken.ts'
 import { report, runSeed, type Counts } from '../testing/sim/run.ts'
+import { integerFlag } from '../testing/util.ts'
 
-const { values } = parseArgs({
-  options: {
-    seeds: { type: 'string' },
-    start: { type: 'string' },
-    seed: { type: 'string' },
-    trace: { type: 'boolean' },
-    variant: { type: 'string' },
+const FLAGS = {
+  seeds: { value: 'N', default: '10000', help: 'how many seeds to run' },
+  start: { value: 'N', default: '1', help: 'the first seed to run' },
+  seed: { value: 'N', help: 'run this one seed instead, keeping its whole trace' },
+  trace: { help: "print the seed's trace (with --seed)" },
+  variant: {
+    value: 'NAME',
+    default: '$VARIANT, else none: the real protocol',
+    help: `run a deliberately broken variant: ${Object.keys(BROKEN).join(', ')}`,
   },
-  strict: true,
-})
+} as const
+
+const USAGE = 'scripts/simulate.ts [--seeds N] [--start N] [--seed N [--trace]] [--variant NAME]'
+
+const SIMULATE: Command<typeof FLAGS> = {
+  name: 'scripts/simulate.ts',
+  usage: USAGE,
+  flags: FLAGS,
+  help: () =>
+    [
+      `usage: ${USAGE}`,
+      '       (or: npm run simulate -- FLAGS)',
+      '',
+      'Runs the deterministic simulator over the real nodes, seed after seed, and prints the',
+      'faults it injected; the first seed that breaks an invariant is reported.',
+      '',
+      'flags:',
+      ...flagLines(FLAGS),
+      '',
+      'exit status: 0 every seed ok, 1 a seed broke an invariant, 2 usage error',
+    ].join('\n'),
+}
+
+let values: ReturnType<typeof parseCommand<typeof FLAGS>>['values']
+try {
+  values = parseCommand(Bun.argv.slice(2), SIMULATE).values
+} catch (error) {
+  fail(error)
+}
 const variant = values.variant ?? Bun.env.VARIANT
 const protocol = variant ? BROKEN[variant] : undefined
 if (variant && !protocol) {
@@ -23,14 +54,15 @@ if (variant && !protocol) {
 }
 
 if (values.seed !== undefined) {
-  const result = await runSeed(Number(values.seed), { protocol, fullTrace: true })
+  const seed = integerFlag(values.seed, 1, 'seed', 0)
+  const result = await runSeed(seed, { protocol, fullTrace: true })
   if (values.trace) console.log(result.trace.join('\n'))
   console.log(result.ok ? `seed ${result.seed}: ok` : report(result, variant))
   process.exit(result.ok ? 0 : 1)
 }
 
-const count = Number(values.seeds ?? '10000')
-const start = Number(values.start ?? '1')
+const count = integerFlag(values.seeds, 10000, 'seeds')
+const start = integerFlag(values.start, 1, 'start', 0)
 const totals: Counts = {
   crashes: 0,
   drops: 0,

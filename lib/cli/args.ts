@@ -1,20 +1,22 @@
 // Command-line plumbing both entry scripts share: one-line errors, ports, durations, peers.
 
 import { UsageError } from '../core/errors.ts'
+import { FlagError, isParseArgsError, parseArgsMessage } from './flags.ts'
 
-export { UsageError }
+export { UsageError, isParseArgsError }
 
-/** Prints `error` as one line on stderr and exits: 2 for usage errors, 1 otherwise. */
+/** Prints `error` as one line on stderr (a flag error adds the usage line) and exits: 2 for
+ * usage errors, 1 otherwise. */
 export function fail(error: unknown): never {
-  const message = error instanceof Error ? error.message : String(error)
+  const parseError = isParseArgsError(error)
+  const message = parseError
+    ? parseArgsMessage(error)
+    : error instanceof Error
+      ? error.message
+      : String(error)
   console.error(`error: ${message.split('\n')[0]}`)
-  process.exit(error instanceof UsageError || isParseArgsError(error) ? 2 : 1)
-}
-
-/** Whether node:util's parseArgs threw `error`: a usage error in Node's own words. */
-export function isParseArgsError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')
+  if (error instanceof FlagError) console.error(error.usage)
+  process.exit(error instanceof UsageError || parseError ? 2 : 1)
 }
 
 export function parsePort(value: string, name: string): number {

@@ -1,0 +1,207 @@
+// The flags and help of participant.ts and coordinator.ts (batch mode, `serve`, the client), in
+// one place, so that --help lists every flag with its default and the parsers take exactly
+// those. docs/cli.md says the same at length.
+import { flagLines, type Command } from './flags.ts'
+
+export const DEFAULT_COORDINATOR = 'http://127.0.0.1:8000'
+
+const DIR_HELP = "the node's directory, created if missing:"
+
+export const PARTICIPANT_FLAGS = {
+  port: { value: 'PORT', default: '$PORT, else 9000', help: 'the port to listen on' },
+  host: { value: 'HOST', default: '$HOST, else 0.0.0.0', help: 'the address to bind' },
+  dir: {
+    value: 'DIR',
+    default: '.',
+    help: `${DIR_HELP} votes.txt, participant.db, state.txt, participant.json`,
+  },
+  'in-doubt-after': {
+    value: 'MS',
+    default: '5000',
+    help: 'how long a prepared transaction waits before the participant asks about its outcome',
+  },
+  store: {
+    value: 'STORE',
+    default: 'sqlite',
+    help: 'sqlite, postgres (a private cluster under DIR/postgres) or a postgres:// URL',
+  },
+} as const
+
+export const RESOLVE_FLAGS = {
+  dir: { value: 'DIR', default: '.', help: "the participant's directory, which holds its log" },
+} as const
+
+const PARTICIPANT_USAGE =
+  'participant.ts [--port PORT] [--host HOST] [--dir DIR] [--in-doubt-after MS] [--store STORE]'
+const RESOLVE_USAGE = 'participant.ts resolve TXN commit|abort [--dir DIR]'
+
+function participantHelp(): string {
+  return [
+    `usage: ${PARTICIPANT_USAGE}`,
+    `       ${RESOLVE_USAGE}`,
+    '',
+    'A participant node: votes on prepare, records outcomes, serves until SIGTERM or Ctrl-C.',
+    '',
+    'flags:',
+    ...flagLines(PARTICIPANT_FLAGS),
+    '',
+    "resolve TXN commit|abort records an operator's heuristic outcome for TXN in the",
+    'participant of DIR (through it when it runs, else in its log); flags:',
+    ...flagLines(RESOLVE_FLAGS, false),
+    '',
+    'votes.txt in DIR (optional): line N is the vote (yes or no) for transaction tN.',
+    'exit status: 0 stopped cleanly (resolve: recorded); 1 a failure (resolve: the outcome',
+    '  contradicts a known one); 2 a usage or configuration error (a bad flag, a bad votes.txt,',
+    '  resolve in a directory without a participant log)',
+  ].join('\n')
+}
+
+export const PARTICIPANT: Command<typeof PARTICIPANT_FLAGS> = {
+  name: 'participant.ts',
+  usage: PARTICIPANT_USAGE,
+  flags: PARTICIPANT_FLAGS,
+  help: participantHelp,
+}
+
+export const RESOLVE: Command<typeof RESOLVE_FLAGS> = {
+  name: 'participant.ts resolve',
+  usage: RESOLVE_USAGE,
+  flags: RESOLVE_FLAGS,
+  positionals: true,
+  help: participantHelp,
+}
+
+const TIMEOUT = { value: 'MS', default: '10000', help: 'how long prepare waits for the votes' }
+const ENV_PEERS = 'none; PEER_PARTICIPANT<N>_HOST and _PORT count too'
+
+export const BATCH_FLAGS = {
+  participant: {
+    value: 'host:port|URL',
+    multiple: true,
+    default: ENV_PEERS,
+    help: 'a participant; repeatable',
+  },
+  timeout: { ...TIMEOUT, help: `${TIMEOUT.help} before it aborts` },
+  'deliver-timeout': {
+    value: 'MS',
+    default: '30000',
+    help: 'how long a decision may wait for its acknowledgements',
+  },
+  dir: { value: 'DIR', default: '.', help: `${DIR_HELP} coordinator.db, decision.txt` },
+} as const
+
+export const SERVE_FLAGS = {
+  port: { value: 'PORT', default: '8000', help: 'the port of the HTTP API' },
+  host: { value: 'HOST', default: '0.0.0.0', help: 'the address to bind' },
+  participant: {
+    value: '[NAME=]host:port',
+    multiple: true,
+    default: ENV_PEERS,
+    help: 'a participant (or URL), optionally named for ops and --on; repeatable',
+  },
+  dir: BATCH_FLAGS.dir,
+  timeout: TIMEOUT,
+  'ack-wait': {
+    value: 'MS',
+    default: '1000',
+    help: 'how long POST /transactions waits for acknowledgements; 0 answers at the commit point',
+  },
+  advertise: {
+    value: 'URL',
+    default: 'http://HOST:PORT',
+    help: 'the URL participants in doubt use to reach this coordinator',
+  },
+} as const
+
+/** The default --timeout of the client: start and submit wait for a decision. */
+export const CLIENT_TIMEOUT = { decide: 15_000, read: 5_000 }
+
+export const CLIENT_FLAG_HELP = {
+  coordinator: {
+    value: 'URL',
+    default: `$TWOPHASE_COORDINATOR, else ${DEFAULT_COORDINATOR}`,
+    help: 'the coordinator service (a URL or host:port)',
+  },
+  json: { help: 'one JSON object on stdout instead of the human-readable lines' },
+  timeout: {
+    value: 'MS',
+    default: `${CLIENT_TIMEOUT.decide} for start and submit, ${CLIENT_TIMEOUT.read} for the others`,
+    help: 'how long to wait for each answer',
+  },
+  on: {
+    value: 'P',
+    default: 'start: every participant; get: 0',
+    help:
+      'start: after an operation, sends it only to participant P (index, name or URL; ' +
+      'repeatable); get: the participant to read',
+  },
+} as const
+
+const BATCH_USAGE =
+  'coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--deliver-timeout MS] ' +
+  '[--dir DIR]'
+const SERVE_USAGE =
+  'coordinator.ts serve [--port PORT] [--host HOST] [--participant [NAME=]host:port]... ' +
+  '[--dir DIR] [--timeout MS] [--ack-wait MS] [--advertise URL]'
+
+/** The usage line of each client command, printed after its usage errors. */
+export const CLIENT_USAGE_LINES: Readonly<Record<string, string>> = {
+  start:
+    'coordinator.ts start [ID] [2PC] [OP [--on P]...]... [--coordinator URL] [--json] ' +
+    '[--timeout MS]',
+  submit: 'coordinator.ts submit FILE|- [--coordinator URL] [--json] [--timeout MS]',
+  show: 'coordinator.ts show ID [--coordinator URL] [--json] [--timeout MS]',
+  status: 'coordinator.ts status [--coordinator URL] [--json] [--timeout MS]',
+  get: 'coordinator.ts get KEY [--on P] [--coordinator URL] [--json] [--timeout MS]',
+}
+
+/** Everything coordinator.ts does: batch mode, serve and the client, each with every flag. */
+export function coordinatorHelp(): string {
+  return [
+    'usage: coordinator.ts [TXN ...] [flags]        batch mode: TXN ... (default t1 t2), then exit',
+    '       coordinator.ts serve [flags]            the coordinator service (HTTP API)',
+    '       coordinator.ts COMMAND ARGS [flags]     the client: start, submit, show, status, get',
+    '       coordinator.ts help                     this text (so do --help and -h)',
+    '',
+    'batch mode flags:',
+    ...flagLines(BATCH_FLAGS, false),
+    '',
+    'serve flags:',
+    ...flagLines(SERVE_FLAGS, false),
+    '',
+    'client commands (they talk to a running service):',
+    '  coordinator.ts start [ID] [2PC] [OP [--on P]...]...  run a transaction written on one line',
+    '  coordinator.ts submit FILE|-          run a transaction given as JSON (the POST body)',
+    '  coordinator.ts show ID                look a transaction up',
+    '  coordinator.ts status                 the coordinator and each participant',
+    '  coordinator.ts get KEY [--on P]       read a key from participant P',
+    '',
+    'client flags:',
+    ...flagLines(CLIENT_FLAG_HELP, false),
+    '',
+    'operations (keywords in any case; VALUE is JSON when it parses as JSON, else a string):',
+    '  SET KEY VALUE | INSERT KEY VALUE | DELETE KEY | ADD KEY AMOUNT [MIN N] | CHECK KEY [VALUE]',
+    '  e.g. start TX2 ADD balance -100 MIN 0 --on 0 ADD balance 100 --on 1',
+    '',
+    'exit status: batch: 0 every decision recorded and acknowledged, 1 not, 2 usage error.',
+    '  client: 0 committed (start, submit) or found (show, get, status); 1 aborted, not found,',
+    '  no answer within --timeout, or the coordinator or a participant cannot be reached;',
+    '  2 usage error, or a request the coordinator rejected as malformed',
+  ].join('\n')
+}
+
+export const BATCH: Command<typeof BATCH_FLAGS> = {
+  name: 'coordinator.ts',
+  usage: BATCH_USAGE,
+  flags: BATCH_FLAGS,
+  positionals: true,
+  help: coordinatorHelp,
+}
+
+export const SERVE: Command<typeof SERVE_FLAGS> = {
+  name: 'coordinator.ts serve',
+  usage: SERVE_USAGE,
+  flags: SERVE_FLAGS,
+  positionals: true,
+  help: coordinatorHelp,
+}
