@@ -6,11 +6,11 @@
 // one after another (t1 t2 when none are given); a re-run re-delivers what an earlier run decided.
 // `serve` is a long-running coordinator with an HTTP API.
 import { hostname } from 'node:os'
-import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import {
-  CoordinatorNode,
   UsageError,
+  ensureDir,
+  openCoordinator,
   parsePort,
   fail,
   isClientCommand,
@@ -22,14 +22,10 @@ import {
   runBatch,
   type BatchOptions,
 } from './lib.ts'
+import { parseCommand } from './lib/cli/flags.ts'
+import { BATCH, SERVE } from './lib/cli/usage.ts'
 
 export { runBatch, type BatchOptions }
-
-const COMMON_FLAGS = {
-  participant: { type: 'string', multiple: true },
-  timeout: { type: 'string' },
-  dir: { type: 'string' },
-} as const
 
 /** Participants from the environment, then from the flags, without repeats, and their names. */
 function participantsOf(flags: string[] | undefined) {
@@ -40,12 +36,7 @@ function participantsOf(flags: string[] | undefined) {
 }
 
 function parseBatchArgs(argv: string[]): BatchOptions {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { ...COMMON_FLAGS, 'deliver-timeout': { type: 'string' } },
-    allowPositionals: true,
-    strict: true,
-  })
+  const { values, positionals } = parseCommand(argv, BATCH)
   const { participants } = participantsOf(values.participant)
   const txns = positionals.length > 0 ? positionals : ['t1', 't2']
   for (const txn of txns) {
@@ -76,7 +67,8 @@ export type ServeOptions = {
 export async function serve(options: ServeOptions) {
   // Loaded here, not at the top: batch mode never needs Hono.
   const { createCoordinatorApp } = await import('./lib/http/coordinator-app.ts')
-  const node = new CoordinatorNode({
+  ensureDir(options.dir)
+  const node = openCoordinator({
     dir: options.dir,
     timeoutMs: options.timeoutMs,
     alwaysBatch: true,
@@ -93,18 +85,7 @@ export async function serve(options: ServeOptions) {
 }
 
 function parseServeArgs(argv: string[]): ServeOptions {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      ...COMMON_FLAGS,
-      port: { type: 'string' },
-      host: { type: 'string' },
-      advertise: { type: 'string' },
-      'ack-wait': { type: 'string' },
-    },
-    strict: true,
-    allowPositionals: true,
-  })
+  const { values, positionals } = parseCommand(argv, SERVE)
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
   return {
     dir: resolve(values.dir ?? '.'),

@@ -1,12 +1,13 @@
 // A participant node: guards a resource, votes on prepare, and records the outcome.
-//   bun participant.ts [--port 9000] [--host 0.0.0.0] [--dir .] [--in-doubt-after MS]
+//   bun participant.ts [--port 9000] [--host 0.0.0.0] [--dir .] [--in-doubt-after 5000]
+//                      [--store sqlite]   (every flag and its default: --help, lib/cli/usage.ts)
 //   bun participant.ts resolve TXN commit|abort [--dir .]   (operator's heuristic outcome)
-import { parseArgs } from 'node:util'
 import { join, resolve } from 'node:path'
 import { createApp } from './lib/http/participant-app.ts'
 import {
   ParticipantNode,
   UsageError,
+  ensureDir,
   fail,
   isTxnId,
   parseMs,
@@ -16,30 +17,25 @@ import {
   writeAddressFile,
   SqliteStore,
   type ParticipantStore,
+  type VotesFile,
 } from './lib.ts'
+import { parseCommand, usageOf } from './lib/cli/flags.ts'
+import { PARTICIPANT, RESOLVE } from './lib/cli/usage.ts'
 
 // The app factory stays importable from here, as DESIGN.md promises: tests and embedders build
 // the same Hono app around a ParticipantNode and drive it with app.request().
 export { createApp }
 
 async function serve(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      dir: { type: 'string' },
-      'in-doubt-after': { type: 'string' },
-      store: { type: 'string' },
-    },
-    strict: true,
-  })
+  const { values } = parseCommand(argv, PARTICIPANT)
   const dir = resolve(values.dir ?? '.')
   const port = parsePort(values.port ?? Bun.env.PORT ?? '9000', 'port')
   const hostname = values.host ?? Bun.env.HOST ?? '0.0.0.0'
   const inDoubtAfterMs = parseMs(values['in-doubt-after'] ?? '5000', 'in-doubt-after')
-  const store = await openStore(values.store ?? 'sqlite', dir)
-  const node = new ParticipantNode(dir, readVotesFile(dir), { inDoubtAfterMs, store })
+  ensureDir(dir)
+  const votes = readVotes(dir) // before the store: a bad votes.txt leaves nothing behind
+  const store = await storeIn(values.store ?? 'sqlite', dir)
+  const node = new ParticipantNode(dir, votes, { inDoubtAfterMs, store })
   await node.start()
   const app = createApp(node)
   // One request to ourselves before listening: Hono builds its router on the first request,
@@ -52,6 +48,32 @@ async function serve(argv: string[]): Promise<void> {
   const stop = () => void server.stop().then(() => process.exit(0))
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+}
+
+/** votes.txt in `dir`: a bad line is a configuration error that names the file and line. */
+function readVotes(dir: string): VotesFile | null {
+  try {
+    return readVotesFile(dir)
+  } catch (error) {
+    const path = join(dir, 'votes.txt')
+    const message = error instanceof Error ? error.message : String(error)
+    if (message.startsWith('votes.txt ')) {
+      throw new UsageError(`${path}${message.slice('votes.txt'.length)}`)
+    }
+    const code = (error as { code?: unknown }).code
+    throw new UsageError(`cannot read ${path}: ${typeof code === 'string' ? code : message}`)
+  }
+}
+
+/** The store, where a failure to open SQLite's file names it. */
+async function storeIn(spec: string, dir: string): Promise<ParticipantStore> {
+  try {
+    return await openStore(spec, dir)
+  } catch (error) {
+    if (spec !== 'sqlite' || error instanceof UsageError) throw error
+    const message = error instanceof Error ? error.message : String(error)
+    throw new Error(`cannot open the participant's log ${join(dir, 'participant.db')}: ${message}`)
+  }
 }
 
 /** `--store sqlite` (default: SQLite in the node's directory), `--store postgres://…`, or
@@ -77,15 +99,10 @@ async function openStore(spec: string, dir: string): Promise<ParticipantStore> {
 }
 
 async function resolveCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { dir: { type: 'string' } },
-    allowPositionals: true,
-    strict: true,
-  })
+  const { values, positionals } = parseCommand(argv, RESOLVE)
   const [txn, decision] = positionals
   if (positionals.length !== 2 || (decision !== 'commit' && decision !== 'abort')) {
-    throw new UsageError('usage: participant.ts resolve TXN commit|abort [--dir DIR]')
+    throw new UsageError(usageOf(RESOLVE))
   }
   if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)
   console.log(await resolveHeuristically(resolve(values.dir ?? '.'), txn, decision))

@@ -152,8 +152,9 @@ describe('coordinator errors are one line and a non-zero exit', () => {
       'error: no participants configured: set PEER_PARTICIPANT0_HOST and PEER_PARTICIPANT0_PORT, ' +
         'or pass --participant host:port\n',
     )
-    expect(existsSync(join(dir, 'decision.txt'))).toBe(true)
-    expect(read(dir, 'decision.txt')).toBe('')
+    // Refused before anything is created: no log, no decision.txt.
+    expect(existsSync(join(dir, 'decision.txt'))).toBe(false)
+    expect(existsSync(join(dir, 'coordinator.db'))).toBe(false)
   })
 
   test.each(['nonsense', 'ftp://host:1', 'host', 'http://h:1/?q'])(
@@ -169,7 +170,11 @@ describe('coordinator errors are one line and a non-zero exit', () => {
   test('an unknown flag and a bad transaction id', async () => {
     const flag = await runCoordinator(tempDir(), ['--bogus'])
     expect(flag.code).toBe(2)
-    expect(flag.stderr.trim().split('\n')).toHaveLength(1)
+    // The error, then the usage line.
+    const [error, usage, ...rest] = flag.stderr.trim().split('\n')
+    expect(error).toBe("error: unknown option '--bogus' (see: coordinator.ts --help)")
+    expect(usage).toStartWith('usage: coordinator.ts [TXN ...]')
+    expect(rest).toEqual([])
     const id = await runCoordinator(tempDir(), ['bad/id', '--participant', '127.0.0.1:1'])
     expect(id.code).toBe(2)
     expect(id.stderr).toBe('error: invalid transaction id "bad/id"\n')

@@ -68,7 +68,10 @@ test.each([
 })
 
 test('resolve commit of a transaction never prepared is refused', async () => {
-  const run = await resolveCli(tempDir(), 'h4', 'commit')
+  // In a participant's directory: where there is no participant, resolve refuses anyway.
+  const dir = tempDir()
+  await kill(await startParticipant(dir))
+  const run = await resolveCli(dir, 'h4', 'commit')
   expect(run.code).toBe(1)
   expect(run.stderr).toBe('error: Cannot commit transaction "h4" as it was never prepared here\n')
 })

@@ -3,6 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomicSync } from '../store/atomic-file.ts'
+import { PARTICIPANT_DB } from '../store/sqlite-store.ts'
+import { UsageError } from '../core/errors.ts'
 import type { Decision, Reply } from '../core/index.ts'
 import { ParticipantNode } from '../node/participant-node.ts'
 import { bunPorts } from '../node/ports.ts'
@@ -27,6 +29,13 @@ export async function resolveHeuristically(
   decision: Decision,
 ): Promise<string> {
   const running = runningParticipant(dir)
+  // Offline, only into a log that exists: a wrong --dir must not become a new participant.
+  if (!running && !existsSync(join(dir, PARTICIPANT_DB))) {
+    throw new UsageError(
+      `no participant log in ${dir} (no ${PARTICIPANT_DB}, and no participant runs there); ` +
+        "pass the participant's directory with --dir",
+    )
+  }
   const reply = running
     ? await resolveOnline(running, txn, decision)
     : await resolveOffline(dir, txn, decision)
@@ -38,12 +47,12 @@ export async function resolveHeuristically(
 function runningParticipant(dir: string): { url: string; pid: number } | null {
   const path = join(dir, ADDRESS_FILE)
   if (!existsSync(path)) return null
-  const address = JSON.parse(readFileSync(path, 'utf8')) as { url: string; pid: number }
   try {
+    const address = JSON.parse(readFileSync(path, 'utf8')) as { url: string; pid: number }
     process.kill(address.pid, 0)
     return address
   } catch {
-    return null // that process is gone
+    return null // that process is gone, or the file is not one a participant wrote
   }
 }
 

@@ -1,6 +1,8 @@
 // Batch mode, the classic exercise's coordinator: transactions one after another, each
 // decided and then delivered to every participant before the next begins.
-import { CoordinatorNode } from './coordinator-node.ts'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { COORDINATOR_DB, CoordinatorNode, type CoordinatorOptions } from './coordinator-node.ts'
 import type { CoordinatorTxn } from '../core/index.ts'
 import { UsageError } from '../core/errors.ts'
 
@@ -13,12 +15,50 @@ export type BatchOptions = {
   log?: (line: string) => void
 }
 
-/** Runs `txns` one after another and resolves to the reason the run is not clean, or null. */
+const NO_PARTICIPANTS =
+  'no participants configured: set PEER_PARTICIPANT0_HOST and PEER_PARTICIPANT0_PORT, ' +
+  'or pass --participant host:port'
+
+/** Creates a node's directory if it is missing, as etcd and PostgreSQL create their data
+ * directory; every failure names the path. */
+export function ensureDir(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new UsageError(`--dir ${dir} is not a directory`)
+  }
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (error) {
+    throw new UsageError(`cannot create the directory ${dir} (--dir): ${codeOf(error)}`)
+  }
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+}
+
+/** Opens a coordinator's log in `dir`; a failure names the file. */
+export function openCoordinator(options: CoordinatorOptions): CoordinatorNode {
+  try {
+    return new CoordinatorNode(options)
+  } catch (error) {
+    if (error instanceof UsageError) throw error // another node holds the directory
+    const path = join(options.dir, COORDINATOR_DB)
+    throw new Error(`cannot open the coordinator's log ${path}: ${codeOf(error)}`)
+  }
+}
+
+/** Runs `txns` one after another and resolves to the reason the run is not clean, or null.
+ * Without participants only a re-run works, one whose log already holds every transaction:
+ * without a log it fails before it creates anything. */
 export async function runBatch(options: BatchOptions): Promise<string | null> {
   const log = options.log ?? console.log
+  const hasLog = existsSync(join(options.dir, COORDINATOR_DB))
+  if (options.participants.length === 0 && !hasLog) throw new UsageError(NO_PARTICIPANTS)
+  ensureDir(options.dir)
   // A re-run after a crash prepares again what it began and never decided: the operator asked
   // for these transactions, and no decision was sent.
-  const node = new CoordinatorNode({
+  const node = openCoordinator({
     dir: options.dir,
     timeoutMs: options.timeoutMs,
     retryUndecided: true,
@@ -27,10 +67,7 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
     await node.start()
     for (const txn of options.txns) {
       if (!node.txns.has(txn) && options.participants.length === 0) {
-        throw new UsageError(
-          'no participants configured: set PEER_PARTICIPANT0_HOST and ' +
-            'PEER_PARTICIPANT0_PORT, or pass --participant host:port',
-        )
+        throw new UsageError(NO_PARTICIPANTS)
       }
       const decided = await node.run(txn, options.participants)
       log(`${txn}=${decided.decision}`)
