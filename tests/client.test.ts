@@ -328,11 +328,12 @@ describe('status', () => {
     })
   })
 
-  test('a participant that is down shows as unreachable', async () => {
+  test('a participant that is down shows as unreachable, and status exits 1', async () => {
     const { coordinator, participants } = await cluster(2)
     await kill(participants[1]!)
     const human = await cli(['status'], { coordinator })
-    expect(human.code).toBe(0)
+    expect(human.code).toBe(1)
+    expect(human.stderr).toBe(`error: cannot reach participant 1 at ${participants[1]!.url}\n`)
     expect(lines(human.stdout).at(-1)).toBe(`participant 1 ${participants[1]!.url}: unreachable`)
   })
 })
@@ -384,7 +385,8 @@ describe('errors', () => {
       [['start', 'TX1', '3PC', 'SET', 'k', '1'], 'start: unsupported protocol "3PC": only 2PC'],
       [
         ['start', 'TX1', 'SET', 'k', '1', '--bogus'],
-        "start: unknown option '--bogus' (see: coordinator.ts help)",
+        "start: unknown option '--bogus' (see: coordinator.ts help)\nusage: coordinator.ts start " +
+          '[ID] [2PC] [OP [--on P]...]... [--coordinator URL] [--json] [--timeout MS]',
       ],
       [['show'], 'show: missing ID'],
       [['show', 'a', 'b'], 'show: unexpected argument "b"'],

@@ -3,7 +3,8 @@
 // exit status; usage errors throw UsageError before any request is sent.
 import { parseArgs } from 'node:util'
 import { UsageError } from './args.ts'
-import { CLIENT_FLAGS, call, participantUrls, targetOf, type Target } from './http.ts'
+import { CLIENT_FLAGS, NoAnswer, call, participantUrls, targetOf, type Target } from './http.ts'
+import { noOutcome } from './no-answer.ts'
 import { outcomeLines, print, statusLines } from './output.ts'
 import { indexOf, isName, nameError, opsBody } from './routing.ts'
 import { readStartLine } from './start-line.ts'
@@ -26,21 +27,24 @@ function parseClientArgs(argv: string[]) {
 /** `start [ID] [2PC] [OP [--on P]...]...`: the line as the body of POST /transactions. */
 export async function startCommand(argv: string[]): Promise<number> {
   const { values, line } = readStartLine(argv)
-  const target = targetOf(values)
+  const target = targetOf(values, 'decide')
   // The coordinator's participants are asked for only when the routing needs them.
   const ops = await opsBody(line, () => participantUrls(target))
+  // An id of our own when the line has none, so that one without an answer can be named.
+  const id = line.id ?? crypto.randomUUID()
   const body = {
-    ...(line.id === undefined ? {} : { id: line.id }),
+    id,
     ...(line.protocol === undefined ? {} : { protocol: line.protocol }),
     ...(ops === undefined ? {} : { ops }),
   }
-  return postTransaction(target, JSON.stringify(body), line.id)
+  return postTransaction(target, JSON.stringify(body), id, line.id !== undefined)
 }
 
 /** `submit FILE|-`: the file's JSON object as it is, so every field of the API is reachable. */
 export async function submitCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseClientArgs(argv)
   expectPositionals(positionals, ['FILE (or - for stdin)'], 'submit')
+  const target = targetOf(values, 'decide')
   const file = positionals[0]!
   const name = file === '-' ? 'stdin' : file
   let text: string
@@ -59,18 +63,30 @@ export async function submitCommand(argv: string[]): Promise<number> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new UsageError(`submit: ${name} must hold a JSON object (the body of POST /transactions)`)
   }
-  return postTransaction(targetOf(values), text, (body as { id?: unknown }).id)
+  return postTransaction(target, text, (body as { id?: unknown }).id, true)
 }
 
 /** POST /transactions. A repeated id answers the recorded outcome without running anything,
- * so the id is looked up first to say so (on stderr). */
-async function postTransaction(target: Target, body: string, id: unknown): Promise<number> {
+ * so a given id is looked up first to say so (on stderr). No answer within --timeout is an
+ * error that says what the coordinator is waiting for. */
+async function postTransaction(
+  target: Target,
+  body: string,
+  id: unknown,
+  given: boolean,
+): Promise<number> {
+  const coordinator = (path: string, init?: RequestInit) =>
+    call(target.url, path, 'the coordinator', target.timeoutMs, init)
   let before: string | undefined
-  if (isTxnId(id)) {
-    before = (await call(target.url, `/transactions/${id}`, 'the coordinator')).body.state
-  }
+  if (given && isTxnId(id)) before = (await coordinator(`/transactions/${id}`)).body.state
   const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body }
-  const { body: outcome } = await call(target.url, '/transactions', 'the coordinator', init)
+  let outcome: any
+  try {
+    outcome = (await coordinator('/transactions', init)).body
+  } catch (error) {
+    if (error instanceof NoAnswer) throw new Error(await noOutcome(target, id))
+    throw error
+  }
   print(target, outcome, () => outcomeLines(outcome))
   if (before === 'commit' || before === 'abort') {
     console.error(`note: ${id} was decided before: this is its recorded outcome; nothing ran again`)
@@ -85,7 +101,8 @@ export async function showCommand(argv: string[]): Promise<number> {
   const id = positionals[0]!
   if (!isTxnId(id)) throw new UsageError(`show: invalid transaction id ${JSON.stringify(id)}`)
   const target = targetOf(values)
-  const { body } = await call(target.url, `/transactions/${id}`, 'the coordinator')
+  const path = `/transactions/${id}`
+  const { body } = await call(target.url, path, 'the coordinator', target.timeoutMs)
   const unknown = body.state === 'unknown'
   print(target, body, () =>
     unknown ? [`${id}: unknown (never started here; presumed abort)`] : outcomeLines(body),
@@ -93,18 +110,19 @@ export async function showCommand(argv: string[]): Promise<number> {
   return unknown ? 1 : 0
 }
 
-/** `status`: a participant that cannot be reached is part of the answer, not a failure. */
+/** `status`: every participant's block is printed, reachable or not; one that cannot be
+ * reached makes it exit 1, with one line on stderr that names it. */
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseClientArgs(argv)
   expectPositionals(positionals, [], 'status')
   const target = targetOf(values)
-  const { body: coordinator } = await call(target.url, '/status', 'the coordinator')
+  const { timeoutMs } = target
+  const { body: coordinator } = await call(target.url, '/status', 'the coordinator', timeoutMs)
   const urls = (coordinator.participants as { url: string }[]).map((p) => p.url)
   const participants = await Promise.all(
     urls.map(async (url, i) => {
       try {
-        const init = { signal: AbortSignal.timeout(5000) }
-        const { body } = await call(url, '/status', `participant ${i}`, init)
+        const { body } = await call(url, '/status', `participant ${i}`, timeoutMs)
         return { url, reachable: true, status: body }
       } catch (error) {
         return { url, reachable: false, error: (error as Error).message }
@@ -113,7 +131,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
   )
   const all = { coordinator: { url: target.url, ...coordinator }, participants }
   print(target, all, () => statusLines(target.url, coordinator, participants))
-  return 0
+  const down = participants.flatMap((p) => (p.reachable ? [] : [p.error]))
+  if (down.length > 0) console.error(`error: ${down.join('; ')}`)
+  return down.length > 0 ? 1 : 0
 }
 
 /** `get KEY [--on P]`: read from the participant directly, where the committed value lives. */
@@ -134,7 +154,8 @@ export async function getCommand(argv: string[]): Promise<number> {
   const index = indexOf(on, urls, 'use an index or URL')
   const url = urls[index]!
   const path = `/kv/${encodeURIComponent(key)}`
-  const { status: code, body } = await call(url, path, `participant ${index}`, {}, [404])
+  const who = `participant ${index}`
+  const { status: code, body } = await call(url, path, who, target.timeoutMs, {}, [404])
   const found = code !== 404
   const out = found
     ? { key, value: body.value, participant: url }

@@ -24,7 +24,7 @@ type Item = { kind: 'word'; value: string } | { kind: 'on'; value: string }
 
 /** The arguments of `start`: the client flags and the line they leave. */
 export function readStartLine(argv: string[]): {
-  values: { coordinator?: string; json?: boolean }
+  values: { coordinator?: string; json?: boolean; timeout?: string }
   line: StartLine
 } {
   // Negative numbers (`ADD balance -100`) are words, not flags: parse a masked copy and read
