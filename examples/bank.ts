@@ -5,7 +5,9 @@
 //     [--seed N] [--initial 100] [--max-amount 50]
 // Without --coordinator it starts its own cluster (3 participants and `coordinator.ts serve` as
 // real processes on free loopback ports in a temp directory) and stops it at the end.
-import { parseArgs } from 'node:util'
+import { UsageError, fail } from '../lib/cli/args.ts'
+import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
+import { coordinatorUrl } from '../lib/cli/http.ts'
 import {
   connect,
   homeOf,
@@ -32,22 +34,50 @@ type Options = {
   maxAmount: number
 }
 
+const FLAGS = {
+  coordinator: {
+    value: 'URL',
+    default: 'none: start a cluster of 3 participants and a service for this run',
+    help: 'a running coordinator service (a URL or host:port)',
+  },
+  accounts: { value: 'N', default: '30', help: 'how many accounts (2-10000)' },
+  transfers: { value: 'N', default: '500', help: 'how many random transfers' },
+  concurrency: { value: 'N', default: '16', help: 'how many transfers at a time' },
+  seed: { value: 'N', default: '1', help: 'the seed of the transfer plan' },
+  initial: { value: 'N', default: '100', help: 'the balance each new account opens with' },
+  'max-amount': { value: 'N', default: '50', help: 'the largest transfer' },
+} as const
+
+const USAGE =
+  'examples/bank.ts [--coordinator URL] [--accounts N] [--transfers N] [--concurrency N] ' +
+  '[--seed N] [--initial N] [--max-amount N]'
+
+const BANK: Command<typeof FLAGS> = {
+  name: 'examples/bank.ts',
+  usage: USAGE,
+  flags: FLAGS,
+  help: () =>
+    [
+      ...wrap(`usage: ${USAGE}`, 'usage: examples/bank.ts '.length, 100, ' ['),
+      '',
+      "Accounts on the coordinator's participants, random transfers (each one transaction),",
+      'then a check that no money was made or lost.',
+      '',
+      'flags:',
+      ...flagLines(FLAGS),
+      '',
+      'exit status: 0 the total held and no balance is negative, 1 not (or a failure), 2 usage',
+    ].join('\n'),
+}
+
 function readOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      coordinator: { type: 'string' },
-      accounts: { type: 'string' },
-      transfers: { type: 'string' },
-      concurrency: { type: 'string' },
-      seed: { type: 'string' },
-      initial: { type: 'string' },
-      'max-amount': { type: 'string' },
-    },
-    strict: true,
-  })
+  const { values } = parseCommand(Bun.argv.slice(2), BANK)
+  const accounts = integerFlag(values.accounts, 30, 'accounts')
+  if (accounts < 2 || accounts > 10_000) throw new UsageError('--accounts must be 2-10000')
   return {
-    coordinator: values.coordinator,
-    accounts: integerFlag(values.accounts, 30, 'accounts'),
+    // host:port or a URL, as every other --coordinator takes it.
+    coordinator: values.coordinator === undefined ? undefined : coordinatorUrl(values.coordinator),
+    accounts,
     count: integerFlag(values.transfers, 500, 'transfers'),
     concurrency: integerFlag(values.concurrency, 16, 'concurrency'),
     seed: integerFlag(values.seed, 1, 'seed', 0),
@@ -56,15 +86,22 @@ function readOptions(): Options {
   }
 }
 
+/** The bank behind the coordinator; one that cannot be reached is said as such. */
+async function connectTo(url: string): Promise<Bank> {
+  try {
+    return await connect(url)
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error)
+    const unreachable = (error as { code?: unknown }).code === 'ECONNREFUSED'
+    throw new Error(unreachable ? `cannot reach the coordinator at ${url}` : `${url}: ${why}`)
+  }
+}
+
 async function main(): Promise<number> {
   const options = readOptions()
-  if (options.accounts < 2 || options.accounts > 10_000) {
-    console.error('error: --accounts must be 2-10000')
-    return 2
-  }
   const cluster = options.coordinator === undefined ? await startCluster() : null
   try {
-    const bank = await connect(options.coordinator ?? cluster!.coordinator)
+    const bank = await connectTo(options.coordinator ?? cluster!.coordinator)
     const mode = cluster ? 'started for this run' : 'given'
     console.log(
       `coordinator ${bank.coordinator} (${mode}), ${bank.participants.length} participants`,
@@ -158,8 +195,6 @@ if (import.meta.main) {
   try {
     process.exit(await main())
   } catch (error) {
-    console.error(`error: ${error instanceof Error ? error.message : error}`)
-    const code = (error as { code?: unknown } | null)?.code
-    process.exit(typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS') ? 2 : 1)
+    fail(error)
   }
 }
