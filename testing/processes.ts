@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import {
   COORDINATOR,
+  ROOT,
   cleanEnv,
   spawnCoordinatorService,
   spawnParticipant,
@@ -129,4 +130,24 @@ export async function waitFor(probe: () => Promise<boolean> | boolean, ms = 10_0
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
     await Bun.sleep(10)
   }
+}
+
+/** Runs `command ARGS` (a node, a script, an example) in `cwd` (the project by default) until
+ * it exits; `cleanup` kills it if the test ends first. */
+export async function runCommand(
+  command: Command,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
+  const proc = Bun.spawn([...command, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...cleanEnv(), ...options.env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  started.add(proc)
+  const run = await outputOf(proc)
+  started.delete(proc)
+  return run
 }
