@@ -1,5 +1,6 @@
 // The coordinator service's HTTP API: start transactions, look them up, see the cluster.
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
+import { OPEN, useAuth, type Credentials } from './auth.ts'
 import type { CoordinatorNode } from '../node/coordinator-node.ts'
 import {
   MAX_OPS,
@@ -19,11 +20,21 @@ export type CoordinatorApiOptions = {
   names?: Readonly<Record<string, string>>
   /** How long POST /transactions waits for acknowledgements after the decision. */
   ackWaitMs: number
+  /** The cluster's secret and the client tokens (by default: anyone is heard). */
+  credentials?: Credentials
+}
+
+/** What a client token opens: the transactions API and the views, nothing a participant asks. */
+function clientRoute(c: Context): boolean {
+  const path = c.req.path
+  if (c.req.method === 'POST') return path === '/transactions'
+  return path === '/status' || path === '/metrics' || path.startsWith('/transactions/')
 }
 
 export function createCoordinatorApp(node: CoordinatorNode, options: CoordinatorApiOptions): Hono {
   const app = new Hono()
   useJsonErrors(app)
+  useAuth(app, options.credentials ?? OPEN, node.ports.now, clientRoute)
   app.post('/transactions', async (c) => {
     const body = await readJsonObject(c)
     const id = idOf(body)

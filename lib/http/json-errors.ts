@@ -57,7 +57,8 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   return body as Record<string, unknown>
 }
 
-async function bodyText(c: Context): Promise<string> {
+/** The body as text, within BODY_TIMEOUT_MS (Hono keeps it, so a second read is free). */
+export async function bodyText(c: Context): Promise<string> {
   let timer: Timer | undefined
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

@@ -3,6 +3,7 @@
 // decoded and replies encoded by the one codec, lib/wire/participant.ts.
 import { Hono, type Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
+import { OPEN, useAuth, type Credentials } from './auth.ts'
 import { httpError, readJsonObject, useJsonErrors, wantsJson } from './json-errors.ts'
 import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
@@ -21,9 +22,12 @@ import {
   trustedContext,
 } from '../wire/participant.ts'
 
-export function createApp(node: ParticipantNode): Hono {
+/** The participant's app around `node`; with a secret in `credentials`, only nodes that prove
+ * it are heard (a client token opens nothing here). */
+export function createApp(node: ParticipantNode, credentials: Credentials = OPEN): Hono {
   const app = new Hono()
   useJsonErrors(app)
+  useAuth(app, credentials, node.ports.now)
   let requests = 0 // protocol requests received, for benchmarks
   app.use(async (c, next) => {
     if (c.req.method === 'POST') requests += 1

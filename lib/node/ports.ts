@@ -2,6 +2,7 @@
 // (`bunPorts`); the simulator (testing/sim) passes a virtual clock and a seeded network, so the
 // same nodes run in both. Durable storage is a port too: the participant's ParticipantStore,
 // the coordinator's CoordinatorLog, and each node's View.
+import { proofOf } from '../wire/auth.ts'
 
 /** A reply as it came off the wire: its status and parsed JSON body (null when not JSON). */
 export type WireReply = { status: number; body: unknown }
@@ -25,15 +26,49 @@ export type Ports = Readonly<{
   warn: (line: string) => void
 }>
 
-export const bunPorts: Ports = {
-  now: () => Date.now(),
-  every(ms, fn) {
-    const timer = setInterval(fn, ms)
-    return () => clearInterval(timer)
-  },
-  sleep: (ms) => Bun.sleep(ms),
-  request: fetchJson,
-  warn: (line) => console.error(line),
+/** What a node's requests carry: proof of the cluster's secret, and its TLS identity and the CA
+ * it trusts (PEM texts). */
+export type HttpOptions = {
+  secret?: string | null
+  tls?: { ca?: string; cert?: string; key?: string } | null
+}
+
+/** Bun's clock, timers and fetch; requests signed and over TLS as `options` say. */
+export function httpPorts(options: HttpOptions = {}): Ports {
+  return {
+    now: () => Date.now(),
+    every(ms, fn) {
+      const timer = setInterval(fn, ms)
+      return () => clearInterval(timer)
+    },
+    sleep: (ms) => Bun.sleep(ms),
+    request: (method, url, body, timeoutMs) => fetchJson(method, url, body, timeoutMs, options),
+    warn: (line) => console.error(line),
+  }
+}
+
+export const bunPorts: Ports = httpPorts()
+
+/** Headers for a request of `text` to `url`: JSON, and the proof of the secret if there is one. */
+export function requestHeaders(
+  method: string,
+  url: string,
+  text: string,
+  secret: string | null | undefined,
+): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json',
+  }
+  if (secret) {
+    const { pathname, search } = new URL(url)
+    headers.authorization = proofOf(
+      secret,
+      { method, path: pathname + search, body: text },
+      Date.now(),
+    )
+  }
+  return headers
 }
 
 async function fetchJson(
@@ -41,12 +76,15 @@ async function fetchJson(
   url: string,
   body: unknown,
   timeoutMs: number,
+  options: HttpOptions,
 ): Promise<WireReply | null> {
+  const text = method === 'POST' ? JSON.stringify(body) : ''
   try {
     const response = await fetch(url, {
       method,
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
+      headers: requestHeaders(method, url, text, options.secret),
+      ...(method === 'POST' ? { body: text } : {}),
+      ...(options.tls ? { tls: options.tls } : {}),
       signal: AbortSignal.timeout(timeoutMs),
     })
     const json = (await response.json().catch(() => null)) as unknown
