@@ -100,7 +100,7 @@ test('a client token opens the coordinator API, never a participant', async () =
   ).toBe(401)
 })
 
-test("an outsider's /abort during a transfer is refused, and the transfer stays atomic", async () => {
+test("an outsider's /abort during a transfer is a 401: the transfer stays atomic", async () => {
   const [p0, p1] = [await participant(), await participant()]
   const node = new CoordinatorNode({
     dir: tempDir(),
