@@ -13,6 +13,7 @@ import {
   openCoordinator,
   parsePort,
   fail,
+  httpPorts,
   isClientCommand,
   isTxnId,
   parseMs,
@@ -24,20 +25,36 @@ import {
 } from './lib.ts'
 import { parseCommand } from './lib/cli/flags.ts'
 import { BATCH, SERVE } from './lib/cli/usage.ts'
+import {
+  credentialsOf,
+  httpOptionsOf,
+  readClientTokens,
+  readSecurity,
+  schemeOf,
+  serveTlsOf,
+  trustLine,
+  type Security,
+} from './lib/cli/security.ts'
+
+const OPEN_SECURITY: Security = { secret: null, secretFile: null, tls: null }
 
 export { runBatch, type BatchOptions }
 
-/** Participants from the environment, then from the flags, without repeats, and their names. */
-function participantsOf(flags: string[] | undefined) {
-  const named = (flags ?? []).map(namedParticipant)
+/** Participants from the environment, then from the flags, without repeats, and their names.
+ * With TLS, a participant given as host:port is reached over https. */
+function participantsOf(flags: string[] | undefined, security: Security) {
+  const scheme = (url: string) => url.replace(/^http:/, `${schemeOf(security)}:`)
+  const named = (flags ?? []).map(namedParticipant).map((n) => ({ ...n, url: scheme(n.url) }))
   const names = Object.fromEntries(named.filter((n) => n.name).map((n) => [n.name!, n.url]))
-  const participants = [...new Set([...participantsFromEnv(Bun.env), ...named.map((n) => n.url)])]
+  const fromEnv = participantsFromEnv(Bun.env).map(scheme)
+  const participants = [...new Set([...fromEnv, ...named.map((n) => n.url)])]
   return { participants, names }
 }
 
 function parseBatchArgs(argv: string[]): BatchOptions {
   const { values, positionals } = parseCommand(argv, BATCH)
-  const { participants } = participantsOf(values.participant)
+  const security = readSecurity(values, Bun.env)
+  const { participants } = participantsOf(values.participant, security)
   const txns = positionals.length > 0 ? positionals : ['t1', 't2']
   for (const txn of txns) {
     if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)
@@ -48,6 +65,7 @@ function parseBatchArgs(argv: string[]): BatchOptions {
     txns: [...new Set(txns)],
     timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
     deliverTimeoutMs: parseMs(values['deliver-timeout'] ?? '30000', 'deliver-timeout'),
+    ports: httpPorts(httpOptionsOf(security)),
   }
 }
 
@@ -61,6 +79,9 @@ export type ServeOptions = {
   advertise?: string
   timeoutMs: number
   ackWaitMs: number
+  /** The secret, TLS and client tokens (by default none: anyone is heard, over plain HTTP). */
+  security?: Security
+  clientTokens?: string[]
 }
 
 /** Starts the coordinator service: recovery first, then the HTTP API. */
@@ -68,18 +89,24 @@ export async function serve(options: ServeOptions) {
   // Loaded here, not at the top: batch mode never needs Hono.
   const { createCoordinatorApp } = await import('./lib/http/coordinator-app.ts')
   ensureDir(options.dir)
+  const security = options.security ?? OPEN_SECURITY
   const node = openCoordinator({
     dir: options.dir,
     timeoutMs: options.timeoutMs,
     alwaysBatch: true,
     lazyAborts: true,
     onePhase: true,
+    ports: httpPorts(httpOptionsOf(security)),
   })
-  const app = createCoordinatorApp(node, options)
-  const server = Bun.serve({ port: options.port, hostname: options.hostname, fetch: app.fetch })
+  const credentials = credentialsOf(security, options.clientTokens)
+  const app = createCoordinatorApp(node, { ...options, credentials })
+  const tls = serveTlsOf(security)
+  const { port, hostname: host } = options
+  const server = Bun.serve({ port, hostname: host, fetch: app.fetch, ...(tls ? { tls } : {}) })
   // Bound to every interface, the machine's name is what other hosts can reach, not loopback.
   const local = options.hostname === '0.0.0.0' ? hostname() : options.hostname
-  node.options.selfUrl = options.advertise ?? `http://${local}:${server.port}`
+  const scheme = schemeOf(security)
+  node.options.selfUrl = options.advertise ?? `${scheme}://${local}:${server.port}`
   await node.start()
   return { node, server, url: node.options.selfUrl }
 }
@@ -87,9 +114,13 @@ export async function serve(options: ServeOptions) {
 function parseServeArgs(argv: string[]): ServeOptions {
   const { values, positionals } = parseCommand(argv, SERVE)
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  const security = readSecurity(values, Bun.env)
+  const tokensFile = values['client-tokens-file']
   return {
     dir: resolve(values.dir ?? '.'),
-    ...participantsOf(values.participant),
+    ...participantsOf(values.participant, security),
+    security,
+    ...(tokensFile ? { clientTokens: readClientTokens(tokensFile) } : {}),
     port: parsePort(values.port ?? '8000', 'port'),
     hostname: values.host ?? '0.0.0.0',
     ...(values.advertise ? { advertise: participantUrl(values.advertise) } : {}),
@@ -100,7 +131,9 @@ function parseServeArgs(argv: string[]): ServeOptions {
 
 async function main(argv: string[]): Promise<never> {
   if (argv[0] === 'serve') {
-    const { node, server, url } = await serve(parseServeArgs(argv.slice(1)))
+    const options = parseServeArgs(argv.slice(1))
+    const { node, server, url } = await serve(options)
+    console.error(trustLine('coordinator', options.security ?? OPEN_SECURITY))
     console.log(`coordinator listening on ${url}`)
     await new Promise<void>((done) => {
       process.on('SIGTERM', done)

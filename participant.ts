@@ -10,8 +10,10 @@ import {
   ensureDir,
   fail,
   isTxnId,
+  httpPorts,
   parseMs,
   parsePort,
+  participantUrl,
   readVotesFile,
   resolveHeuristically,
   writeAddressFile,
@@ -21,6 +23,15 @@ import {
 } from './lib.ts'
 import { parseCommand, usageOf } from './lib/cli/flags.ts'
 import { PARTICIPANT, RESOLVE } from './lib/cli/usage.ts'
+import {
+  credentialsOf,
+  httpOptionsOf,
+  readSecurity,
+  schemeOf,
+  serveTlsOf,
+  trustLine,
+} from './lib/cli/security.ts'
+import type { Trusted } from './lib/wire/participant.ts'
 
 // The app factory stays importable from here, as DESIGN.md promises: tests and embedders build
 // the same Hono app around a ParticipantNode and drive it with app.request().
@@ -32,22 +43,36 @@ async function serve(argv: string[]): Promise<void> {
   const port = parsePort(values.port ?? Bun.env.PORT ?? '9000', 'port')
   const hostname = values.host ?? Bun.env.HOST ?? '0.0.0.0'
   const inDoubtAfterMs = parseMs(values['in-doubt-after'] ?? '5000', 'in-doubt-after')
+  const security = readSecurity(values, Bun.env)
+  const trusted = trustedOf(values, schemeOf(security))
   ensureDir(dir)
   const votes = readVotes(dir) // before the store: a bad votes.txt leaves nothing behind
   const store = await storeIn(values.store ?? 'sqlite', dir)
-  const node = new ParticipantNode(dir, votes, { inDoubtAfterMs, store })
+  const ports = httpPorts(httpOptionsOf(security))
+  const node = new ParticipantNode(dir, votes, { inDoubtAfterMs, store, ports, trusted })
   await node.start()
-  const app = createApp(node)
+  const app = createApp(node, credentialsOf(security))
   // One request to ourselves before listening: Hono builds its router on the first request,
   // a couple of milliseconds that would otherwise fall on the first prepare.
   await app.request('/healthz')
-  const server = Bun.serve({ port, hostname, fetch: app.fetch })
-  const url = `http://${hostname}:${server.port}`
+  const tls = serveTlsOf(security)
+  const server = Bun.serve({ port, hostname, fetch: app.fetch, ...(tls ? { tls } : {}) })
+  const url = `${schemeOf(security)}://${hostname}:${server.port}`
   writeAddressFile(dir, url)
+  console.error(trustLine('participant', security))
   console.log(`participant listening on ${url} (dir ${dir})`)
   const stop = () => void server.stop().then(() => process.exit(0))
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+}
+
+/** `--coordinator` and `--peer`: whom it may ask in doubt (host:port takes this node's scheme). */
+function trustedOf(
+  values: { coordinator?: string[]; peer?: string[] },
+  scheme: 'http' | 'https',
+): Trusted {
+  const url = (value: string) => participantUrl(value).replace(/^http:/, `${scheme}:`)
+  return { coordinators: (values.coordinator ?? []).map(url), peers: (values.peer ?? []).map(url) }
 }
 
 /** votes.txt in `dir`: a bad line is a configuration error that names the file and line. */
@@ -105,7 +130,8 @@ async function resolveCommand(argv: string[]): Promise<void> {
     throw new UsageError(usageOf(RESOLVE))
   }
   if (!isTxnId(txn)) throw new UsageError(`invalid transaction id ${JSON.stringify(txn)}`)
-  console.log(await resolveHeuristically(resolve(values.dir ?? '.'), txn, decision))
+  const ports = httpPorts(httpOptionsOf(readSecurity(values, Bun.env)))
+  console.log(await resolveHeuristically(resolve(values.dir ?? '.'), txn, decision, ports))
 }
 
 if (import.meta.main) {

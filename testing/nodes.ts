@@ -72,7 +72,7 @@ export async function listeningUrl(proc: NodeProcess): Promise<string> {
   const decoder = new TextDecoder()
   let text = ''
   for (;;) {
-    const match = /listening on (http:\/\/\S+)/.exec(text)
+    const match = /listening on (https?:\/\/\S+)/.exec(text)
     if (match) {
       void drain(reader)
       void drain(proc.stderr.getReader())

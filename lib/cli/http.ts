@@ -1,6 +1,15 @@
 // Calls to the coordinator service and its participants: which coordinator (`--coordinator`,
 // `$TWOPHASE_COORDINATOR`), and one JSON request whose every failure is one line to print.
 import { UsageError, parseMs } from './args.ts'
+import { requestHeaders } from '../node/ports.ts'
+import {
+  SECURITY_FLAGS,
+  readClientTokens,
+  readSecurity,
+  schemeOf,
+  type Security,
+  type SecurityValues,
+} from './security.ts'
 import { CLIENT_TIMEOUT, DEFAULT_COORDINATOR } from './usage.ts'
 
 export { DEFAULT_COORDINATOR }
@@ -10,26 +19,57 @@ export const CLIENT_FLAGS = {
   coordinator: { type: 'string' },
   json: { type: 'boolean' },
   timeout: { type: 'string' },
+  'token-file': { type: 'string' },
+  ...SECURITY_FLAGS,
 } as const
 
 export type Target = { url: string; json: boolean; timeoutMs: number }
 
-type ClientValues = { coordinator?: string; json?: boolean; timeout?: string }
+type ClientValues = SecurityValues & {
+  coordinator?: string
+  json?: boolean
+  timeout?: string
+  'token-file'?: string
+}
+
+/** What this client's requests carry: the secret's proof or a client token, and TLS. */
+type ClientCredentials = { secret: string | null; token: string | null; tls: Security['tls'] }
+
+let credentials: ClientCredentials = { secret: null, token: null, tls: null }
+
+/** Reads the client's credentials from its flags and environment (once per command). */
+function useCredentials(values: ClientValues): Security {
+  const security = readSecurity(values, process.env)
+  const tokenFile = values['token-file'] ?? process.env.TWOPHASE_TOKEN_FILE
+  const token = tokenFile ? (readClientTokens(tokenFile)[0] ?? null) : null
+  if (tokenFile && token === null) throw new UsageError(`--token-file ${tokenFile}: no token in it`)
+  credentials = { secret: security.secret, token, tls: security.tls }
+  return security
+}
+
+function authHeaders(method: string, url: string, body: string): Record<string, string> {
+  const headers = requestHeaders(method, url, body, credentials.secret)
+  if (credentials.secret === null && credentials.token !== null) {
+    headers.authorization = `Bearer ${credentials.token}`
+  }
+  return headers
+}
 
 /** Where the coordinator is, how to print, and how long one answer may take: `wait` is the
  * command's default (start and submit wait for a decision, the rest only read). */
 export function targetOf(values: ClientValues, wait: keyof typeof CLIENT_TIMEOUT = 'read'): Target {
+  const security = useCredentials(values)
   const given = values.coordinator ?? (process.env.TWOPHASE_COORDINATOR || DEFAULT_COORDINATOR)
   return {
-    url: coordinatorUrl(given),
+    url: coordinatorUrl(given, schemeOf(security)),
     json: values.json ?? false,
     timeoutMs: parseMs(values.timeout ?? String(CLIENT_TIMEOUT[wait]), 'timeout'),
   }
 }
 
 /** `--coordinator`: `host:port` or an http(s) URL, as a base URL without a trailing slash. */
-export function coordinatorUrl(value: string): string {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`
+export function coordinatorUrl(value: string, scheme: 'http' | 'https' = 'http'): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `${scheme}://${value}`
   try {
     const url = new URL(withScheme)
     if (url.protocol === 'http:' || url.protocol === 'https:') {
@@ -54,9 +94,13 @@ export async function call(
   let response: Response
   let text: string
   try {
-    response = await fetch(`${base}${path}`, {
+    const url = `${base}${path}`
+    const body = typeof init.body === 'string' ? init.body : ''
+    const headers = { ...authHeaders(init.method ?? 'GET', url, body), ...(init.headers ?? {}) }
+    response = await fetch(url, {
       ...init,
-      headers: { accept: 'application/json', ...(init.headers as Record<string, string>) },
+      headers: headers as Record<string, string>,
+      ...(credentials.tls ? { tls: credentials.tls } : {}),
       signal: AbortSignal.timeout(timeoutMs),
     })
     text = await response.text()

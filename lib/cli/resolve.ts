@@ -7,7 +7,7 @@ import { PARTICIPANT_DB } from '../store/sqlite-store.ts'
 import { UsageError } from '../core/errors.ts'
 import type { Decision, Reply } from '../core/index.ts'
 import { ParticipantNode } from '../node/participant-node.ts'
-import { bunPorts } from '../node/ports.ts'
+import { bunPorts, type Ports } from '../node/ports.ts'
 import { decodeReply } from '../wire/participant.ts'
 
 const ADDRESS_FILE = 'participant.json'
@@ -27,6 +27,7 @@ export async function resolveHeuristically(
   dir: string,
   txn: string,
   decision: Decision,
+  ports: Ports = bunPorts,
 ): Promise<string> {
   const running = runningParticipant(dir)
   // Offline, only into a log that exists: a wrong --dir must not become a new participant.
@@ -37,7 +38,7 @@ export async function resolveHeuristically(
     )
   }
   const reply = running
-    ? await resolveOnline(running, txn, decision)
+    ? await resolveOnline(running, txn, decision, ports)
     : await resolveOffline(dir, txn, decision)
   if (reply.kind === 'conflict' || reply.kind === 'unavailable') throw new Error(reply.error)
   if (reply.kind !== 'outcome') throw new Error(`unexpected answer resolving ${txn}`)
@@ -60,9 +61,12 @@ async function resolveOnline(
   running: { url: string; pid: number },
   txn: string,
   decision: Decision,
+  ports: Ports,
 ): Promise<Reply> {
+  // Through the running node, with the cluster's proof when it has a secret: an operator's
+  // action needs the secret, as a coordinator's does.
   const url = `${running.url}/resolve`
-  const answer = await bunPorts.request('POST', url, { txn, decision }, 30_000)
+  const answer = await ports.request('POST', url, { txn, decision }, 30_000)
   if (answer === null) {
     throw new Error(
       `the participant (pid ${running.pid}) runs but does not answer at ${running.url}`,

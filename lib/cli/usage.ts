@@ -7,6 +7,26 @@ export const DEFAULT_COORDINATOR = 'http://127.0.0.1:8000'
 
 const DIR_HELP = "the node's directory, created if missing:"
 
+/** Who a node trusts (lib/cli/security.ts reads them): every node takes these. */
+const TRUST_FLAGS = {
+  'secret-file': {
+    value: 'PATH',
+    default: '$TWOPHASE_SECRET_FILE, else none: anyone is heard',
+    help: "the cluster's shared secret (16+ characters): every request must prove it",
+  },
+  'tls-cert': {
+    value: 'PEM',
+    default: 'none: plain HTTP',
+    help: "this node's certificate (with --tls-key): it serves and connects over TLS",
+  },
+  'tls-key': { value: 'PEM', default: 'none', help: 'the private key of --tls-cert' },
+  'tls-ca': {
+    value: 'PEM',
+    default: "none: the system's CAs",
+    help: 'the CA it trusts; a server then requires a client certificate from it (mutual TLS)',
+  },
+} as const
+
 export const PARTICIPANT_FLAGS = {
   port: { value: 'PORT', default: '$PORT, else 9000', help: 'the port to listen on' },
   host: { value: 'HOST', default: '$HOST, else 0.0.0.0', help: 'the address to bind' },
@@ -25,15 +45,31 @@ export const PARTICIPANT_FLAGS = {
     default: 'sqlite',
     help: 'sqlite, postgres (a private cluster under DIR/postgres) or a postgres:// URL',
   },
+  coordinator: {
+    value: 'URL',
+    multiple: true,
+    default: 'none: whom each prepare names',
+    help: 'a coordinator it may ask in doubt; a prepare naming another is refused; repeatable',
+  },
+  peer: {
+    value: 'URL',
+    multiple: true,
+    default: 'none: whom each prepare names',
+    help: 'a participant it may ask in doubt; others a prepare names are ignored; repeatable',
+  },
+  ...TRUST_FLAGS,
 } as const
 
 export const RESOLVE_FLAGS = {
   dir: { value: 'DIR', default: '.', help: "the participant's directory, which holds its log" },
+  ...TRUST_FLAGS,
 } as const
 
+const TRUST_USAGE = '[--secret-file PATH] [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]'
 const PARTICIPANT_USAGE =
-  'participant.ts [--port PORT] [--host HOST] [--dir DIR] [--in-doubt-after MS] [--store STORE]'
-const RESOLVE_USAGE = 'participant.ts resolve TXN commit|abort [--dir DIR]'
+  'participant.ts [--port PORT] [--host HOST] [--dir DIR] [--in-doubt-after MS] [--store STORE] ' +
+  `[--coordinator URL]... [--peer URL]... ${TRUST_USAGE}`
+const RESOLVE_USAGE = `participant.ts resolve TXN commit|abort [--dir DIR] ${TRUST_USAGE}`
 
 function participantHelp(): string {
   return [
@@ -88,6 +124,7 @@ export const BATCH_FLAGS = {
     help: 'how long a decision may wait for its acknowledgements',
   },
   dir: { value: 'DIR', default: '.', help: `${DIR_HELP} coordinator.db, decision.txt` },
+  ...TRUST_FLAGS,
 } as const
 
 export const SERVE_FLAGS = {
@@ -111,6 +148,12 @@ export const SERVE_FLAGS = {
     default: 'http://HOST:PORT',
     help: 'the URL participants in doubt use to reach this coordinator',
   },
+  'client-tokens-file': {
+    value: 'PATH',
+    default: 'none',
+    help: 'client tokens, one per line: each opens the API (never a participant)',
+  },
+  ...TRUST_FLAGS,
 } as const
 
 /** The default --timeout of the client: start and submit wait for a decision. */
@@ -128,6 +171,12 @@ export const CLIENT_FLAG_HELP = {
     default: `${CLIENT_TIMEOUT.decide} for start and submit, ${CLIENT_TIMEOUT.read} for the others`,
     help: 'how long to wait for each answer',
   },
+  'token-file': {
+    value: 'PATH',
+    default: '$TWOPHASE_TOKEN_FILE, else none',
+    help: 'a client token of the service (serve --client-tokens-file), instead of the secret',
+  },
+  ...TRUST_FLAGS,
   on: {
     value: 'P',
     default: 'start: every participant; get: 0',
@@ -139,10 +188,11 @@ export const CLIENT_FLAG_HELP = {
 
 const BATCH_USAGE =
   'coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--deliver-timeout MS] ' +
-  '[--dir DIR]'
+  `[--dir DIR] ${TRUST_USAGE}`
 const SERVE_USAGE =
   'coordinator.ts serve [--port PORT] [--host HOST] [--participant [NAME=]host:port]... ' +
-  '[--dir DIR] [--timeout MS] [--ack-wait MS] [--advertise URL]'
+  '[--dir DIR] [--timeout MS] [--ack-wait MS] [--advertise URL] [--client-tokens-file PATH] ' +
+  TRUST_USAGE
 
 /** The usage line of each client command, printed after its usage errors. */
 export const CLIENT_USAGE_LINES: Readonly<Record<string, string>> = {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { COORDINATOR_DB, CoordinatorNode, type CoordinatorOptions } from './coordinator-node.ts'
 import type { CoordinatorTxn } from '../core/index.ts'
 import { UsageError } from '../core/errors.ts'
+import type { Ports } from './ports.ts'
 
 export type BatchOptions = {
   dir: string
@@ -13,6 +14,8 @@ export type BatchOptions = {
   timeoutMs: number
   deliverTimeoutMs: number
   log?: (line: string) => void
+  /** Clock, timers and network (signed and over TLS as configured); Bun's by default. */
+  ports?: Ports
 }
 
 const NO_PARTICIPANTS =
@@ -62,6 +65,7 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
     dir: options.dir,
     timeoutMs: options.timeoutMs,
     retryUndecided: true,
+    ...(options.ports ? { ports: options.ports } : {}),
   })
   try {
     await node.start()
