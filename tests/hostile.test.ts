@@ -5,7 +5,7 @@ import type { Hono } from 'hono'
 import { createApp } from '../lib/http/participant-app.ts'
 import { createCoordinatorApp } from '../lib/http/coordinator-app.ts'
 import { CoordinatorNode, ParticipantNode, SqliteStore } from '../lib.ts'
-import { cleanup, tempDir, waitFor } from '../testing/processes.ts'
+import { cleanup, outputOf, spawnCoordinator, tempDir, waitFor } from '../testing/processes.ts'
 import { FaultProxy, stopProxies } from '../testing/proxy.ts'
 
 const nodes = new Set<ParticipantNode>()
@@ -250,4 +250,24 @@ test('a prepare naming nobody to ask is resolved through the configured coordina
   expect((await post(p, '/prepare', body)).body.vote).toBe('yes')
   await waitFor(() => p.node.state('o3').state === 'aborted')
   expect(p.store.locks().size).toBe(0)
+})
+
+test('the client exits 3 on a heuristic outcome and says so', async () => {
+  const outcome = {
+    id: 'h9',
+    decision: 'commit',
+    state: 'commit',
+    votes: { 'http://p0': 'yes', 'http://p1': 'yes' },
+    reasons: {},
+    acknowledged: false,
+    heuristic: true,
+    refusals: { 'http://p1': 'Cannot commit transaction "h9" as it is already aborted' },
+  }
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => Response.json(outcome) })
+  stops.push(() => server.stop(true))
+  const url = `http://127.0.0.1:${server.port}`
+  const run = await outputOf(spawnCoordinator(tempDir(), ['show', 'h9', '--coordinator', url]))
+  expect(run.code).toBe(3)
+  expect(run.stdout).toContain('h9 commit (HEURISTIC: a participant refused it')
+  expect(run.stdout).toContain('(refused the decision: Cannot commit transaction "h9"')
 })

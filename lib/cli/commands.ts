@@ -91,6 +91,13 @@ async function postTransaction(
   if (before === 'commit' || before === 'abort') {
     console.error(`note: ${id} was decided before: this is its recorded outcome; nothing ran again`)
   }
+  return exitOf(outcome)
+}
+
+/** 0 committed, 1 aborted, 3 heuristic: a participant refused the decision, its outcome differs
+ * (an operator's), so the transaction is not atomic there and someone must look. */
+function exitOf(outcome: { decision?: unknown; heuristic?: unknown }): number {
+  if (outcome.heuristic === true) return 3
   return outcome.decision === 'commit' ? 0 : 1
 }
 
@@ -107,7 +114,7 @@ export async function showCommand(argv: string[]): Promise<number> {
   print(target, body, () =>
     unknown ? [`${id}: unknown (never started here; presumed abort)`] : outcomeLines(body),
   )
-  return unknown ? 1 : 0
+  return unknown ? 1 : body.heuristic === true ? 3 : 0
 }
 
 /** `status`: every participant's block is printed, reachable or not; one that cannot be

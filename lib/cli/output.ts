@@ -10,11 +10,13 @@ export function print(target: Target, json: unknown, human: () => string[]): voi
 export function outcomeLines(o: any): string[] {
   const state = o.state ?? o.decision
   // Presumed abort: an abort is sent once and never acknowledged; one who missed it asks.
-  const delivery = o.acknowledged
-    ? 'acknowledged'
-    : state === 'abort'
-      ? 'sent once; aborts are not acknowledged'
-      : 'not yet acknowledged; delivery goes on'
+  const delivery = o.heuristic
+    ? 'HEURISTIC: a participant refused it, its outcome differs'
+    : o.acknowledged
+      ? 'acknowledged'
+      : state === 'abort'
+        ? 'sent once; aborts are not acknowledged'
+        : 'not yet acknowledged; delivery goes on'
   const head = state === 'preparing' ? `${o.id} preparing` : `${o.id} ${state} (${delivery})`
   const votes = Object.entries((o.votes ?? {}) as Record<string, string | null>)
   const width = Math.max(0, ...votes.map(([url]) => url.length))

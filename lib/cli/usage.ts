@@ -236,7 +236,8 @@ export function coordinatorHelp(): string {
     'exit status: batch: 0 every decision recorded and acknowledged, 1 not, 2 usage error.',
     '  client: 0 committed (start, submit) or found (show, get, status); 1 aborted, not found,',
     '  no answer within --timeout, or the coordinator or a participant cannot be reached;',
-    '  2 usage error, or a request the coordinator rejected as malformed',
+    '  2 usage error, or a request the coordinator rejected as malformed; 3 a heuristic',
+    '  outcome (start, submit, show): a participant refused the decision, its outcome differs',
   ].join('\n')
 }
 
