@@ -60,7 +60,7 @@ test('a lock left by a node that crashed is taken over', async () => {
   expect((await fetch(`${again.url}/healthz`)).status).toBe(200)
 })
 
-test('a lock naming a process that is gone is taken over, even one never started here', async () => {
+test('a lock naming a process that is gone is taken over, one never seen here too', async () => {
   const dir = tempDir()
   writeFileSync(join(dir, 'twophase.lock'), '{"pid":2147483646,"role":"participant"}\n')
   const node = await startParticipant(dir)
