@@ -32,6 +32,7 @@ import {
   readSecurity,
   schemeOf,
   serveTlsOf,
+  servingSecurity,
   trustLine,
   type Security,
 } from './lib/cli/security.ts'
@@ -114,7 +115,7 @@ export async function serve(options: ServeOptions) {
 function parseServeArgs(argv: string[]): ServeOptions {
   const { values, positionals } = parseCommand(argv, SERVE)
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
-  const security = readSecurity(values, Bun.env)
+  const security = servingSecurity(readSecurity(values, Bun.env))
   const tokensFile = values['client-tokens-file']
   return {
     dir: resolve(values.dir ?? '.'),

@@ -29,6 +29,7 @@ import {
   readSecurity,
   schemeOf,
   serveTlsOf,
+  servingSecurity,
   trustLine,
 } from './lib/cli/security.ts'
 import type { Trusted } from './lib/wire/participant.ts'
@@ -43,7 +44,7 @@ async function serve(argv: string[]): Promise<void> {
   const port = parsePort(values.port ?? Bun.env.PORT ?? '9000', 'port')
   const hostname = values.host ?? Bun.env.HOST ?? '0.0.0.0'
   const inDoubtAfterMs = parseMs(values['in-doubt-after'] ?? '5000', 'in-doubt-after')
-  const security = readSecurity(values, Bun.env)
+  const security = servingSecurity(readSecurity(values, Bun.env))
   const trusted = trustedOf(values, schemeOf(security))
   ensureDir(dir)
   const votes = readVotes(dir) // before the store: a bad votes.txt leaves nothing behind

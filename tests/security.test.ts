@@ -136,3 +136,32 @@ async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   reader.releaseLock()
   return text.split('\n')[0]!
 }
+
+test.each([
+  [['--tls-ca', 'CA'], 'a node given --tls-ca needs --tls-cert and --tls-key too'],
+  [['--tls-cert', 'CERT'], '--tls-cert and --tls-key go together: give both or neither'],
+  [['--secret-file', 'SHORT'], 'is shorter than 16 characters'],
+  [['--secret-file', 'MISSING'], 'cannot read it (ENOENT)'],
+])('a participant given %p refuses to start with one line', async (flags, words) => {
+  const k = keys()
+  const certs = makeCerts(k.dir)
+  writeFileSync(join(k.dir, 'short'), 'too-short\n')
+  const files: Record<string, string> = {
+    CA: certs.ca,
+    CERT: certs.cert,
+    SHORT: join(k.dir, 'short'),
+    MISSING: join(k.dir, 'nothing-here'),
+  }
+  const args = flags.map((f) => files[f] ?? f)
+  const run = await outputOf(
+    Bun.spawn([process.execPath, join(import.meta.dir, '../participant.ts'), ...args], {
+      cwd: tempDir(),
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    }),
+  )
+  expect(run.code).toBe(2)
+  expect(run.stderr).toContain(words)
+  expect(run.stderr.trim().split('\n')).toHaveLength(1)
+})

@@ -93,6 +93,15 @@ export function readClientTokens(path: string): string[] {
   return tokens
 }
 
+/** A node that serves: with a CA it must have its own certificate, or it would serve plain HTTP
+ * while asking its peers for TLS. */
+export function servingSecurity(security: Security): Security {
+  if (security.tls?.ca && !security.tls.cert) {
+    throw new UsageError('a node given --tls-ca needs --tls-cert and --tls-key too')
+  }
+  return security
+}
+
 /** What this node's own requests carry. */
 export function httpOptionsOf(security: Security): HttpOptions {
   return { secret: security.secret, tls: security.tls }
