@@ -2,12 +2,15 @@
 // i % n as key `acct:<i>`), random concurrent transfers, each ONE transaction through the
 // coordinator service, and a check that no money was made or lost on the way.
 //   bun examples/bank.ts [--coordinator URL] [--accounts 30] [--transfers 500] [--concurrency 16]
-//     [--seed N] [--initial 100] [--max-amount 50]
+//     [--seed N] [--initial 100] [--max-amount 50] [--secret-file PATH] [--token-file PATH]
+//     [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--secure]
 // Without --coordinator it starts its own cluster (3 participants and `coordinator.ts serve` as
-// real processes on free loopback ports in a temp directory) and stops it at the end.
+// real processes on free loopback ports in a temp directory) and stops it at the end; with
+// --secure, that cluster has a fresh secret and mutual TLS.
 import { UsageError, fail } from '../lib/cli/args.ts'
 import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
 import { coordinatorUrl } from '../lib/cli/http.ts'
+import { readClientTokens, readSecurity, schemeOf } from '../lib/cli/security.ts'
 import {
   connect,
   homeOf,
@@ -19,6 +22,7 @@ import {
   startCluster,
   topReasons,
   waitSettled,
+  type Auth,
   type Bank,
   type Outcome,
 } from '../testing/bank.ts'
@@ -32,6 +36,10 @@ type Options = {
   seed: number
   initial: number
   maxAmount: number
+  /** What the requests to a given --coordinator carry. */
+  auth: Auth
+  /** Start the cluster with a fresh secret and mutual TLS. */
+  secure: boolean
 }
 
 const FLAGS = {
@@ -46,11 +54,36 @@ const FLAGS = {
   seed: { value: 'N', default: '1', help: 'the seed of the transfer plan' },
   initial: { value: 'N', default: '100', help: 'the balance each new account opens with' },
   'max-amount': { value: 'N', default: '50', help: 'the largest transfer' },
+  'secret-file': {
+    value: 'PATH',
+    default: '$TWOPHASE_SECRET_FILE with --coordinator, else none',
+    help: "the cluster's secret: every request carries its proof (the participants' reads need it)",
+  },
+  'token-file': {
+    value: 'PATH',
+    default: '$TWOPHASE_TOKEN_FILE with --coordinator, else none',
+    help: "a client token of the service: sent to the coordinator instead of the secret's proof",
+  },
+  'tls-cert': {
+    value: 'PEM',
+    default: 'none',
+    help: 'a client certificate (with --tls-key), for nodes on mutual TLS',
+  },
+  'tls-key': { value: 'PEM', default: 'none', help: 'the private key of --tls-cert' },
+  'tls-ca': {
+    value: 'PEM',
+    default: "none: the system's CAs",
+    help: "the CA the nodes' certificates come from (host:port then means https)",
+  },
+  secure: {
+    help: 'start the cluster with a fresh secret and mutual TLS (not with --coordinator)',
+  },
 } as const
 
 const USAGE =
   'examples/bank.ts [--coordinator URL] [--accounts N] [--transfers N] [--concurrency N] ' +
-  '[--seed N] [--initial N] [--max-amount N]'
+  '[--seed N] [--initial N] [--max-amount N] [--secret-file PATH] [--token-file PATH] ' +
+  '[--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--secure]'
 
 const BANK: Command<typeof FLAGS> = {
   name: 'examples/bank.ts',
@@ -74,35 +107,67 @@ function readOptions(): Options {
   const { values } = parseCommand(Bun.argv.slice(2), BANK)
   const accounts = integerFlag(values.accounts, 30, 'accounts')
   if (accounts < 2 || accounts > 10_000) throw new UsageError('--accounts must be 2-10000')
+  const own = values.coordinator === undefined
+  const secure = values.secure ?? false
+  if (secure && !own)
+    throw new UsageError('--secure starts its own cluster: not with --coordinator')
+  // The environment's secret and token are for a cluster given; the one started here has its own.
+  const security = readSecurity(values, own ? {} : process.env)
+  const tokenFile = values['token-file'] ?? (own ? undefined : process.env.TWOPHASE_TOKEN_FILE)
+  const auth: Auth = { secret: security.secret, token: readToken(tokenFile), tls: security.tls }
+  if (own && (auth.secret || auth.token || auth.tls)) {
+    throw new UsageError(
+      '--secret-file, --token-file and --tls-* are for a running cluster (--coordinator); ' +
+        '--secure secures the one started here',
+    )
+  }
   return {
-    // host:port or a URL, as every other --coordinator takes it.
-    coordinator: values.coordinator === undefined ? undefined : coordinatorUrl(values.coordinator),
+    // host:port or a URL, as every other --coordinator takes it; host:port is https with TLS.
+    coordinator: own ? undefined : coordinatorUrl(values.coordinator!, schemeOf(security)),
     accounts,
     count: integerFlag(values.transfers, 500, 'transfers'),
     concurrency: integerFlag(values.concurrency, 16, 'concurrency'),
     seed: integerFlag(values.seed, 1, 'seed', 0),
     initial: integerFlag(values.initial, 100, 'initial'),
     maxAmount: integerFlag(values['max-amount'], 50, 'max-amount'),
+    auth,
+    secure,
   }
 }
 
+/** The first token of `--token-file`, as the client reads it. */
+function readToken(path: string | undefined): string | null {
+  if (!path) return null
+  const token = readClientTokens(path)[0]
+  if (token === undefined) throw new UsageError(`--token-file ${path}: no token in it`)
+  return token
+}
+
 /** The bank behind the coordinator; one that cannot be reached is said as such. */
-async function connectTo(url: string): Promise<Bank> {
+async function connectTo(url: string, auth: Auth): Promise<Bank> {
   try {
-    return await connect(url)
+    return await connect(url, auth)
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error)
     const unreachable = (error as { code?: unknown }).code === 'ECONNREFUSED'
-    throw new Error(unreachable ? `cannot reach the coordinator at ${url}` : `${url}: ${why}`)
+    if (unreachable) throw new Error(`cannot reach the coordinator at ${url}`)
+    const tls = /TLS|certificate|EPROTO/i.test(why)
+    const hint = tls ? ' (on TLS: --tls-ca, and for mutual TLS --tls-cert and --tls-key)' : ''
+    throw new Error(`${url}: ${why}${hint}`)
   }
 }
 
 async function main(): Promise<number> {
   const options = readOptions()
-  const cluster = options.coordinator === undefined ? await startCluster() : null
+  const secure = options.secure ? { secret: true, tls: true } : {}
+  const cluster = options.coordinator === undefined ? await startCluster(secure) : null
   try {
-    const bank = await connectTo(options.coordinator ?? cluster!.coordinator)
-    const mode = cluster ? 'started for this run' : 'given'
+    const url = options.coordinator ?? cluster!.coordinator
+    const bank = await connectTo(url, cluster?.auth ?? options.auth)
+    const started = options.secure
+      ? 'started for this run, secret and mutual TLS'
+      : 'started for this run'
+    const mode = cluster ? started : 'given'
     console.log(
       `coordinator ${bank.coordinator} (${mode}), ${bank.participants.length} participants`,
     )

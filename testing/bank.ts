@@ -2,14 +2,30 @@
 // accounts spread over the coordinator's participants (account i lives on participant
 // i % n as key `acct:<i>`), random concurrent transfers, each ONE transaction through the
 // coordinator service, and a check that no money was made or lost on the way.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnCoordinatorService, spawnParticipant, type Node } from './nodes.ts'
+import { makeCerts, tlsFlags } from './tls.ts'
 import { mulberry32 } from '../lib/core/index.ts'
+import { requestHeaders } from '../lib/node/ports.ts'
 
-/** A coordinator service and its participants, in the coordinator's order (index = ops key). */
-export type Bank = { coordinator: string; participants: readonly string[] }
+/** What the bank's requests carry to a secured cluster; none of it for an open one. */
+export type Auth = {
+  /** The cluster's secret: each request carries its proof (lib/wire/auth.ts), signed over the
+   * body exactly as sent. Reads of the participants (GET /kv, /status) need it. */
+  secret?: string | null
+  /** A client token (`Authorization: Bearer`), sent to the coordinator instead of the proof:
+   * it opens the coordinator's API and nothing on a participant. */
+  token?: string | null
+  /** TLS: the CA to trust, and the client certificate and key for mutual TLS (PEM texts). */
+  tls?: { ca?: string; cert?: string; key?: string } | null
+}
+
+/** A coordinator service and its participants, in the coordinator's order (index = ops key),
+ * and what requests to them carry. */
+export type Bank = { coordinator: string; participants: readonly string[]; auth?: Auth }
 
 export type Transfer = { id: string; from: number; to: number; amount: number }
 
@@ -30,28 +46,60 @@ export function homeOf(bank: Bank, account: number): number {
   return account % bank.participants.length
 }
 
-async function getJson(url: string): Promise<any> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
-  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status} ${await response.text()}`)
-  return response.json()
+/** One request of the bank to `url`, with `text` as its body (none for GET): to the coordinator
+ * with the client token when there is one, else (and to every participant) with the proof of
+ * the secret when there is one; over TLS with `auth.tls`. */
+export function send(
+  bank: Pick<Bank, 'coordinator' | 'auth'>,
+  method: 'GET' | 'POST',
+  url: string,
+  options: { text?: string; timeoutMs?: number } = {},
+): Promise<Response> {
+  const auth = bank.auth ?? {}
+  const text = options.text ?? ''
+  const token = auth.token && url.startsWith(`${bank.coordinator}/`) ? auth.token : null
+  const headers = requestHeaders(method, url, text, token ? null : auth.secret)
+  if (token) headers.authorization = `Bearer ${token}`
+  return fetch(url, {
+    method,
+    headers,
+    ...(method === 'POST' ? { body: text } : {}),
+    ...(auth.tls ? { tls: auth.tls } : {}),
+    ...(options.timeoutMs ? { signal: AbortSignal.timeout(options.timeoutMs) } : {}),
+  })
+}
+
+/** GETs JSON; an error answer throws, a 401 saying what the bank lacked. */
+export async function getJson(bank: Pick<Bank, 'coordinator' | 'auth'>, url: string) {
+  const response = await send(bank, 'GET', url, { timeoutMs: 5000 })
+  if (!response.ok) {
+    const text = await response.text()
+    throw new Error(`GET ${url}: HTTP ${response.status} ${text}${lacking(bank, url, response)}`)
+  }
+  return (await response.json()) as any
+}
+
+function lacking(bank: Pick<Bank, 'coordinator' | 'auth'>, url: string, response: Response) {
+  if (response.status !== 401 || bank.auth?.secret) return ''
+  if (bank.auth?.token && !url.startsWith(`${bank.coordinator}/`)) {
+    return " (a participant's reads need the secret: a client token opens only the coordinator)"
+  }
+  return ' (the cluster wants the proof of its secret or a client token)'
 }
 
 async function postTransaction(bank: Bank, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${bank.coordinator}/transactions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
+  const text = JSON.stringify(body)
+  const response = await send(bank, 'POST', `${bank.coordinator}/transactions`, { text })
   return { status: response.status, body: await response.json().catch(() => null) }
 }
 
 /** The bank behind a running coordinator service: its participants from `GET /status`. */
-export async function connect(coordinator: string): Promise<Bank> {
+export async function connect(coordinator: string, auth?: Auth): Promise<Bank> {
   const url = coordinator.replace(/\/+$/, '')
-  const status = await getJson(`${url}/status`)
+  const status = await getJson({ coordinator: url, auth }, `${url}/status`)
   const participants = (status.participants as { url: string }[]).map((p) => p.url)
   if (participants.length === 0) throw new Error(`${url} has no participants`)
-  return { coordinator: url, participants }
+  return { coordinator: url, participants, ...(auth ? { auth } : {}) }
 }
 
 /** Opens accounts 0..count-1 with `initial` each: one transaction per participant that `insert`s
@@ -63,7 +111,7 @@ export async function openAccounts(
 ): Promise<{ opened: number; existing: number }> {
   const perParticipant = await Promise.all(
     bank.participants.map(async (url, p) => {
-      const existing = new Set((await listAccounts(url)).keys())
+      const existing = new Set((await listAccounts(bank, url)).keys())
       const missing = []
       for (let i = p; i < count; i += bank.participants.length) {
         if (!existing.has(i)) missing.push(i)
@@ -85,8 +133,8 @@ export async function openAccounts(
 }
 
 /** The committed accounts on one participant, by account number. */
-async function listAccounts(url: string): Promise<Map<number, unknown>> {
-  const { items } = await getJson(`${url}/kv?prefix=acct:&limit=10000`)
+async function listAccounts(bank: Bank, url: string): Promise<Map<number, unknown>> {
+  const { items } = await getJson(bank, `${url}/kv?prefix=acct:&limit=10000`)
   const accounts = new Map<number, unknown>()
   for (const { key, value } of items as { key: string; value: unknown }[]) {
     const match = /^acct:(\d+)$/.exec(key)
@@ -156,7 +204,7 @@ export async function runTransfers(
 /** The committed balance of every account 0..count-1, read from its participant. Throws if an
  * account is missing or not a number. */
 export async function readBalances(bank: Bank, count: number): Promise<number[]> {
-  const lists = await Promise.all(bank.participants.map(listAccounts))
+  const lists = await Promise.all(bank.participants.map((url) => listAccounts(bank, url)))
   return Array.from({ length: count }, (_, i) => {
     const value = lists[homeOf(bank, i)]!.get(i)
     if (typeof value !== 'number') {
@@ -172,7 +220,7 @@ export async function readBalances(bank: Bank, count: number): Promise<number[]>
 export async function pendingWork(bank: Bank): Promise<string[]> {
   const pending: string[] = []
   try {
-    const { counts } = await getJson(`${bank.coordinator}/status`)
+    const { counts } = await getJson(bank, `${bank.coordinator}/status`)
     if (counts.preparing > 0 || counts.delivering > 0) {
       pending.push(`coordinator: ${counts.preparing} preparing, ${counts.delivering} delivering`)
     }
@@ -182,7 +230,7 @@ export async function pendingWork(bank: Bank): Promise<string[]> {
   await Promise.all(
     bank.participants.map(async (url) => {
       try {
-        const status = await getJson(`${url}/status`)
+        const status = await getJson(bank, `${url}/status`)
         const locks = Object.keys(status.locks ?? {}).length
         if (status.prepared.length > 0 || locks > 0) {
           const inDoubt = JSON.stringify(status.inDoubt.slice(0, 3))
@@ -228,10 +276,69 @@ export function topReasons(outcomes: readonly Outcome[], limit = 5): [string, nu
   return [...counts].sort((a, b) => b[1] - a[1]).slice(0, limit)
 }
 
-/** Three participants and a coordinator service as real processes in a temp directory. */
+export type Security = {
+  /** A fresh cluster secret on every node (`--secret-file`). */
+  secret?: boolean
+  /** Client tokens on the coordinator service (`--client-tokens-file`). */
+  tokens?: boolean
+  /** Mutual TLS on every node, with a throwaway CA and certificate (testing/tls.ts). */
+  tls?: boolean
+}
+
+/** The keys of a secured cluster, written into `dir`: the flags its nodes take, and what the
+ * requests to it carry. */
+export type ClusterKeys = {
+  /** Every node's: `--secret-file` and the TLS flags. */
+  nodeFlags: string[]
+  /** `coordinator.ts serve`'s besides: `--client-tokens-file`. */
+  serveFlags: string[]
+  /** What a node's requests carry, the secret and TLS: what reads of participants need. */
+  nodeAuth: Auth
+  /** A client's: the token (else the secret) and TLS. */
+  clientAuth: Auth
+}
+
+/** Writes a fresh secret, a client token and a CA with a node certificate into `dir`, as
+ * `security` asks. */
+export function makeKeys(dir: string, security: Security): ClusterKeys {
+  if (security.secret || security.tokens || security.tls) mkdirSync(dir, { recursive: true })
+  const secret = security.secret ? randomBytes(32).toString('hex') : null
+  const token = security.tokens ? `bank-client-${randomBytes(16).toString('hex')}` : null
+  const certs = security.tls ? makeCerts(dir) : null
+  const pem = (path: string) => readFileSync(path, 'utf8')
+  const tls = certs ? { ca: pem(certs.ca), cert: pem(certs.cert), key: pem(certs.key) } : null
+  return {
+    nodeFlags: [
+      ...(secret ? ['--secret-file', writeKey(dir, 'secret', secret)] : []),
+      ...(certs ? tlsFlags(certs) : []),
+    ],
+    serveFlags: token ? ['--client-tokens-file', writeKey(dir, 'client-tokens', token)] : [],
+    nodeAuth: { secret, tls },
+    clientAuth: token ? { token, tls } : { secret, tls },
+  }
+}
+
+function writeKey(dir: string, name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, `${text}\n`, { mode: 0o600 })
+  return path
+}
+
+export type LocalCluster = {
+  coordinator: string
+  /** What the bank's requests carry: the secret (or none), the token (or none) and TLS. */
+  auth: Auth
+  /** Where the keys are: `secret`, `client-tokens` (also good as a `--token-file`), and
+   * `ca.pem`, `cert.pem`, `key.pem`. */
+  keysDir: string
+  stop(): Promise<void>
+}
+
+/** Participants (3 by default) and a coordinator service as real processes in a temp
+ * directory, secured as `options` says (open by default). */
 export async function startCluster(
-  participants = 3,
-): Promise<{ coordinator: string; stop(): Promise<void> }> {
+  options: Security & { participants?: number } = {},
+): Promise<LocalCluster> {
   const root = mkdtempSync(join(tmpdir(), 'twophase-bank-'))
   const nodes: Node[] = []
   const stop = async () => {
@@ -244,17 +351,21 @@ export async function startCluster(
     rmSync(root, { recursive: true, force: true })
   }
   try {
-    for (let i = 0; i < participants; i++) {
+    const keysDir = join(root, 'keys')
+    const keys = makeKeys(keysDir, options)
+    for (let i = 0; i < (options.participants ?? 3); i++) {
       const dir = join(root, `participant${i}`)
       mkdirSync(dir)
-      nodes.push(await spawnParticipant(dir))
+      nodes.push(await spawnParticipant(dir, { args: keys.nodeFlags }))
     }
     const dir = join(root, 'coordinator')
     mkdirSync(dir)
     const urls = nodes.map((n) => n.url)
-    const coordinator = await spawnCoordinatorService(dir, { participants: urls })
+    const args = [...keys.nodeFlags, ...keys.serveFlags]
+    const coordinator = await spawnCoordinatorService(dir, { participants: urls, args })
     nodes.push(coordinator)
-    return { coordinator: coordinator.url, stop }
+    const auth = { ...keys.nodeAuth, token: keys.clientAuth.token ?? null }
+    return { coordinator: coordinator.url, auth, keysDir, stop }
   } catch (error) {
     await stop()
     throw error
