@@ -5,7 +5,9 @@
 // nodes' own APIs and files are checked: money conserved, no negative balance, one outcome per
 // transaction everywhere, decision.txt and state.txt agreeing with the APIs, nothing left locked.
 //   bun scripts/chaos.ts [--seconds 30] [--seed N] [--accounts 30] [--concurrency 16] [--json]
-//     [--verbose] [--keep]
+//     [--verbose] [--keep] [--secure]
+// With --secure every node has a fresh secret, client tokens and mutual TLS: the clients use a
+// token and the certificate, the checks the secret.
 // Exit status 0 when every invariant holds, 1 when one does not (or the run broke), 2 for usage.
 // The run itself lives in testing/chaos/: run.ts (the steps), cluster.ts (the processes),
 // clients.ts (the workload), faults.ts (the seeded faults), observe.ts and checks.ts (the
@@ -25,11 +27,14 @@ const FLAGS = {
   json: { help: 'the report as JSON' },
   verbose: { help: 'print every fault as it happens' },
   keep: { help: "keep the nodes' directories (they are kept anyway when a check fails)" },
+  secure: {
+    help: 'a fresh secret, client tokens and mutual TLS on every node; the clients use a token',
+  },
 } as const
 
 const USAGE =
   'scripts/chaos.ts [--seconds N] [--seed N] [--accounts N] [--concurrency N] [--json] ' +
-  '[--verbose] [--keep]'
+  '[--verbose] [--keep] [--secure]'
 
 const CHAOS: Command<typeof FLAGS> = {
   name: 'scripts/chaos.ts',
@@ -66,6 +71,7 @@ async function main(): Promise<number> {
     log: values.json ? undefined : (line) => console.log(line),
     verbose: values.verbose,
     keep: values.keep ? 'always' : 'on-failure',
+    secure: values.secure ?? false,
     signal: controller.signal,
   })
   if (values.json) console.log(JSON.stringify(report, null, 2))

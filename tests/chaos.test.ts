@@ -2,17 +2,17 @@
 // coordinator service, and for 7 seconds SIGKILLs and restarts of any node (the coordinator too)
 // and SIGSTOP stalls of participants; then every invariant must hold, from the nodes' own APIs
 // and files. The first three faults are always one coordinator kill, one participant kill and
-// one stall, so each kind happens whatever the seed.
+// one stall, so each kind happens whatever the seed. A second, shorter run does it all on a
+// secure cluster: a secret, client tokens and mutual TLS on every node, at every restart.
 import { expect, test } from 'bun:test'
 import { formatReport } from '../testing/chaos/report.ts'
 import { runChaos } from '../testing/chaos/run.ts'
+import type { Report } from '../testing/chaos/types.ts'
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20_240_601)
 
-test('chaos: kills of any node and stalls of participants break no invariant', async () => {
-  const report = await runChaos({ seconds: 7, seed: SEED, accounts: 30, concurrency: 16 })
-  console.log(formatReport(report).join('\n'))
-
+/** Every invariant held, every kind of fault happened, and nothing was left behind. */
+function expectPassed(report: Report): void {
   expect(report.errors).toEqual([])
   expect(report.invariants.map((i) => i.name)).toEqual([
     'total conserved',
@@ -39,4 +39,20 @@ test('chaos: kills of any node and stalls of participants break no invariant', a
   // Everything it started is gone, and its directory removed.
   expect(report.processes.left).toBe(0)
   expect(report.dir).toBeNull()
+}
+
+test('chaos: kills of any node and stalls of participants break no invariant', async () => {
+  const report = await runChaos({ seconds: 7, seed: SEED, accounts: 30, concurrency: 16 })
+  console.log(formatReport(report).join('\n'))
+  expect(report.secure).toBe(false)
+  expectPassed(report)
+}, 120_000)
+
+test('chaos, secure: with a secret, client tokens and mutual TLS, nothing breaks', async () => {
+  const report = await runChaos({ seconds: 3, seed: SEED + 1, concurrency: 16, secure: true })
+  console.log(formatReport(report).join('\n'))
+  expect(report.secure).toBe(true)
+  // A node restarted without its flags would be refused by the others (or refuse them), and
+  // an invariant would break.
+  expectPassed(report)
 }, 120_000)

@@ -157,14 +157,14 @@ function checkDecisionFile({ decisionFile, decidedCount, byId, views }: Observed
 
 /** 5. Each state.txt: sorted, one line per decided transaction, agreeing with the participant. */
 async function checkStateFiles(
-  { participantNodes }: CheckInput,
+  { bank, participantNodes }: CheckInput,
   seen: Observed,
 ): Promise<Invariant> {
   const problems: string[] = []
   const summary: string[] = []
   await Promise.all(
     participantNodes.map(async (n, i) => {
-      const s = (await getJson(`${n.url}/status`)) as { counts: Record<string, number> }
+      const s = (await getJson(bank, `${n.url}/status`)) as { counts: Record<string, number> }
       summary[i] = `${seen.stateFiles[i]!.lines.length}`
       for (const p of stateFileProblems(i, s.counts, seen)) problems.push(`participant${i}: ${p}`)
     }),
@@ -209,7 +209,7 @@ async function checkQuiet(input: CheckInput, { status }: Observed): Promise<Inva
     leftovers.push(`coordinator: ${JSON.stringify(status.counts)}`)
   }
   for (const [i, n] of input.participantNodes.entries()) {
-    const s = (await getJson(`${n.url}/status`)) as {
+    const s = (await getJson(input.bank, `${n.url}/status`)) as {
       prepared: string[]
       locks: Record<string, string>
       inDoubt: unknown[]

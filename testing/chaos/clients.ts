@@ -1,6 +1,14 @@
 // The workload: clients that run the bank's transfers through the coordinator one after another,
 // and retry with the same id when the coordinator goes down under them.
-import { accountKey, homeOf, mulberry32, planTransfers, type Bank, type Transfer } from '../bank.ts'
+import {
+  accountKey,
+  homeOf,
+  mulberry32,
+  planTransfers,
+  send,
+  type Bank,
+  type Transfer,
+} from '../bank.ts'
 import type { ClientOutcome } from './types.ts'
 import { message } from './util.ts'
 
@@ -57,7 +65,7 @@ async function runTransfer(
   abandon: () => boolean,
 ): Promise<ClientOutcome> {
   const body = transactionBody(bank, t)
-  let reply = await postTransaction(bank.coordinator, body)
+  let reply = await postTransaction(bank, body)
   if (reply.decision) return { ...t, decision: reply.decision, how: 'reply' }
   const giveUp = Date.now() + RETRY_LIMIT_MS
   for (let attempt = 0; ; attempt++) {
@@ -66,10 +74,10 @@ async function runTransfer(
     }
     const ceiling = Math.min(400, 25 * 2 ** attempt)
     await Bun.sleep(ceiling / 2 + (ceiling / 2) * Math.random())
-    const state = await transactionState(bank.coordinator, t.id)
+    const state = await transactionState(bank, t.id)
     if (state === null) continue // still down
     if (state === 'unknown') return { ...t, decision: 'abort', how: 'unrecorded' }
-    reply = await postTransaction(bank.coordinator, body)
+    reply = await postTransaction(bank, body)
     if (reply.decision) return { ...t, decision: reply.decision, how: 'retried' }
   }
 }
@@ -89,16 +97,12 @@ function transactionBody(bank: Bank, t: Transfer): string {
 }
 
 async function postTransaction(
-  coordinator: string,
-  body: string,
+  bank: Bank,
+  text: string,
 ): Promise<{ decision?: 'commit' | 'abort'; error?: string }> {
   try {
-    const response = await fetch(`${coordinator}/transactions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      signal: AbortSignal.timeout(30_000),
-    })
+    const url = `${bank.coordinator}/transactions`
+    const response = await send(bank, 'POST', url, { text, timeoutMs: 30_000 })
     const reply = (await response.json().catch(() => null)) as { decision?: unknown } | null
     const decision = reply?.decision
     if (response.status === 200 && (decision === 'commit' || decision === 'abort')) {
@@ -111,11 +115,10 @@ async function postTransaction(
 }
 
 /** The coordinator's `state` for `id`, or null when it cannot be reached. */
-async function transactionState(coordinator: string, id: string): Promise<string | null> {
+async function transactionState(bank: Bank, id: string): Promise<string | null> {
   try {
-    const response = await fetch(`${coordinator}/transactions/${id}`, {
-      signal: AbortSignal.timeout(2000),
-    })
+    const url = `${bank.coordinator}/transactions/${id}`
+    const response = await send(bank, 'GET', url, { timeoutMs: 2000 })
     if (!response.ok) return null
     const body = (await response.json()) as { state?: unknown }
     return typeof body.state === 'string' ? body.state : null

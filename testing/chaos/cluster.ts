@@ -1,16 +1,17 @@
 // The chaos run's processes: three participants and a coordinator service started in a temp
 // directory, and the faults done to them (SIGKILL and restart, SIGSTOP stalls), with the
-// bookkeeping that guarantees no process outlives the run.
+// bookkeeping that guarantees no process outlives the run. A secure cluster's nodes have a
+// secret, client tokens and mutual TLS, with the same flags at every restart.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import type { Bank } from '../bank.ts'
+import { makeKeys, type Auth, type Bank } from '../bank.ts'
 import { COORDINATOR, PARTICIPANT, cleanEnv } from '../nodes.ts'
 import { listening } from './logs.ts'
 import type { ChaosNode } from './types.ts'
 import { appendLine, message } from './util.ts'
 
-export type ClusterOptions = { inDoubtAfterMs: number; timeoutMs: number }
+export type ClusterOptions = { inDoubtAfterMs: number; timeoutMs: number; secure: boolean }
 
 export class Cluster {
   readonly procs = new Set<Subprocess>()
@@ -23,6 +24,8 @@ export class Cluster {
   readonly errors: string[] = []
   readonly kills: Record<string, number> = {}
   readonly stalls: Record<string, number> = {}
+  /** What the clients' requests carry: a client token and TLS on a secure cluster. */
+  clientAuth: Auth = {}
   /** Once set, a killed node stays down and a failed start is not retried. */
   stopping = false
   /** The clock counts from the run's start until the faults begin, then from there. */
@@ -54,15 +57,20 @@ export class Cluster {
   }
 
   /** Starts the participants first (the coordinator needs their URLs), each on port 0 the first
-   * time and on the same port at every restart, then the coordinator. */
+   * time and on the same port at every restart, then the coordinator. The bank returned reads
+   * with the secret (the checks); the clients use `clientAuth`. */
   async start(options: ClusterOptions): Promise<Bank> {
+    const secure = { secret: options.secure, tokens: options.secure, tls: options.secure }
+    const keys = makeKeys(join(this.root, 'keys'), secure)
+    this.clientAuth = keys.clientAuth
     for (let i = 0; i < 3; i++) {
       const dir = join(this.root, `participant${i}`)
       mkdirSync(dir)
+      const inDoubt = ['--in-doubt-after', String(options.inDoubtAfterMs)]
       const node = chaosNode(
         `participant${i}`,
         dir,
-        () => [...PARTICIPANT, '--in-doubt-after', String(options.inDoubtAfterMs)],
+        () => [...PARTICIPANT, ...inDoubt, ...keys.nodeFlags],
         (port) => ({ PORT: String(port), HOST: '127.0.0.1' }),
       )
       await this.launch(node)
@@ -72,7 +80,11 @@ export class Cluster {
     const coordinator = chaosNode(
       'coordinator',
       join(this.root, 'coordinator'),
-      (port) => coordinatorArgv(port, participants, options.timeoutMs),
+      (port) => [
+        ...coordinatorArgv(port, participants, options.timeoutMs),
+        ...keys.nodeFlags,
+        ...keys.serveFlags,
+      ],
       () => ({}),
     )
     mkdirSync(coordinator.dir)
@@ -80,7 +92,7 @@ export class Cluster {
     this.nodes.unshift(coordinator)
     for (const n of this.nodes) this.kills[n.name] = 0
     for (const n of this.nodes.slice(1)) this.stalls[n.name] = 0
-    return { coordinator: coordinator.url, participants }
+    return { coordinator: coordinator.url, participants, auth: keys.nodeAuth }
   }
 
   /** Starts `node` on its port, retrying a few times: a port just freed may still be taken. */

@@ -19,7 +19,7 @@ export async function listening(
   const timeout = setTimeout(() => proc.kill('SIGKILL'), ms)
   try {
     for (;;) {
-      const match = /listening on (http:\/\/\S+)/.exec(text)
+      const match = /listening on (https?:\/\/\S+)/.exec(text)
       if (match) {
         void copyLines(reader, logFile, '')
         return match[1]!
@@ -58,12 +58,15 @@ async function copyLines(
   if (partial !== '') appendLine(logFile, `${mark}${partial}\n`)
 }
 
+/** The line a node prints on stderr at each start, saying whom it hears: no error. */
+const TRUST_LINE = /^! (participant|coordinator): (no --secret-file|requests must prove)/
+
 /** The stderr lines of every node (an error a node logged), over all its restarts. */
 export function readNodeErrors(root: string, nodes: readonly ChaosNode[]) {
   const lines: string[] = []
   for (const n of nodes) {
     for (const line of readText(join(root, 'logs', `${n.name}.log`)).split('\n')) {
-      if (line.startsWith('! ')) lines.push(`${n.name}: ${line.slice(2)}`)
+      if (line.startsWith('! ') && !TRUST_LINE.test(line)) lines.push(`${n.name}: ${line.slice(2)}`)
     }
   }
   return { count: lines.length, first: lines.slice(0, 5) }

@@ -38,17 +38,19 @@ export type ObserveInput = {
 }
 
 export async function observe(input: ObserveInput): Promise<Observed> {
-  const { coordinator, participantNodes } = input
-  const status = (await getJson(`${coordinator.url}/status`)) as Observed['status']
+  const { bank, coordinator, participantNodes } = input
+  const status = (await getJson(bank, `${coordinator.url}/status`)) as Observed['status']
   const decidedCount = (status.counts.commit ?? 0) + (status.counts.abort ?? 0)
   const decisionFile = await readDecisionFile(coordinator, decidedCount)
-  const stateFiles = await Promise.all(participantNodes.map(readStateFile))
+  const stateFiles = await Promise.all(participantNodes.map((n) => readStateFile(bank, n)))
 
   // Every transaction anyone mentions: the clients' transfers, decision.txt, every state.txt.
   const ids = new Set<string>(input.outcomes.map((o) => o.id))
   for (const l of decisionFile.lines) ids.add(l.id)
   for (const f of stateFiles) for (const l of f.lines) ids.add(l.id)
-  const views = await mapLimit([...ids], 24, (id) => viewOf(id, coordinator, participantNodes))
+  const views = await mapLimit([...ids], 24, (id) =>
+    viewOf(bank, id, coordinator, participantNodes),
+  )
   const byId = new Map(views.map((v) => [v.id, v]))
   const balances = await readBalances(input.bank, input.accounts)
   return { status, decidedCount, decisionFile, stateFiles, views, byId, balances }
@@ -69,10 +71,12 @@ async function readDecisionFile(coordinator: ChaosNode, decidedCount: number) {
 
 /** A participant's state.txt, once it lists as many outcomes as the participant counts: it too
  * is rewritten in the background, a moment after the log. */
-async function readStateFile(node: ChaosNode) {
+async function readStateFile(bank: Bank, node: ChaosNode) {
   const read = () => parseLines(readText(join(node.dir, 'state.txt')), ['committed', 'aborted'])
   const decided = async () => {
-    const { counts } = (await getJson(`${node.url}/status`)) as { counts: Record<string, number> }
+    const { counts } = (await getJson(bank, `${node.url}/status`)) as {
+      counts: Record<string, number>
+    }
     return (counts.committed ?? 0) + (counts.aborted ?? 0)
   }
   let file = read()
@@ -85,14 +89,15 @@ async function readStateFile(node: ChaosNode) {
 
 /** `id` as the coordinator and every participant report it. */
 async function viewOf(
+  bank: Bank,
   id: string,
   coordinator: ChaosNode,
   participantNodes: readonly ChaosNode[],
 ): Promise<View> {
-  const c = (await getJson(`${coordinator.url}/transactions/${id}`)) as CoordinatorView
+  const c = (await getJson(bank, `${coordinator.url}/transactions/${id}`)) as CoordinatorView
   const p = await Promise.all(
     participantNodes.map(
-      async (n) => (await getJson(`${n.url}/transactions/${id}`)) as ParticipantView,
+      async (n) => (await getJson(bank, `${n.url}/transactions/${id}`)) as ParticipantView,
     ),
   )
   return { id, c, p }

@@ -19,6 +19,7 @@ export function buildReport(input: ReportInput): Report {
     seconds: input.seconds,
     accounts: input.accounts,
     concurrency: input.concurrency,
+    secure: input.secure,
     transfers: {
       total: outcomes.length,
       committed: outcomes.filter((o) => o.decision === 'commit').length,

@@ -81,6 +81,7 @@ function settings(options: ChaosOptions): Settings {
     minGapMs: options.minGapMs ?? 100,
     maxGapMs: options.maxGapMs ?? 600,
     settleMs: options.settleMs ?? 60_000,
+    secure: options.secure ?? false,
     log: options.log ?? (() => {}),
     verbose: options.verbose ?? false,
     keep: options.keep ?? 'on-failure',
@@ -92,9 +93,10 @@ function settings(options: ChaosOptions): Settings {
 /** The cluster up, the accounts open, and quiet before the faults begin. */
 async function startBank({ s, cluster, found, started }: Run): Promise<Bank> {
   const bank = await cluster.start(s)
+  const secured = s.secure ? ' (secret, client tokens, mutual TLS)' : ''
   s.log(
     `cluster in ${cluster.root}: coordinator ${bank.coordinator}, ` +
-      `${bank.participants.length} participants`,
+      `${bank.participants.length} participants${secured}`,
   )
   const opened = await openAccounts(bank, s.accounts, s.initial)
   if (opened.opened !== s.accounts)
@@ -111,7 +113,8 @@ async function faultPhase({ s, cluster, workload, faults, found }: Run, bank: Ba
     `seed ${s.seed}: ${s.seconds} s of faults, ${s.accounts} accounts, ${s.concurrency} clients, ` +
       `transfers of 1-50`,
   )
-  workload.start(bank, s.accounts, s.seed, s.concurrency)
+  // The clients as an application would be: a client token (on a secure cluster), no secret.
+  workload.start({ ...bank, auth: cluster.clientAuth }, s.accounts, s.seed, s.concurrency)
   await faults.run(workload.outcomes)
   found.timings.faultMs = performance.now() - cluster.faultStart
 }
@@ -180,6 +183,7 @@ function finish({ s, started, cluster, workload, faults, found }: Run): Report {
     seconds: s.seconds,
     accounts: s.accounts,
     concurrency: s.concurrency,
+    secure: s.secure,
     outcomes: workload.outcomes,
     kills: cluster.kills,
     stalls: cluster.stalls,

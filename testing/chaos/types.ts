@@ -25,6 +25,9 @@ export type ChaosOptions = {
   /** Keep the temp directory: always, never, or only when the run fails (default). */
   keep?: 'always' | 'never' | 'on-failure'
   signal?: AbortSignal
+  /** Start the cluster with a fresh secret, client tokens and mutual TLS: the clients then use
+   * a token (and the certificate), the checks the secret. */
+  secure?: boolean
 }
 
 export type Invariant = { name: string; ok: boolean; summary: string; details: string[] }
@@ -35,6 +38,8 @@ export type Report = {
   seconds: number
   accounts: number
   concurrency: number
+  /** The cluster had a secret, client tokens and mutual TLS. */
+  secure: boolean
   transfers: {
     total: number
     committed: number
