@@ -35,7 +35,7 @@ for (const client of ['fetch', 'wrk']) {
     expect(run.stderr).toBe('')
     expect(run.code).toBe(0)
     const { rows, ...rest } = JSON.parse(run.stdout) as { rows: Row[] }
-    expect(rest).toEqual({ mix: 'commit', client, warmup: 20 })
+    expect(rest).toEqual({ mix: 'data', ackWait: 1000, client, warmup: 20 })
     expect(rows.map((r) => r.concurrency)).toEqual([1, 8])
     for (const r of rows) {
       expect(r.transactions).toBe(60)

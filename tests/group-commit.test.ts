@@ -103,3 +103,18 @@ test('close writes the lazy records still pending', async () => {
   expect(reopened.records().map((r) => r.n)).toEqual([1])
   reopened.close()
 })
+
+test('with no lazy window, a lazy record flushes in the next turn, acked only then', async () => {
+  // A participant's log: a batch's outcome records share a flush with what came with them, and
+  // a lone one waits for no timer (jest's fake timers would hold it if it did).
+  jest.useFakeTimers()
+  const log = new DurableLog<{ n: number }>(join(tempDir(), 'log.db'), 0)
+  let acked = 0
+  const appends = [1, 2, 3].map((n) => log.append({ n }, undefined, true).then(() => (acked += 1)))
+  expect(acked).toBe(0)
+  expect(log.flushes).toBe(0) // nothing is written before its turn: the three share it
+  await Promise.all(appends)
+  expect(log.flushes).toBe(1)
+  expect(log.records().map((r) => r.n)).toEqual([1, 2, 3])
+  log.close()
+})

@@ -153,7 +153,7 @@ const HELP: [string, Command, string[], string[]][] = [
   ['coordinator.ts serve', COORDINATOR, ['serve'], COORDINATOR_DEFAULTS],
   ['coordinator.ts start', COORDINATOR, ['start'], COORDINATOR_DEFAULTS],
   ['scripts/simulate.ts', script('scripts/simulate.ts'), [], ['seeds=10000', 'start=1']],
-  ['scripts/bench.ts', script('scripts/bench.ts'), [], ['concurrency=1,64,256', 'mix=commit']],
+  ['scripts/bench.ts', script('scripts/bench.ts'), [], ['concurrency=1,64,256', 'mix=data']],
   ['scripts/chaos.ts', script('scripts/chaos.ts'), [], ['seconds=30', 'seed=random']],
   ['scripts/demo.ts', script('scripts/demo.ts'), [], ['keep=off']],
   ['examples/bank.ts', script('examples/bank.ts'), [], ['accounts=30', 'max-amount=50']],

@@ -13,7 +13,8 @@ type Pending<R> = {
  * An append-only log of JSON records. `append` resolves only once its record is on stable
  * storage. Records appended while the event loop is busy share one SQLite transaction (one
  * fsync): group commit, with each waiter released only after its own record is durable.
- * A lazy record starts no flush of its own: it rides the next one, or one `lazyMs` later.
+ * A lazy record starts no flush of its own: it rides the next one, or one `lazyMs` later (with
+ * `lazyMs` 0, the next turn's, as a forced one does).
  */
 export class DurableLog<R> {
   readonly #db: Database
@@ -60,6 +61,9 @@ export class DurableLog<R> {
   append(record: R, effect?: () => void, lazy = false): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     this.#pending.push({ record, effect, resolve, reject })
+    // With no lazy window, a lazy record is flushed in the next turn with whatever else was
+    // appended meanwhile: it still shares a flush under load, and alone never waits on a timer.
+    if (lazy && this.lazyMs === 0) lazy = false
     if (!lazy && !this.#scheduled) {
       this.#scheduled = true
       // setImmediate, not a microtask: requests already waiting on sockets get to add theirs.

@@ -22,8 +22,10 @@ export class SqliteStore implements ParticipantStore {
   readonly #work = new PreparedWork()
 
   constructor(dir: string) {
-    // A lazy outcome waits at most 2 ms for company: its locks are held until it is durable.
-    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), 2)
+    // No lazy window: an outcome record that may share a flush (a batch's) goes in the next
+    // turn's, with whatever came with it, and never waits on a timer; its locks are held until
+    // it is durable. A 2 ms window made a lone transaction wait out its timer at every commit.
+    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), 0)
     this.#log.db.run('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
   }
 

@@ -345,7 +345,7 @@ export class Sim {
     const epoch = p.epoch
     const forcedNo = (txn: string) =>
       this.config.workload.find((w) => w.txn === txn)?.no.includes(p.id) ?? false
-    const store = new SimStore(p.durable, this.#writer(p, 2), forcedNo, (record) => {
+    const store = new SimStore(p.durable, this.#writer(p, 0), forcedNo, (record) => {
       this.log(`${p.id} logged ${record.state} ${record.txn}`)
       this.invariants.onParticipantPersist(p, record)
     })

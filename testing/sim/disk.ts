@@ -51,15 +51,15 @@ export class GroupWriter<T> {
     readonly alive: () => boolean,
     readonly write: (group: T[]) => void,
     readonly crashAfter: () => boolean,
-    /** How long a lazy record waits for company (as in DurableLog: 20 ms at the coordinator,
-     * 2 ms at a participant, whose locks wait with it). */
+    /** How long a lazy record waits for company (as in DurableLog: 20 ms at the coordinator;
+     * 0 at a participant, whose lazy records go in the next flush like forced ones). */
     readonly lazyMs: number,
   ) {}
 
   append(item: T, lazy: boolean): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     this.#pending.push({ item, resolve, reject })
-    const at = lazy ? this.disk.sched.now + this.lazyMs : this.disk.flushEnd()
+    const at = lazy && this.lazyMs > 0 ? this.disk.sched.now + this.lazyMs : this.disk.flushEnd()
     if (this.#flushAt === null || at < this.#flushAt) {
       this.#flushAt = at
       this.disk.sched.at(at, () => this.#flush(at))
