@@ -271,3 +271,15 @@ test('the client exits 3 on a heuristic outcome and says so', async () => {
   expect(run.stdout).toContain('h9 commit (HEURISTIC: a participant refused it')
   expect(run.stdout).toContain('(refused the decision: Cannot commit transaction "h9"')
 })
+
+test('a single participant that cannot be reached gets a 202 after the prepare timeout', async () => {
+  const dir = tempDir()
+  const node = new CoordinatorNode({ dir, timeoutMs: 100, alwaysBatch: true, onePhase: true })
+  await node.start()
+  stops.push(() => node.close())
+  const app = createCoordinatorApp(node, { participants: ['http://127.0.0.1:1'], ackWaitMs: 0 })
+  const response = await app.request('/transactions', { method: 'POST', body: '{"id":"w1"}' })
+  expect(response.status).toBe(202)
+  expect(await response.json()).toMatchObject({ id: 'w1', decision: null, state: 'preparing' })
+  expect(node.txns.get('w1')?.phase).toBe('preparing') // it is still asked: one phase
+})

@@ -88,6 +88,12 @@ async function postTransaction(
     throw error
   }
   print(target, outcome, () => outcomeLines(outcome))
+  if (outcome.state === 'preparing') {
+    console.error(
+      `note: ${id} is not decided yet (its participant cannot be reached); ` +
+        `\`coordinator.ts show ${id}\` tells once it is`,
+    )
+  }
   if (before === 'commit' || before === 'abort') {
     console.error(`note: ${id} was decided before: this is its recorded outcome; nothing ran again`)
   }

@@ -45,7 +45,12 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
     const { involved, ops } = routeOps(body.ops, options)
-    const decided = await node.run(id, involved, ops)
+    const decided = await decision(node, id, involved, ops)
+    if (decided === null) {
+      // Not decided within the prepare timeout: the transaction goes on, and the answer says so.
+      const t = node.txns.get(id)!
+      return c.json({ ...outcomeOf(t), state: 'preparing', phase: t.phase }, 202)
+    }
     // With --ack-wait 0 the answer leaves at the commit point: the decision is durable.
     const settled =
       options.ackWaitMs > 0
@@ -68,6 +73,22 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
   app.get('/metrics', (c) => c.json({ flushes: node.log.flushes, requests: node.requests }))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
+}
+
+/** The transaction's durable decision. A single participant is asked in one phase, which has no
+ * prepare timeout (it may have committed on its own, so it is asked until it answers): while it
+ * cannot be reached, the client gets null after the prepare timeout instead of waiting for ever.
+ * Two or more participants are decided by their prepare timeout at the latest. */
+async function decision(
+  node: CoordinatorNode,
+  id: string,
+  involved: string[],
+  ops: Record<string, readonly Op[]>,
+): Promise<CoordinatorTxn | null> {
+  const run = node.run(id, involved, ops)
+  if (involved.length > 1 || node.options.onePhase !== true) return run
+  const waitMs = node.options.timeoutMs ?? 10_000
+  return Promise.race([run, node.ports.sleep(waitMs).then(() => null)])
 }
 
 type Routed = { involved: string[]; ops: Record<string, readonly Op[]> }
