@@ -272,7 +272,7 @@ test('the client exits 3 on a heuristic outcome and says so', async () => {
   expect(run.stdout).toContain('(refused the decision: Cannot commit transaction "h9"')
 })
 
-test('a single participant that cannot be reached gets a 202 after the prepare timeout', async () => {
+test('a lone participant that cannot be reached: a 202 after the prepare timeout', async () => {
   const dir = tempDir()
   const node = new CoordinatorNode({ dir, timeoutMs: 100, alwaysBatch: true, onePhase: true })
   await node.start()
