@@ -61,9 +61,10 @@ export function participantStep(
   return 'shareFlush' in event && event.shareFlush ? sharingFlush(step) : step
 }
 
-/** In a batch, an outcome record may wait a moment to share the next flush (the batch's
- * commits then share the fsync of the prepares that follow them); what depends on it still
- * waits until it is durable. A `prepared` record never waits: the coordinator is waiting. */
+/** In a batch, an outcome record may share the store's next flush with whatever else came with
+ * it (a store decides how long it waits for company: SQLite's waits for nothing but the next
+ * turn); what depends on it still waits until it is durable. A `prepared` record never waits:
+ * the coordinator is waiting for the vote. */
 function sharingFlush([state, actions]: ParticipantStep): ParticipantStep {
   const shared = actions.map((a): ParticipantAction => {
     if (a.type !== 'persist' || a.record.state === 'prepared') return a
