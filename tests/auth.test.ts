@@ -10,6 +10,7 @@ import { proofOf } from '../lib/wire/auth.ts'
 import { cleanup, tempDir, waitFor } from '../testing/processes.ts'
 
 const SECRET = 'a-cluster-secret-of-some-length'
+const ABORT_A2 = { method: 'POST', path: '/abort', body: '{"txn":"a2"}' }
 const TOKEN = 'a-client-token-0123456789'
 const credentials = { secret: SECRET, clientTokens: [TOKEN] }
 
@@ -40,7 +41,7 @@ function send(app: Hono, path: string, body: unknown, headers: Record<string, st
 /** Headers proving `secret` for a request of `body` to `path`. */
 function signed(path: string, body: unknown, secret = SECRET) {
   const text = body === null ? '' : JSON.stringify(body)
-  return requestHeaders(body === null ? 'GET' : 'POST', `http://x${path}`, text, secret)
+  return requestHeaders(body === null ? 'GET' : 'POST', `http://localhost${path}`, text, secret)
 }
 
 test('without proof a request is a 401 that changes nothing; /healthz stays open', async () => {
@@ -62,7 +63,7 @@ test.each([
   [
     'a proof from long ago',
     () => ({
-      authorization: proofOf(SECRET, { method: 'POST', path: '/abort', body: '{"txn":"a2"}' }, 1),
+      authorization: proofOf(SECRET, ABORT_A2, 1),
     }),
     'too old',
   ],
@@ -126,4 +127,12 @@ test("an outsider's /abort during a transfer is a 401: the transfer stays atomic
   expect(outcome).toMatchObject({ decision: 'commit', acknowledged: true })
   expect(await p0.node.store.get('acct:0')).toBe(-10)
   expect(await p1.node.store.get('acct:1')).toBe(10)
+})
+
+test('a proof made before the node started is refused: a restart reopens no replay', async () => {
+  const header = { authorization: proofOf(SECRET, ABORT_A2, Date.now() - 1000) }
+  const p = await participant() // started after the proof was made, as after a restart
+  const refused = await send(p.app, '/abort', { txn: 'a2' }, header)
+  expect(refused.status).toBe(401)
+  expect(((await refused.json()) as { error: string }).error).toContain('before this node started')
 })

@@ -24,7 +24,7 @@ export function useAuth(
 ): void {
   const { secret } = credentials
   if (secret === null) return
-  const guard = new ReplayGuard()
+  const guard = new ReplayGuard(now())
   const tokens = credentials.clientTokens ?? []
   app.use(async (c, next) => {
     if (c.req.method === 'GET' && c.req.path === '/healthz') return next()

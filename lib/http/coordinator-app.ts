@@ -157,7 +157,7 @@ function idOf(body: Record<string, unknown>): string {
 function outcomeOf(t: CoordinatorTxn) {
   return {
     id: t.txn,
-    decision: t.decision,
+    decision: t.logged ? t.decision : null, // told only once durable
     votes: Object.fromEntries(t.participants.map((p) => [p, t.votes[p] ?? null])),
     reasons: t.reasons,
     // Every participant confirmed the outcome (an abort under presumed abort is never
@@ -178,14 +178,16 @@ async function statusOf(node: CoordinatorNode, participants: readonly string[]) 
   const delivering: { id: string; decision: string | null; waitingFor: string[] }[] = []
   const heuristic: { id: string; decision: string | null; refusals: Record<string, string> }[] = []
   for (const t of node.txns.values()) {
-    counts[t.decision ?? 'preparing'] += 1
+    // Only a durable decision is shown: one still being written could be undone by a crash.
+    counts[t.logged && t.decision !== null ? t.decision : 'preparing'] += 1
     if (mixed(t) && heuristic.length < 100) {
       heuristic.push({ id: t.txn, decision: t.decision, refusals: { ...t.refusals } })
     }
     if (t.phase === 'deciding') {
       counts.delivering += 1
       const waitingFor = t.participants.filter((p) => !t.acks.includes(p))
-      if (delivering.length < 100) delivering.push({ id: t.txn, decision: t.decision, waitingFor })
+      const decision = t.logged ? t.decision : null
+      if (delivering.length < 100) delivering.push({ id: t.txn, decision, waitingFor })
     }
   }
   return {

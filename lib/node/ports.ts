@@ -62,11 +62,8 @@ export function requestHeaders(
   }
   if (secret) {
     const { pathname, search } = new URL(url)
-    headers.authorization = proofOf(
-      secret,
-      { method, path: pathname + search, body: text },
-      Date.now(),
-    )
+    const signed = { method, path: pathname + search, body: text }
+    headers.authorization = proofOf(secret, signed, Date.now())
   }
   return headers
 }

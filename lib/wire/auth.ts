@@ -1,7 +1,9 @@
 // Proof that a request comes from a node of the cluster, without sending the secret and
 // without replay: `Authorization: TwoPhase-HMAC t=<ms>,n=<nonce>,s=<hmac>`, where the HMAC-SHA256
-// under the cluster's secret covers the method, the path with its query, the time, the nonce
-// and a SHA-256 digest of the body. A proof older or newer than the window is refused, and so
+// under the cluster's secret covers the method, the path with its query, the time, the nonce and
+// a SHA-256 digest of the body. It does not name the node it is for: an observer on the path
+// could replay a captured request to another node within the window, and could alter answers,
+// which are not signed. TLS is what keeps an observer out; the secret keeps out everyone else. A proof older or newer than the window is refused, and so
 // is a nonce seen within it. Client tokens (`Authorization: Bearer <token>`) open only the
 // coordinator's API: they prove nothing a participant would accept.
 import { timingSafeEqual } from 'node:crypto'
@@ -18,18 +20,17 @@ function digest(body: string): string {
   return new Bun.CryptoHasher('sha256').update(body).digest('hex')
 }
 
-function canonical(method: string, path: string, t: number, nonce: string, body: string) {
-  return `${method.toUpperCase()}\n${path}\n${t}\n${nonce}\n${digest(body)}`
+/** What a request is, for its proof. */
+export type Signed = { method: string; path: string; body: string }
+
+function canonical(r: Signed, t: number, nonce: string) {
+  return `${r.method.toUpperCase()}\n${r.path}\n${t}\n${nonce}\n${digest(r.body)}`
 }
 
 /** The Authorization header for a request (`path` with its query, `body` as sent). */
-export function proofOf(
-  secret: string,
-  request: { method: string; path: string; body: string },
-  now: number,
-): string {
+export function proofOf(secret: string, request: Signed, now: number): string {
   const nonce = crypto.randomUUID()
-  const s = hmac(secret, canonical(request.method, request.path, now, nonce, request.body))
+  const s = hmac(secret, canonical(request, now, nonce))
   return `${SCHEME} t=${now},n=${nonce},s=${s}`
 }
 
@@ -37,9 +38,17 @@ export function proofOf(
 export class ReplayGuard {
   readonly #seen = new Map<string, number>()
 
+  /** The nonces seen before a restart are lost with it: a proof made before the node started
+   * is refused, so none of them can be replayed to the new process. */
+  constructor(readonly startedAt: number) {}
+
   /** Records `nonce` (valid until `until`); false if it was already seen. */
   fresh(nonce: string, until: number, now: number): boolean {
-    if (this.#seen.size > 10_000) for (const [n, t] of this.#seen) if (t < now) this.#seen.delete(n)
+    // Nonces arrive roughly in time order: the expired ones are at the front of the map.
+    for (const [n, t] of this.#seen) {
+      if (t >= now) break
+      this.#seen.delete(n)
+    }
     if (this.#seen.has(nonce)) return false
     this.#seen.set(nonce, until)
     return true
@@ -50,7 +59,7 @@ export class ReplayGuard {
 export function proofProblem(
   secret: string,
   header: string | undefined,
-  request: { method: string; path: string; body: string },
+  request: Signed,
   now: number,
   guard: ReplayGuard,
 ): string | null {
@@ -61,7 +70,8 @@ export function proofProblem(
   const [, tText, nonce, given] = match as unknown as [string, string, string, string]
   const t = Number(tText)
   if (Math.abs(now - t) > WINDOW_MS) return 'the proof is too old or too new (check the clocks)'
-  const wanted = hmac(secret, canonical(request.method, request.path, t, nonce, request.body))
+  if (t < guard.startedAt) return 'the proof was made before this node started'
+  const wanted = hmac(secret, canonical(request, t, nonce))
   if (!timingSafeEqual(Buffer.from(given, 'hex'), Buffer.from(wanted, 'hex'))) {
     return 'the proof does not match: a wrong secret, or a request changed on the way'
   }

@@ -53,7 +53,10 @@ export function decodeAnswer(
     return { type: 'vote', from, vote: 'no', reason: `refused prepare: ${error}`, now }
   }
   if (status === 200) return { type: 'ack', from, now }
-  return { type: 'refused', from, error, now }
+  // Only a 409 says the participant's outcome differs. Any other answer (a 401 from a clock
+  // that drifted, a 404 from another service on that address) is no answer: send it again.
+  if (status === 409) return { type: 'refused', from, error, now }
+  return { type: 'unreachable', to: from, now }
 }
 
 /** The replies of a POST /batch, one per message sent, or null when the body is not that. */

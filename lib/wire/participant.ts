@@ -70,8 +70,10 @@ export function decodePrepare(body: Body): PrepareRequest {
 export type Trusted = { coordinators: readonly string[]; peers: readonly string[] }
 
 /** The prepare's whom-to-ask, checked against the configuration: a coordinator that is not one
- * of the configured ones is refused (an outsider's "coordinator" must never be obeyed), one
- * that is named by none is the first configured, and peers outside the list are dropped. */
+ * of the configured ones is refused (an outsider's "coordinator" must never be obeyed), and
+ * peers outside the list are dropped. A prepare that names no coordinator gets none: asked
+ * about a transaction it never ran, a coordinator would answer `unknown`, which means abort,
+ * while the batch coordinator that did run it may have committed. */
 export function trustedContext(
   p: PrepareRequest,
   trusted: Trusted,
@@ -85,7 +87,7 @@ export function trustedContext(
       )
     }
   }
-  const coordinator = p.coordinator ?? coordinators[0]
+  const coordinator = p.coordinator
   const named = peers.length > 0 ? p.peers?.filter((u) => peers.includes(u)) : p.peers
   return {
     ...(coordinator !== undefined ? { coordinator } : {}),
