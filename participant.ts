@@ -4,6 +4,7 @@
 //   bun participant.ts resolve TXN commit|abort [--dir .]   (operator's heuristic outcome)
 import { join, resolve } from 'node:path'
 import { createApp } from './lib/http/participant-app.ts'
+import { lockDir } from './lib/store/dir-lock.ts'
 import {
   ParticipantNode,
   UsageError,
@@ -48,6 +49,9 @@ async function serve(argv: string[]): Promise<void> {
   const trusted = trustedOf(values, schemeOf(security))
   ensureDir(dir)
   const votes = readVotes(dir) // before the store: a bad votes.txt leaves nothing behind
+  // Before any store is opened: a second participant here must not touch the first one's data
+  // (nor adopt, and later stop, its private PostgreSQL). Held until the process ends.
+  lockDir(dir, 'participant')
   const store = await storeIn(values.store ?? 'sqlite', dir)
   const ports = httpPorts(httpOptionsOf(security))
   const node = new ParticipantNode(dir, votes, { inDoubtAfterMs, store, ports, trusted })

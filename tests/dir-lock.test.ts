@@ -60,9 +60,15 @@ test('a lock left by a node that crashed is taken over', async () => {
   expect((await fetch(`${again.url}/healthz`)).status).toBe(200)
 })
 
-test('a lock naming a process that is gone is taken over, one never seen here too', async () => {
+test('an owner file naming a process that is gone does not hold the directory', async () => {
   const dir = tempDir()
-  writeFileSync(join(dir, 'twophase.lock'), '{"pid":2147483646,"role":"participant"}\n')
+  writeFileSync(join(dir, 'twophase.owner'), '{"pid":2147483646,"role":"participant"}\n')
   const node = await startParticipant(dir)
   expect((await fetch(`${node.url}/healthz`)).status).toBe(200)
+})
+
+test("the lock is the kernel's: two nodes started at once, one runs, the other refuses", async () => {
+  const dir = tempDir()
+  const runs = await Promise.allSettled([0, 1, 2].map(() => startParticipant(dir)))
+  expect(runs.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
 })
