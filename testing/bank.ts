@@ -170,6 +170,9 @@ export async function transfer(bank: Bank, t: Transfer): Promise<Outcome> {
   ;(ops[homeOf(bank, t.to)] ??= []).push(credit)
   try {
     const reply = await postTransaction(bank, { id: t.id, ops })
+    // 202: not decided within the prepare timeout (a lone participant that cannot be reached
+    // is asked until it answers, as it may have committed): ask until it is decided.
+    if (reply.status === 202) return await decidedLater(bank, t)
     const decision = reply.body?.decision
     if (reply.status !== 200 || (decision !== 'commit' && decision !== 'abort')) {
       const error = `HTTP ${reply.status}: ${reply.body?.error ?? JSON.stringify(reply.body)}`
@@ -180,6 +183,19 @@ export async function transfer(bank: Bank, t: Transfer): Promise<Outcome> {
     const message = error instanceof Error ? error.message : String(error)
     return { ...t, decision: null, votes: {}, reasons: {}, error: message }
   }
+}
+
+/** The outcome of a transfer the coordinator is still deciding, once it has decided. */
+async function decidedLater(bank: Bank, t: Transfer): Promise<Outcome> {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    const body = await getJson(bank, `${bank.coordinator}/transactions/${t.id}`)
+    if (body.decision === 'commit' || body.decision === 'abort') {
+      return { ...t, decision: body.decision, votes: body.votes ?? {}, reasons: body.reasons ?? {} }
+    }
+    await Bun.sleep(100)
+  }
+  return { ...t, decision: null, votes: {}, reasons: {}, error: 'still undecided after 60 s' }
 }
 
 /** Runs `plan` with `concurrency` transfers in flight; `onDone` hears of each as it finishes. */

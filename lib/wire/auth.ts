@@ -3,9 +3,10 @@
 // under the cluster's secret covers the method, the path with its query, the time, the nonce and
 // a SHA-256 digest of the body. It does not name the node it is for: an observer on the path
 // could replay a captured request to another node within the window, and could alter answers,
-// which are not signed. TLS is what keeps an observer out; the secret keeps out everyone else. A proof older or newer than the window is refused, and so
-// is a nonce seen within it. Client tokens (`Authorization: Bearer <token>`) open only the
-// coordinator's API: they prove nothing a participant would accept.
+// which are not signed. TLS is what keeps an observer out; the secret keeps out everyone else.
+// A proof older or newer than the window is refused, and so is a nonce seen within it. Client
+// tokens (`Authorization: Bearer <token>`) open only the coordinator's API: they prove nothing a
+// participant would accept.
 import { timingSafeEqual } from 'node:crypto'
 
 export const SCHEME = 'TwoPhase-HMAC'
