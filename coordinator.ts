@@ -16,7 +16,9 @@ import {
   httpPorts,
   isClientCommand,
   isTxnId,
+  historyOf,
   parseMs,
+  type History,
   namedParticipant,
   participantUrl,
   participantsFromEnv,
@@ -82,6 +84,8 @@ export type ServeOptions = {
   ackWaitMs: number
   /** The secret, TLS and client tokens (by default none: anyone is heard, over plain HTTP). */
   security?: Security
+  /** --retain and --no-views (lib/cli/args.ts historyOf). */
+  history?: History
   clientTokens?: string[]
 }
 
@@ -98,6 +102,7 @@ export async function serve(options: ServeOptions) {
     lazyAborts: true,
     onePhase: true,
     ports: httpPorts(httpOptionsOf(security)),
+    ...options.history,
   })
   const credentials = credentialsOf(security, options.clientTokens)
   const app = createCoordinatorApp(node, { ...options, credentials })
@@ -127,6 +132,7 @@ function parseServeArgs(argv: string[]): ServeOptions {
     ...(values.advertise ? { advertise: participantUrl(values.advertise) } : {}),
     timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
     ackWaitMs: parseMs(values['ack-wait'] ?? '1000', 'ack-wait', 0),
+    history: historyOf(values),
   }
 }
 

@@ -12,6 +12,7 @@ import {
   fail,
   isTxnId,
   httpPorts,
+  historyOf,
   parseMs,
   parsePort,
   participantUrl,
@@ -45,6 +46,7 @@ async function serve(argv: string[]): Promise<void> {
   const port = parsePort(values.port ?? Bun.env.PORT ?? '9000', 'port')
   const hostname = values.host ?? Bun.env.HOST ?? '0.0.0.0'
   const inDoubtAfterMs = parseMs(values['in-doubt-after'] ?? '5000', 'in-doubt-after')
+  const history = historyOf(values)
   const security = servingSecurity(readSecurity(values, Bun.env))
   const trusted = trustedOf(values, schemeOf(security))
   ensureDir(dir)
@@ -54,7 +56,8 @@ async function serve(argv: string[]): Promise<void> {
   lockDir(dir, 'participant')
   const store = await storeIn(values.store ?? 'sqlite', dir)
   const ports = httpPorts(httpOptionsOf(security))
-  const node = new ParticipantNode(dir, votes, { inDoubtAfterMs, store, ports, trusted })
+  const options = { inDoubtAfterMs, store, ports, trusted, ...history }
+  const node = new ParticipantNode(dir, votes, options)
   await node.start()
   const app = createApp(node, credentialsOf(security))
   // One request to ourselves before listening: Hono builds its router on the first request,

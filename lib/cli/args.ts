@@ -39,6 +39,25 @@ export function parseMs(value: string, name: string, least = 1): number {
   return ms
 }
 
+/** A count flag (`--retain 10000`): a whole number, at least `least`. */
+export function parseCount(value: string, name: string, least = 0): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n < least || !Number.isSafeInteger(n)) {
+    throw new UsageError(`invalid --${name} ${JSON.stringify(value)}: expected a whole number`)
+  }
+  return n
+}
+
+export type History = { retain?: number; view?: false }
+
+/** What --retain and --no-views ask of a node (lib/node/retention.ts). */
+export function historyOf(values: { retain?: string; 'no-views'?: boolean }): History {
+  return {
+    ...(values.retain !== undefined ? { retain: parseCount(values.retain, 'retain') } : {}),
+    ...(values['no-views'] ? { view: false as const } : {}),
+  }
+}
+
 /** A participant address as the base URL the coordinator talks to: `host:port` or a URL. */
 export function participantUrl(value: string): string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`

@@ -7,6 +7,18 @@ export const DEFAULT_COORDINATOR = 'http://127.0.0.1:8000'
 
 const DIR_HELP = "the node's directory, created if missing:"
 
+/** How a long-running node keeps its history small (lib/node/retention.ts). */
+const HISTORY_FLAGS = {
+  retain: {
+    value: 'N',
+    default: '10000',
+    help: 'finished transactions kept in memory; older ones are folded into one record each',
+  },
+  'no-views': {
+    help: 'write no state.txt / decision.txt (they list every transaction ever decided)',
+  },
+} as const
+
 /** Who a node trusts (lib/cli/security.ts reads them): every node takes these. */
 const TRUST_FLAGS = {
   'secret-file': {
@@ -57,6 +69,7 @@ export const PARTICIPANT_FLAGS = {
     default: 'none: whom each prepare names',
     help: 'a participant it may ask in doubt; others a prepare names are ignored; repeatable',
   },
+  ...HISTORY_FLAGS,
   ...TRUST_FLAGS,
 } as const
 
@@ -68,7 +81,7 @@ export const RESOLVE_FLAGS = {
 const TRUST_USAGE = '[--secret-file PATH] [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]'
 const PARTICIPANT_USAGE =
   'participant.ts [--port PORT] [--host HOST] [--dir DIR] [--in-doubt-after MS] [--store STORE] ' +
-  `[--coordinator URL]... [--peer URL]... ${TRUST_USAGE}`
+  `[--coordinator URL]... [--peer URL]... [--retain N] [--no-views] ${TRUST_USAGE}`
 const RESOLVE_USAGE = `participant.ts resolve TXN commit|abort [--dir DIR] ${TRUST_USAGE}`
 
 function participantHelp(): string {
@@ -153,6 +166,7 @@ export const SERVE_FLAGS = {
     default: 'none',
     help: 'client tokens, one per line: each opens the API (never a participant)',
   },
+  ...HISTORY_FLAGS,
   ...TRUST_FLAGS,
 } as const
 
@@ -192,7 +206,7 @@ const BATCH_USAGE =
 const SERVE_USAGE =
   'coordinator.ts serve [--port PORT] [--host HOST] [--participant [NAME=]host:port]... ' +
   '[--dir DIR] [--timeout MS] [--ack-wait MS] [--advertise URL] [--client-tokens-file PATH] ' +
-  TRUST_USAGE
+  `[--retain N] [--no-views] ${TRUST_USAGE}`
 
 /** The usage line of each client command, printed after its usage errors. */
 export const CLIENT_USAGE_LINES: Readonly<Record<string, string>> = {

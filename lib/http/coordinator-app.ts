@@ -41,14 +41,14 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     if (body.protocol !== undefined && body.protocol !== '2pc') {
       throw httpError(400, `invalid "protocol" ${JSON.stringify(body.protocol)}: expected "2pc"`)
     }
-    if (!node.txns.has(id) && options.participants.length === 0) {
+    if (!node.txn(id) && options.participants.length === 0) {
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
     const { involved, ops } = routeOps(body.ops, options)
     const decided = await decision(node, id, involved, ops)
     if (decided === null) {
       // Not decided within the prepare timeout: the transaction goes on, and the answer says so.
-      const t = node.txns.get(id)!
+      const t = node.txn(id)!
       return c.json({ ...outcomeOf(t), state: 'preparing', phase: t.phase }, 202)
     }
     // With --ack-wait 0 the answer leaves at the commit point: the decision is durable.
@@ -56,12 +56,12 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
       options.ackWaitMs > 0
         ? await Promise.race([node.when(id, 'done'), node.ports.sleep(options.ackWaitMs)])
         : decided
-    return c.json(outcomeOf(settled ?? node.txns.get(id)!))
+    return c.json(outcomeOf(settled ?? node.txn(id)!))
   })
   app.get('/transactions/:id', (c) => {
     const id = c.req.param('id')
     if (!isTxnId(id)) throw httpError(400, txnIdError(id))
-    const t = node.txns.get(id)
+    const t = node.txn(id)
     // Under presumed abort, `unknown` means abort: nothing about it was ever committed here.
     if (!t) return c.json(encodeCoordinatorAnswer(id, node.answer(id)))
     const state = node.answer(id)

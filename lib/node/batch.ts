@@ -70,7 +70,7 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
   try {
     await node.start()
     for (const txn of options.txns) {
-      if (!node.txns.has(txn) && options.participants.length === 0) {
+      if (!node.txn(txn) && options.participants.length === 0) {
         throw new UsageError(NO_PARTICIPANTS)
       }
       const decided = await node.run(txn, options.participants)
@@ -98,7 +98,7 @@ async function settle(
 ): Promise<string | null> {
   const timeout = Bun.sleep(deliverTimeoutMs).then(() => null)
   const done: CoordinatorTxn | null = await Promise.race([node.when(txn, 'done'), timeout])
-  const t = done ?? node.txns.get(txn)!
+  const t = done ?? node.txn(txn)!
   if (done === null) {
     const missing = t.participants.filter((p) => !t.acks.includes(p))
     return (

@@ -8,6 +8,7 @@ import { lockDir, type DirLock } from '../store/dir-lock.ts'
 import {
   begin as realBegin,
   coordinatorAnswer,
+  coordinatorFold,
   coordinatorStep as realCoordinatorStep,
   defaultBackoff,
   recoverCoordinator,
@@ -29,7 +30,8 @@ import { KeyedQueue } from './keyed-queue.ts'
 import { MessageSender } from './sender.ts'
 import { DurableLog } from '../store/log.ts'
 import type { CoordinatorLog } from '../store/store.ts'
-import { bunPorts, type Ports, type View } from './ports.ts'
+import { NO_VIEW, bunPorts, type Ports, type View } from './ports.ts'
+import { DEFAULT_RETAIN, Retention } from './retention.ts'
 
 export const COORDINATOR_DB = 'coordinator.db'
 
@@ -61,8 +63,11 @@ export type CoordinatorOptions = {
   retryUndecided?: boolean
   /** The log; SQLite in `dir` by default. */
   log?: CoordinatorLog<CoordinatorRecord>
-  /** Where decision.txt is shown; a file in `dir` by default. */
-  view?: (render: () => string) => View
+  /** Where decision.txt is shown; a file in `dir` by default; false: nowhere (a service with
+   * millions of transactions, whose view would hold them all). */
+  view?: ((render: () => string) => View) | false
+  /** How many finished transactions stay in memory and in the live log (see ./retention.ts). */
+  retain?: number
   /** Clock, timers and network; Bun's by default. */
   ports?: Ports
   core?: CoordinatorCore
@@ -86,19 +91,20 @@ export class CoordinatorNode {
   #lock: DirLock | null = null
   /** When each transaction not yet done next needs a tick (see `wakeAt`). */
   readonly #wakeAt = new Map<string, number>()
+  readonly #retention: Retention
 
   constructor(readonly options: CoordinatorOptions) {
     this.ports = options.ports ?? bunPorts
     // A node that keeps its log or view in `dir` owns it: one node per directory.
-    if (!options.log || !options.view) {
+    if (!options.log || typeof options.view !== 'function') {
       this.#lock = lockDir(options.dir, 'coordinator')
       sweepTempFiles(options.dir)
     }
-    this.log = options.log ?? new DurableLog<CoordinatorRecord>(join(options.dir, COORDINATOR_DB))
+    this.log = options.log ?? openLog(options.dir)
     const records = this.log.records()
     this.txns = recoverCoordinator(records, this.ports.now())
-    for (const r of records)
-      if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
+    const shown = options.view === false ? [] : (this.log.checkpoints?.history() ?? records)
+    for (const r of shown) if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
@@ -111,9 +117,11 @@ export class CoordinatorNode {
     const requestMs = options.requestMs ?? 5_000
     this.#sender = new MessageSender(requestMs, options.alwaysBatch ?? false, this.ports)
     const render = () => this.#decisions
-    this.#view = options.view
-      ? options.view(render)
-      : new FileView(join(options.dir, 'decision.txt'), render)
+    if (options.view === false) this.#view = NO_VIEW
+    else if (options.view) this.#view = options.view(render)
+    else this.#view = new FileView(join(options.dir, 'decision.txt'), render)
+    this.#retention = new Retention(options.retain ?? DEFAULT_RETAIN, (txn) => this.#fold(txn))
+    for (const t of this.txns.values()) this.#finishing(t)
   }
 
   /** Rebuilds decision.txt, re-delivers every unacknowledged decision and aborts every
@@ -135,7 +143,7 @@ export class CoordinatorNode {
     participants: readonly string[],
     ops: Readonly<Record<string, readonly Op[]>> = {},
   ): Promise<CoordinatorTxn> {
-    if (!this.txns.has(txn)) {
+    if (!this.txn(txn)) {
       const started = this.#core.begin(txn, participants, this.ports.now(), this.#env, ops)
       this.#set(started[0])
       void this.#queue.run(txn, () => this.#apply(started))
@@ -145,7 +153,7 @@ export class CoordinatorNode {
 
   /** Resolves once `txn` has reached `phase` (its decision durable, or every ack received). */
   when(txn: string, phase: 'decided' | 'done'): Promise<CoordinatorTxn> {
-    const current = this.txns.get(txn)
+    const current = this.txn(txn)
     if (!current) return Promise.reject(new Error(`unknown transaction ${txn}`))
     if (reached(current, phase)) return Promise.resolve(current)
     const { promise, resolve } = Promise.withResolvers<CoordinatorTxn>()
@@ -155,7 +163,15 @@ export class CoordinatorNode {
 
   /** What this coordinator answers about `txn` (GET /transactions/:id): the core's answer. */
   answer(txn: string): CoordinatorAnswer {
-    return coordinatorAnswer(this.txns.get(txn))
+    return coordinatorAnswer(this.txn(txn))
+  }
+
+  /** What this coordinator knows of `txn`: in memory, or rebuilt from its folded record. */
+  txn(txn: string): CoordinatorTxn | undefined {
+    const current = this.txns.get(txn)
+    if (current !== undefined) return current
+    const folded = this.log.checkpoints?.folded(txn)
+    return folded && recoverCoordinator([folded], this.ports.now()).get(txn)
   }
 
   /** Resolves once decision.txt shows every decision logged so far. */
@@ -163,6 +179,7 @@ export class CoordinatorNode {
     return this.#view.refresh()
   }
 
+  /** Steps `txn` with `event`; a folded transaction is done, and nothing changes it. */
   step(txn: string, event: CoordinatorEvent): Promise<void> {
     return this.#queue.run(txn, async () => {
       const current = this.txns.get(txn)
@@ -200,7 +217,22 @@ export class CoordinatorNode {
         this.#set(after)
       }
     }
-    this.#notify(this.txns.get(next.txn)!)
+    const state = this.txns.get(next.txn)!
+    this.#notify(state)
+    this.#finishing(state)
+  }
+
+  /** A finished transaction joins the retained ones; past `retain`, the oldest is folded. */
+  #finishing(state: CoordinatorTxn): void {
+    if (coordinatorFold(state) !== null) this.#retention.finished(state.txn)
+  }
+
+  #fold(txn: string): void {
+    const state = this.txns.get(txn)
+    const record = state && coordinatorFold(state)
+    if (!record || !this.log.checkpoints) return
+    this.log.checkpoints.fold(txn, record)
+    this.txns.delete(txn)
   }
 
   async #persist(record: CoordinatorRecord, lazy = false): Promise<CoordinatorEvent> {
@@ -258,6 +290,13 @@ export class CoordinatorNode {
     this.log.close()
     this.#lock?.release()
   }
+}
+
+/** The coordinator's SQLite log: a folded transaction keeps the place of its decision, so that
+ * decision.txt, rebuilt from the history, keeps decision order. */
+function openLog(dir: string): DurableLog<CoordinatorRecord> {
+  const anchor = (r: CoordinatorRecord) => r.type === 'decision'
+  return new DurableLog<CoordinatorRecord>(join(dir, COORDINATOR_DB), { anchor })
 }
 
 /** Decided means durable: an answer about a decision a crash could still undo is not given. */

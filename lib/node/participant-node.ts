@@ -9,6 +9,7 @@ import { lockDir, type DirLock } from '../store/dir-lock.ts'
 import {
   canonical,
   parseVotes,
+  participantFold,
   participantStep as realParticipantStep,
   recoverParticipant,
   unknownTxn,
@@ -18,6 +19,7 @@ import {
   type ParticipantEnv,
   type ParticipantAction,
   type ParticipantEvent,
+  type ParticipantRecord,
   type PersistAction,
   type Prng,
   type Json,
@@ -30,7 +32,8 @@ import {
 import { failpoint } from '../store/failpoint.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { StateLines } from './state-lines.ts'
-import { bunPorts, type Ports, type View } from './ports.ts'
+import { NO_VIEW, bunPorts, type Ports, type View } from './ports.ts'
+import { DEFAULT_RETAIN, Retention } from './retention.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import type { ParticipantStore, Verdict } from '../store/store.ts'
 import { decodeCoordinatorAnswer, decodePeerState } from '../wire/in-doubt.ts'
@@ -54,8 +57,11 @@ export type ParticipantNodeOptions = {
   backoff?: Backoff
   /** Where data and log live; SQLite in `dir` by default. */
   store?: ParticipantStore
-  /** Where state.txt is shown; a file in `dir` by default. */
-  view?: (render: () => string) => View
+  /** Where state.txt is shown; a file in `dir` by default; false: nowhere (a service with
+   * millions of transactions, whose view would hold them all). */
+  view?: ((render: () => string) => View) | false
+  /** How many finished transactions stay in memory and in the live log (see ./retention.ts). */
+  retain?: number
   /** Clock, timers and network; Bun's by default. */
   ports?: Ports
   /** The protocol's step function: the real core, or a broken variant in the simulator. */
@@ -83,6 +89,7 @@ export class ParticipantNode {
   readonly #prepared = new Set<string>()
   #stopClock: (() => void) | null = null
   #lock: DirLock | null = null
+  readonly #retention: Retention
 
   constructor(
     readonly dir: string,
@@ -102,29 +109,42 @@ export class ParticipantNode {
     this.#step = options.step ?? realParticipantStep
     this.#votes = votes
     const render = () => this.#lines.render()
-    if (options.view) this.#view = options.view(render)
-    else {
-      // A node that shows its view in `dir` owns it: one node per directory.
+    this.#retention = new Retention(options.retain ?? DEFAULT_RETAIN, (txn) => this.#fold(txn))
+    if (typeof options.view !== 'function') {
+      // A node that keeps its view or its data in `dir` owns it: one node per directory.
       this.#lock = lockDir(dir, 'participant')
       sweepTempFiles(dir)
-      this.#view = new FileView(join(dir, 'state.txt'), render)
     }
+    if (options.view === false) this.#view = NO_VIEW
+    else if (options.view) this.#view = options.view(render)
+    else this.#view = new FileView(join(dir, 'state.txt'), render)
   }
 
   /** Rewrites state.txt from the log (a crash between log and view loses nothing) and starts
    * the in-doubt clock. */
   async start(): Promise<void> {
-    this.txns = recoverParticipant(await this.store.load(), this.ports.now(), this.#env)
-    for (const t of this.txns.values()) {
-      this.#set(t)
-      if (t.state === 'committed' || t.state === 'aborted') this.#lines.set(t.txn, t.state)
-    }
+    const records = await this.store.load()
+    this.txns = recoverParticipant(records, this.ports.now(), this.#env)
+    for (const t of this.txns.values()) this.#set(t)
+    if (this.options.view !== false) this.#show(this.store.checkpoints?.history() ?? records)
+    for (const t of this.txns.values()) if (participantFold(t)) this.#retention.finished(t.txn)
     await this.#view.refresh()
     this.#stopClock = this.ports.every(this.options.tickMs ?? 50, () => this.#tick())
   }
 
+  /** Every outcome in `records`, folded or live, goes into state.txt. */
+  #show(records: Iterable<ParticipantRecord>): void {
+    for (const r of records) if (r.state !== 'prepared') this.#lines.set(r.txn, r.state)
+  }
+
+  /** What this participant knows of `txn`: in memory, rebuilt from its folded record, or
+   * nothing (unknown). */
   state(txn: string): ParticipantTxn {
-    return this.txns.get(txn) ?? unknownTxn(txn)
+    const current = this.txns.get(txn)
+    if (current !== undefined) return current
+    const folded = this.store.checkpoints?.folded(txn)
+    if (folded === undefined) return unknownTxn(txn)
+    return recoverParticipant([folded], this.ports.now(), this.#env).get(txn)!
   }
 
   /** Handles a prepare request that carries `ops` (the data work this participant guards). */
@@ -225,10 +245,20 @@ export class ParticipantNode {
       return null
     }
     // The view shows only what the log holds: the line is added once the record is durable.
-    this.#lines.set(record.txn, record.state)
+    if (this.options.view !== false) this.#lines.set(record.txn, record.state)
     this.#view.refreshSoon()
     failpoint('participant-after-outcome-logged', record.txn)
+    this.#retention.finished(record.txn)
     return null
+  }
+
+  /** Folds finished `txn` out of the log and out of memory (see ./retention.ts). */
+  #fold(txn: string): void {
+    const state = this.txns.get(txn)
+    const record = state && participantFold(state)
+    if (!record || !this.store.checkpoints) return
+    this.store.checkpoints.fold(txn, record)
+    this.txns.delete(txn)
   }
 
   /** The resource's own verdict: votes.txt, when present, can only say no; then the store

@@ -100,3 +100,10 @@ export interface View {
   /** Writes what a pending refreshSoon would have (a clean stop). */
   settle(): Promise<void>
 }
+
+/** Where a node without a view (`--no-views`) shows nothing. */
+export const NO_VIEW: View = {
+  refresh: async () => {},
+  refreshSoon: () => {},
+  settle: async () => {},
+}

@@ -1,4 +1,5 @@
-// The durable log: records in SQLite (WAL, synchronous=FULL), appended with group commit.
+// The durable log: records in SQLite (WAL, synchronous=FULL), appended with group commit, and
+// finished transactions folded out of it into one record each.
 import { Database, type Statement } from 'bun:sqlite'
 import { failpoint } from './failpoint.ts'
 
@@ -9,47 +10,103 @@ type Pending<R> = {
   reject: (e: unknown) => void
 }
 
+/** Where a transaction's records live: its rows' seqs, and the seq its folded record takes. */
+type Rows = { seqs: number[]; anchor: number | null }
+
+export type DurableLogOptions<R> = {
+  /** How long a lazy record may wait for a flush to share (0: the next turn's). */
+  lazyMs?: number
+  /** The record whose place (order) a folded transaction keeps: the coordinator's decision, so
+   * decision.txt keeps its order; by default the transaction's first record. */
+  anchor?: (record: R) => boolean
+}
+
 /**
  * An append-only log of JSON records. `append` resolves only once its record is on stable
  * storage. Records appended while the event loop is busy share one SQLite transaction (one
  * fsync): group commit, with each waiter released only after its own record is durable.
  * A lazy record starts no flush of its own: it rides the next one, or one `lazyMs` later (with
  * `lazyMs` 0, the next turn's, as a forced one does).
+ *
+ * Checkpoint: `fold(txn, record)` replaces a finished transaction's records by one record that
+ * rebuilds its final state, kept in a table of its own that start-up does not read (`folded`
+ * looks one up), so start-up and memory depend on the live transactions, not on the history.
+ * A fold rides the next flush, atomically: a crash leaves the records or the folded one.
  */
 export class DurableLog<R> {
   readonly #db: Database
   readonly #insert: Statement
-  /** Writes a group in one SQLite transaction: each record, then its effect. */
-  readonly #write: (group: Pending<R>[]) => void
+  readonly #lookup: Statement
+  /** Writes a group in one SQLite transaction: each record, then its effect, then the folds. */
+  readonly #write: (group: Pending<R>[], folds: Map<string, R>) => void
+  readonly #anchor: (record: R) => boolean
   #pending: Pending<R>[] = []
+  /** Finished transactions to fold with the next flush, and the record each folds into. */
+  #folds = new Map<string, R>()
+  /** The live rows of each transaction (records with a string `txn`). */
+  #rows = new Map<string, Rows>()
   #scheduled = false
   #lazyTimer: Timer | null = null
   /** How many forced writes (SQLite commits) this log has made: one per group. */
   flushes = 0
+  readonly lazyMs: number
 
   constructor(
     readonly path: string,
-    readonly lazyMs = 20,
+    options: DurableLogOptions<R> | number = {},
   ) {
+    if (typeof options === 'number') options = { lazyMs: options }
+    this.lazyMs = options.lazyMs ?? 20
+    this.#anchor = options.anchor ?? (() => false)
     this.#db = new Database(path, { create: true, strict: true })
     this.#db.run('PRAGMA journal_mode = WAL')
     // FULL: a commit is fsynced before it returns, so a yes vote survives power loss.
     this.#db.run('PRAGMA synchronous = FULL')
     this.#db.run('CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)')
+    this.#db.run(
+      'CREATE TABLE IF NOT EXISTS folded (txn TEXT PRIMARY KEY, seq INTEGER NOT NULL, ' +
+        'record TEXT NOT NULL)',
+    )
     // Compiled once, here: not on the first append, which a client is waiting for.
     this.#insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
-    this.#write = this.#db.transaction((group: Pending<R>[]) => {
-      for (const { record, effect } of group) {
-        this.#insert.run(JSON.stringify(record))
-        effect?.()
-      }
-    })
+    this.#lookup = this.#db.query('SELECT record FROM folded WHERE txn = ?')
+    this.#write = this.#db.transaction((group: Pending<R>[], folds: Map<string, R>) =>
+      this.#writeGroup(group, folds),
+    )
   }
 
-  /** Every record, oldest first. */
+  /** Every live record, oldest first (folded transactions are not among them). */
   records(): R[] {
-    const rows = this.#db.query('SELECT record FROM log ORDER BY seq').all() as { record: string }[]
-    return rows.map((row) => JSON.parse(row.record) as R)
+    const rows = this.#db.query('SELECT seq, record FROM log ORDER BY seq').all() as Row[]
+    const rowsOf = new Map<string, Rows>()
+    const records = rows.map((row) => {
+      const record = JSON.parse(row.record) as R
+      this.#track(rowsOf, record, row.seq)
+      return record
+    })
+    this.#rows = rowsOf
+    return records
+  }
+
+  /** Every record, folded or live, in the order of the log (for views of the whole history). */
+  *history(): Generator<R> {
+    const all = this.#db.query(
+      'SELECT seq, record FROM log UNION ALL SELECT seq, record FROM folded ORDER BY seq',
+    )
+    for (const row of all.iterate() as Iterable<Row>) yield JSON.parse(row.record) as R
+  }
+
+  /** The folded record of `txn`, if it was folded. */
+  folded(txn: string): R | undefined {
+    const pending = this.#folds.get(txn)
+    if (pending !== undefined) return pending
+    const row = this.#lookup.get(txn) as { record: string } | null
+    return row === null ? undefined : (JSON.parse(row.record) as R)
+  }
+
+  /** This log checkpoints: `fold`, `folded` and `history` (see ./store.ts). */
+  get checkpoints(): this {
+    return this
   }
 
   /** The database the log lives in, for data kept beside it (the participant's store). */
@@ -64,36 +121,95 @@ export class DurableLog<R> {
     // With no lazy window, a lazy record is flushed in the next turn with whatever else was
     // appended meanwhile: it still shares a flush under load, and alone never waits on a timer.
     if (lazy && this.lazyMs === 0) lazy = false
-    if (!lazy && !this.#scheduled) {
-      this.#scheduled = true
-      // setImmediate, not a microtask: requests already waiting on sockets get to add theirs.
-      setImmediate(() => this.#flush())
-    }
+    if (!lazy) this.#flushSoon()
     if (lazy && !this.#scheduled) this.#lazyTimer ??= setTimeout(() => this.#flush(), this.lazyMs)
     return promise
+  }
+
+  /** Folds finished `txn` into `record` (rebuilding its final state) with the next flush. Nobody
+   * waits for it: until it is written, the records it replaces are there. */
+  fold(txn: string, record: R): void {
+    this.#folds.set(txn, record)
+    if (this.#lazyTimer === null && !this.#scheduled) {
+      this.#lazyTimer = setTimeout(() => this.#flush(), this.lazyMs)
+    }
+  }
+
+  #flushSoon(): void {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    // setImmediate, not a microtask: requests already waiting on sockets get to add theirs.
+    setImmediate(() => this.#flush())
   }
 
   #flush(): void {
     if (this.#lazyTimer !== null) clearTimeout(this.#lazyTimer)
     this.#lazyTimer = null
     this.#scheduled = false
-    if (this.#pending.length === 0) return
+    if (this.#pending.length === 0 && this.#folds.size === 0) return
     failpoint('log-before-flush', String(this.flushes + 1))
     const group = this.#pending
+    const folds = this.#folds
     this.#pending = []
+    this.#folds = new Map()
     try {
-      this.#write(group)
+      this.#write(group, folds)
       this.flushes += 1
     } catch (error) {
+      // Rolled back: the folds wait for the next flush, the records' waiters hear of it, and
+      // which rows are live is read again from what the database kept.
+      for (const [txn, record] of this.#folds) folds.set(txn, record)
+      this.#folds = folds
       for (const waiter of group) waiter.reject(error)
+      this.#reloadRows()
       return
     }
     for (const waiter of group) waiter.resolve()
   }
 
-  /** Writes what is still pending (lazy records), then closes: a clean stop loses nothing. */
+  /** Inside the SQLite transaction (the rows map is read again if it rolls back). */
+  #writeGroup(group: Pending<R>[], folds: Map<string, R>): void {
+    const rowsOf = this.#rows
+    for (const { record, effect } of group) {
+      const { lastInsertRowid } = this.#insert.run(JSON.stringify(record))
+      this.#track(rowsOf, record, Number(lastInsertRowid))
+      effect?.()
+    }
+    if (folds.size === 0) return
+    const keep = this.#db.query('INSERT OR REPLACE INTO folded (txn, seq, record) VALUES (?, ?, ?)')
+    const drop = this.#db.query('DELETE FROM log WHERE seq = ?')
+    for (const [txn, record] of folds) {
+      const rows = rowsOf.get(txn)
+      if (rows === undefined) continue // folded already
+      keep.run(txn, rows.anchor ?? rows.seqs[0]!, JSON.stringify(record))
+      for (const seq of rows.seqs) drop.run(seq)
+      rowsOf.delete(txn)
+    }
+  }
+
+  #reloadRows(): void {
+    try {
+      this.records()
+    } catch (error) {
+      console.error(`${this.path}: reading the log again: ${error}`)
+    }
+  }
+
+  #track(rowsOf: Map<string, Rows>, record: R, seq: number): void {
+    const txn = (record as { txn?: unknown }).txn
+    if (typeof txn !== 'string') return
+    let rows = rowsOf.get(txn)
+    if (rows === undefined) rowsOf.set(txn, (rows = { seqs: [], anchor: null }))
+    rows.seqs.push(seq)
+    if (rows.anchor === null && this.#anchor(record)) rows.anchor = seq
+  }
+
+  /** Writes what is still pending (lazy records, folds), then closes: a clean stop loses
+   * nothing. */
   close(): void {
     this.#flush()
     this.#db.close()
   }
 }
+
+type Row = { seq: number; record: string }

@@ -12,7 +12,7 @@ import {
 } from '../core/index.ts'
 import { DurableLog } from './log.ts'
 import { PreparedWork, lockReason } from './locks.ts'
-import type { ParticipantStore, StoredRecord, Verdict } from './store.ts'
+import type { Checkpoints, ParticipantStore, StoredRecord, Verdict } from './store.ts'
 
 export const PARTICIPANT_DB = 'participant.db'
 
@@ -25,12 +25,19 @@ export class SqliteStore implements ParticipantStore {
     // No lazy window: an outcome record that may share a flush (a batch's) goes in the next
     // turn's, with whatever came with it, and never waits on a timer; its locks are held until
     // it is durable. A 2 ms window made a lone transaction wait out its timer at every commit.
-    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), 0)
+    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), { lazyMs: 0 })
     this.#log.db.run('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
   }
 
   get flushes(): number {
     return this.#log.flushes
+  }
+
+  /** A finished transaction's folded record carries no operations: it needs none. */
+  readonly checkpoints: Checkpoints<ParticipantRecord> = {
+    fold: (txn, record) => this.#log.fold(txn, record),
+    folded: (txn) => this.#log.folded(txn),
+    history: () => this.#log.history(),
   }
 
   /** The database of data and log, for an operator's (or a test's) pragmas. */

@@ -32,7 +32,20 @@ export interface ParticipantStore {
   locks(): Map<string, string>
   /** Forced writes so far (SQLite commits or PostgreSQL commits), for benchmarks and tests. */
   readonly flushes: number
+  /** A store that checkpoints (see Checkpoints below) has these three. */
+  readonly checkpoints?: Checkpoints<ParticipantRecord>
   close(): Promise<void>
+}
+
+/** Checkpoints of a log: a finished transaction's records folded into one (lib/core/
+ * checkpoint.ts), kept apart from the live records that start-up reads. */
+export interface Checkpoints<R> {
+  /** Replaces `txn`'s records by `record`, with a later flush (atomically, nobody waits). */
+  fold(txn: string, record: R): void
+  /** The folded record of `txn`, if it was folded. */
+  folded(txn: string): R | undefined
+  /** Every record, folded or live, in log order: for views of the whole history. */
+  history(): Iterable<R>
 }
 
 /** Thrown when the store cannot be reached (database down): the request may be retried. */
@@ -46,6 +59,8 @@ export interface CoordinatorLog<R> {
   append(record: R, effect: undefined, lazy: boolean): Promise<void>
   /** Forced writes so far. */
   readonly flushes: number
+  /** A log that checkpoints has these. */
+  readonly checkpoints?: Checkpoints<R>
   /** Writes what is still pending, then closes. */
   close(): void
 }

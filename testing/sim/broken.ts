@@ -12,7 +12,7 @@ import {
   type Vote,
 } from '../../lib/core/index.ts'
 import type { CoordinatorCore } from '../../lib/node/coordinator-node.ts'
-import type { CoordinatorLog, ParticipantStore } from '../../lib/store/store.ts'
+import type { Checkpoints, CoordinatorLog, ParticipantStore } from '../../lib/store/store.ts'
 import type { Protocol } from './cluster.ts'
 
 const realCore: CoordinatorCore = { begin, step: coordinatorStep, resume }
@@ -168,6 +168,26 @@ const preparesDecidedAgain: Protocol = {
   },
 }
 
+/** Checkpoints that forget: a finished transaction's records are folded away, but the folded
+ * record is never looked up, so the node takes it for one it never heard of. A client that asks
+ * again about an old transaction (after the coordinator restarted) has it run a second time. */
+function forgetting<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(target, key) {
+      // The target itself as `this`: its private fields are not the proxy's.
+      const value = Reflect.get(target, key, target) as unknown
+      if (typeof value === 'function') return value.bind(target)
+      if (key !== 'checkpoints' || value === undefined) return value
+      return { ...(value as Checkpoints<unknown>), folded: () => undefined }
+    },
+  })
+}
+
+const forgetsFolded: Protocol = {
+  wrapLog: (log: CoordinatorLog<CoordinatorRecord>) => forgetting(log),
+  wrapStore: (store: ParticipantStore) => forgetting(store),
+}
+
 export const BROKEN: Record<string, Protocol> = {
   'loses-last-record': losesLastRecord,
   'decides-on-majority': decidesOnMajority,
@@ -179,4 +199,5 @@ export const BROKEN: Record<string, Protocol> = {
   'drops-failed-writes': dropsFailedWrites,
   'answers-before-writing': answersBeforeWriting,
   'prepares-decided-again': preparesDecidedAgain,
+  'forgets-folded': forgetsFolded,
 }

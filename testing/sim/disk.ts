@@ -56,6 +56,15 @@ export class GroupWriter<T> {
     readonly lazyMs: number,
   ) {}
 
+  /** Queues `item` to ride the next flush without starting one (a checkpoint's fold): nobody
+   * waits for it, a crash may lose it, and a failed flush queues it again. */
+  ride(item: T): void {
+    const requeue = () => {
+      if (this.alive()) this.ride(item)
+    }
+    this.#pending.push({ item, resolve: () => {}, reject: requeue })
+  }
+
   append(item: T, lazy: boolean): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     this.#pending.push({ item, resolve, reject })

@@ -130,7 +130,10 @@ export class Invariants {
   atEnd(quiescent: boolean, expectedTotal: number | null): void {
     if (!quiescent) this.#fail('termination (AC5)', 'the cluster did not settle after healing')
     const sim = this.sim
-    for (const t of sim.coordinator.node!.txns.values()) {
+    for (const w of sim.started) {
+      // Folded or not: a checkpoint must not change what any transaction ended as.
+      const t = sim.coordinator.node!.txn(w.txn)
+      if (t === undefined) continue
       for (const url of t.participants) {
         const p = sim.participant(url)
         const id = p.id
@@ -171,7 +174,7 @@ export class Invariants {
       }
     }
     for (const w of sim.config.workload) {
-      if (sim.coordinator.node!.txns.get(w.txn)?.decision !== 'commit') continue
+      if (sim.coordinator.node!.txn(w.txn)?.decision !== 'commit') continue
       for (const [id, ops] of Object.entries(w.ops)) {
         for (const op of ops) {
           if (op.op !== 'add') continue

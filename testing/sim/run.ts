@@ -23,6 +23,8 @@ export type SeedResult = {
   decisions: Record<string, string>
   /** Transactions on which every participant durably voted yes. */
   allYes: string[]
+  /** Transactions folded by a checkpoint, on the coordinator and on every participant. */
+  folded: number
 }
 
 export async function runSeed(
@@ -44,13 +46,19 @@ export async function runSeed(
   for (const r of records) if (r.type === 'decision') decisions[r.txn] = r.decision
   const allYes: string[] = []
   for (const r of records) {
-    if (r.type !== 'begin') continue
+    // A folded transaction's one record is its decision, which names the participants.
+    const participants = r.type === 'done' ? undefined : r.participants
+    if (participants === undefined) continue
     const yes = (url: string) =>
       sim.participant(url).durable.records.some((x) => x.txn === r.txn && x.vote === 'yes')
-    if (r.participants.every(yes) && !allYes.includes(r.txn)) allYes.push(r.txn)
+    if (participants.every(yes) && !allYes.includes(r.txn)) allYes.push(r.txn)
   }
   const counts = { ...sim.counts, ...sim.net.counts, ...sim.disk }
-  return { seed, ok: violation === null, violation, trace: sim.trace, counts, decisions, allYes }
+  const folded = [sim.coordinator.folded, ...sim.participants.map((p) => p.durable.folded)]
+    .map((set) => set.size)
+    .reduce((a, b) => a + b, 0)
+  const { trace } = sim
+  return { seed, ok: violation === null, violation, trace, counts, decisions, allYes, folded }
 }
 
 /** What a failing seed prints: the property, the replay command and the events before it. */

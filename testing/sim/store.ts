@@ -14,6 +14,7 @@ import {
 } from '../../lib/core/index.ts'
 import { PreparedWork, lockReason } from '../../lib/store/locks.ts'
 import type {
+  Checkpoints,
   CoordinatorLog,
   ParticipantStore,
   StoredRecord,
@@ -23,10 +24,16 @@ import { GroupWriter } from './disk.ts'
 import { SimViolation } from './invariants.ts'
 
 /** What survives a participant's crash. `applied`: transactions whose operations reached the
- * committed data, for the validity check. */
-export type Durable = { records: StoredRecord[]; data: Map<string, Json>; applied: Set<string> }
+ * committed data, for the validity check. `folded`: transactions whose records were folded into
+ * one (a checkpoint), which start-up does not read. */
+export type Durable = {
+  records: StoredRecord[]
+  data: Map<string, Json>
+  applied: Set<string>
+  folded: Set<string>
+}
 
-type Write = { record: StoredRecord; effect: Effect | undefined }
+type Write = { record: StoredRecord; effect: Effect | undefined; fold?: true }
 
 export class SimStore implements ParticipantStore {
   readonly onePhase = true
@@ -47,12 +54,25 @@ export class SimStore implements ParticipantStore {
     return this.#writer.flushes
   }
 
+  /** Folds ride the next flush, as in DurableLog; until then they are answered from here. */
+  readonly #folds = new Map<string, ParticipantRecord>()
+  readonly checkpoints: Checkpoints<ParticipantRecord> = {
+    fold: (txn, record) => {
+      this.#folds.set(txn, record)
+      this.#writer.ride({ record, effect: undefined, fold: true })
+    },
+    folded: (txn) =>
+      this.#folds.get(txn) ?? foldedIn(this.durable.records, this.durable.folded, txn),
+    history: () => this.durable.records,
+  }
+
   async load(): Promise<ParticipantRecord[]> {
-    for (const r of this.durable.records) {
+    const live = this.durable.records.filter((r) => !this.durable.folded.has(r.txn))
+    for (const r of live) {
       if (r.state === 'prepared') this.work.hold(r.txn, r.ops ?? [])
       else this.work.release(r.txn)
     }
-    return this.durable.records.map(({ ops: _, ...r }) => r)
+    return live.map(({ ops: _, ...r }) => r)
   }
 
   async check(txn: string, ops: readonly Op[], _context?: PrepareContext): Promise<Verdict> {
@@ -74,7 +94,12 @@ export class SimStore implements ParticipantStore {
 
   /** A flush: each record with its effect, atomically (as one SQLite transaction). */
   #write(group: Write[]): void {
-    for (const { record, effect } of group) {
+    for (const { record, effect, fold } of group) {
+      if (fold) {
+        foldInto(this.durable.records, this.durable.folded, record, (r) => r.txn === record.txn)
+        this.#folds.delete(record.txn)
+        continue
+      }
       this.durable.records.push(record)
       if (effect === 'apply') this.#apply(record.txn, this.work.opsOf(record.txn))
       if (effect) this.work.release(record.txn)
@@ -115,21 +140,42 @@ export class SimStore implements ParticipantStore {
   async close(): Promise<void> {}
 }
 
+type LogItem = { record: CoordinatorRecord; fold?: true }
+
 /** The coordinator's log over the simulated disk. */
 export class SimLog implements CoordinatorLog<CoordinatorRecord> {
-  readonly #writer: GroupWriter<CoordinatorRecord>
+  readonly #writer: GroupWriter<LogItem>
+  readonly #folds = new Map<string, CoordinatorRecord>()
 
   constructor(
     readonly durable: CoordinatorRecord[],
-    writer: (write: (group: CoordinatorRecord[]) => void) => GroupWriter<CoordinatorRecord>,
+    /** Transactions whose records were folded (durable, as `durable` is). */
+    readonly folded: Set<string>,
+    writer: (write: (group: LogItem[]) => void) => GroupWriter<LogItem>,
     readonly onDurable: (record: CoordinatorRecord) => void,
   ) {
     this.#writer = writer((group) => {
-      for (const r of group) {
-        this.durable.push(r)
-        this.onDurable(r)
+      for (const { record, fold } of group) {
+        if (fold) {
+          // The folded record keeps the decision's place: decision.txt keeps its order.
+          const txn = record.txn
+          foldInto(this.durable, folded, record, (r) => r.txn === txn && r.type === 'decision')
+          this.#folds.delete(txn)
+          continue
+        }
+        this.durable.push(record)
+        this.onDurable(record)
       }
     })
+  }
+
+  readonly checkpoints: Checkpoints<CoordinatorRecord> = {
+    fold: (txn, record) => {
+      this.#folds.set(txn, record)
+      this.#writer.ride({ record, fold: true })
+    },
+    folded: (txn) => this.#folds.get(txn) ?? foldedIn(this.durable, this.folded, txn),
+    history: () => this.durable,
   }
 
   get flushes(): number {
@@ -137,12 +183,39 @@ export class SimLog implements CoordinatorLog<CoordinatorRecord> {
   }
 
   records(): CoordinatorRecord[] {
-    return [...this.durable]
+    return this.durable.filter((r) => !this.folded.has(r.txn))
   }
 
   append(record: CoordinatorRecord, _effect: undefined, lazy: boolean): Promise<void> {
-    return this.#writer.append(record, lazy)
+    return this.#writer.append({ record }, lazy)
   }
 
   close(): void {}
+}
+
+/** Replaces the records of `record.txn` in `records` by `record`, at the place of the first one
+ * `anchor` picks (else of its first record), and marks the transaction folded. */
+function foldInto<R extends { txn: string }>(
+  records: R[],
+  folded: Set<string>,
+  record: R,
+  anchor: (r: R) => boolean,
+): void {
+  const txn = record.txn
+  if (folded.has(txn)) return
+  let at = records.findIndex(anchor)
+  if (at < 0) at = records.findIndex((r) => r.txn === txn)
+  const kept = records.filter((r, i) => r.txn !== txn || i === at)
+  kept[kept.findIndex((r) => r.txn === txn)] = record
+  records.splice(0, records.length, ...kept)
+  folded.add(txn)
+}
+
+/** The folded record of `txn` among `records`, if it was folded. */
+function foldedIn<R extends { txn: string }>(
+  records: readonly R[],
+  folded: ReadonlySet<string>,
+  txn: string,
+): R | undefined {
+  return folded.has(txn) ? records.find((r) => r.txn === txn) : undefined
 }

@@ -1,0 +1,30 @@
+// How many finished transactions a node keeps in memory. Past that many, the oldest is folded
+// (its log records replaced by the one record that rebuilds its final state, see
+// lib/core/checkpoint.ts) and dropped from memory; a later message about it finds the folded
+// record. So a node that has run a million transactions holds its live ones and the last few
+// thousand, and starts up as fast as one that ran a few.
+
+/** The default of `--retain`: a few seconds of transactions at full load. */
+export const DEFAULT_RETAIN = 10_000
+
+export class Retention {
+  /** Finished transactions in memory, oldest first (a Set keeps insertion order). */
+  readonly #finished = new Set<string>()
+
+  constructor(
+    readonly retain: number,
+    /** Folds `txn` out of the log and out of memory. */
+    readonly forget: (txn: string) => void,
+  ) {}
+
+  /** `txn` has finished: it stays in memory among the `retain` most recent. */
+  finished(txn: string): void {
+    if (this.#finished.has(txn)) return
+    this.#finished.add(txn)
+    while (this.#finished.size > this.retain) {
+      const oldest = this.#finished.values().next().value!
+      this.#finished.delete(oldest)
+      this.forget(oldest)
+    }
+  }
+}
