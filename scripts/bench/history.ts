@@ -1,0 +1,208 @@
+// `bun run bench -- --history N`: what N transactions leave behind. A fresh cluster's throughput
+// (a short run at concurrency 64), then N transactions as fast as they go (concurrency 256),
+// then every node stopped with SIGTERM and started again on the same directories and ports,
+// timed from spawn to healthy, and the same short run again. Compared with the fresh cluster:
+// throughput, start-up time, resident memory and the nodes' files on disk.
+import { join } from 'node:path'
+import { wrap } from '../../lib/cli/flags.ts'
+import type { Node } from '../../testing/nodes.ts'
+import {
+  filesOf,
+  nodeBytes,
+  notableFiles,
+  rssBytes,
+  startCluster,
+  stopCluster,
+  type Stopped,
+} from './cluster.ts'
+import {
+  LEGEND,
+  NAMES,
+  bodyOf,
+  idle,
+  level,
+  nodesOf,
+  round,
+  rowLines,
+  warm,
+  type Cluster,
+  type Row,
+  type Settings,
+} from './level.ts'
+import { drive } from './load.ts'
+import { megabytes, table, type Column } from './table.ts'
+
+/** The concurrency of the short runs, and of the history. */
+export const SHORT = 64
+export const PUSH = 256
+
+/** One node's figures. */
+type NodeFigures = {
+  startMs: { fresh: number; restarted: number }
+  stop: Stopped
+  rssBytes: { fresh: number; history: number; restarted: number; after: number }
+  diskBytes: { history: number; stopped: number; end: number }
+  fileBytes: { history: Record<string, number>; end: Record<string, number> }
+}
+
+export type History = {
+  transactions: number
+  concurrency: number
+  seconds: number
+  perSecond: number
+  /** Decided transactions GET /status lists: after the history, after the restart. */
+  listed: { history: number; restarted: number }
+  fresh: Row
+  after: Row
+  ratio: number
+  nodes: Record<string, NodeFigures>
+}
+
+type Say = (line: string) => void
+
+/** What the nodes hold at one point: each one's RSS (none once stopped) and files. */
+type Snapshot = { rss: number[]; files: Record<string, number>[] }
+
+/** Runs the whole procedure with the nodes it starts in `started` (for the caller to clean up). */
+export async function history(s: Settings, n: number, started: Node[], say: Say) {
+  const snapshot = (cluster?: Cluster): Snapshot => ({
+    rss: cluster ? nodesOf(cluster).map((node) => rssBytes(node.proc.pid)) : [],
+    files: NAMES.map((name) => filesOf(join(s.root, name))),
+  })
+  const fresh = await startCluster(s, started)
+  const freshRow = await shortRun(s, fresh.cluster)
+  const afterFresh = snapshot(fresh.cluster)
+  const push = await pushHistory(s, fresh.cluster, n, snapshot, say)
+  const listedHistory = await idle(fresh.cluster.coordinator)
+  const afterHistory = snapshot(fresh.cluster)
+  const stops = await stopCluster(fresh.cluster)
+  const stopped = snapshot()
+  const ports = nodesOf(fresh.cluster).map((node) => node.port)
+  const again = await startCluster(s, started, ports)
+  const listedRestarted = await idle(again.cluster.coordinator)
+  const restarted = snapshot(again.cluster)
+  const afterRow = await shortRun(s, again.cluster)
+  const end = snapshot(again.cluster)
+  const figures = (i: number): NodeFigures => ({
+    startMs: { fresh: round(fresh.startMs[i]!, 1), restarted: round(again.startMs[i]!, 1) },
+    stop: { ...stops[i]!, ms: round(stops[i]!.ms, 1) },
+    rssBytes: {
+      ...{ fresh: afterFresh.rss[i]!, history: afterHistory.rss[i]! },
+      ...{ restarted: restarted.rss[i]!, after: end.rss[i]! },
+    },
+    diskBytes: {
+      ...{ history: nodeBytes(afterHistory.files[i]!), stopped: nodeBytes(stopped.files[i]!) },
+      end: nodeBytes(end.files[i]!),
+    },
+    fileBytes: { history: afterHistory.files[i]!, end: end.files[i]! },
+  })
+  const nodes = Object.fromEntries(NAMES.map((name, i) => [name, figures(i)]))
+  const listed = { history: listedHistory, restarted: listedRestarted }
+  const ratio = round(afterRow.perSecond / freshRow.perSecond, 3)
+  return { ...push, listed, fresh: freshRow, after: afterRow, ratio, nodes } satisfies History
+}
+
+/** The short run: `s.warmup` unmeasured transactions first when asked for, then `s.count`. */
+async function shortRun(s: Settings, cluster: Cluster): Promise<Row> {
+  if (s.warmup > 0) await warm(s, cluster, s.warmup, SHORT)
+  return level(s, cluster, SHORT)
+}
+
+/** `n` transactions at concurrency 256 in tenths, each tenth's throughput and the nodes' memory
+ * said as it ends. */
+async function pushHistory(
+  s: Settings,
+  cluster: Cluster,
+  n: number,
+  snapshot: (cluster: Cluster) => Snapshot,
+  say: Say,
+) {
+  const tenth = Math.ceil(n / 10)
+  const started = performance.now()
+  let done = 0
+  for (let k = 0; done < n; k++) {
+    const run = `h${k}-${Date.now().toString(36)}`
+    const spec = {
+      url: cluster.coordinator.url,
+      concurrency: PUSH,
+      total: Math.min(tenth, n - done),
+      bodyOf: (i: number) => bodyOf(s.mix, i, run),
+    }
+    const load = await drive(s.client, spec, s.root)
+    done += spec.total
+    const elapsed = (performance.now() - started) / 1000
+    const rss = snapshot(cluster).rss.map((b) => Math.round(b / 2 ** 20))
+    say(
+      `history ${String(Math.round((100 * done) / n)).padStart(3)}% ${done}/${n}: ` +
+        `${Math.round(spec.total / load.seconds)} txn/s, ${elapsed.toFixed(1)} s in all, ` +
+        `RSS MB coord ${rss[0]} p0 ${rss[1]} p1 ${rss[2]} p2 ${rss[3]}`,
+    )
+  }
+  const seconds = (performance.now() - started) / 1000
+  const perSecond = Math.round(n / seconds)
+  return { transactions: n, concurrency: PUSH, seconds: round(seconds, 1), perSecond }
+}
+
+const NODE_COLUMNS: Column[] = [
+  { label: 'node', width: 11, left: true },
+  { label: 'fresh', width: 6, group: 'start ms' },
+  { label: 'again', width: 6, group: 'start ms' },
+  { label: 'stop ms', width: 7 },
+  { label: 'fresh', width: 7, group: 'RSS MB' },
+  { label: 'history', width: 7, group: 'RSS MB' },
+  { label: 'again', width: 7, group: 'RSS MB' },
+  { label: '+run', width: 7, group: 'RSS MB' },
+  { label: 'history', width: 8, group: 'disk MB' },
+  { label: 'stopped', width: 8, group: 'disk MB' },
+  { label: 'end', width: 8, group: 'disk MB' },
+]
+
+/** The figures as lines of text. */
+export function historyLines(h: History, s: Settings): string[] {
+  const lines = [
+    `history: ${h.transactions} transactions at concurrency ${h.concurrency} in ${h.seconds} s ` +
+      `(${h.perSecond} txn/s)`,
+    `GET /status lists ${h.listed.history} decided transactions after the history, ` +
+      `${h.listed.restarted} after the restart`,
+    `throughput at concurrency ${SHORT}, ${s.count} transactions` +
+      (s.warmup > 0 ? ` after ${s.warmup} unmeasured` : '') +
+      ': fresh, then after the history and a restart',
+    ...rowLines([h.fresh, h.after], ['fresh', 'after']),
+    `after/fresh: ${h.ratio} (${h.after.perSecond} / ${h.fresh.perSecond} txn/s)`,
+    '',
+    ...table(NODE_COLUMNS, Object.entries(h.nodes).map(nodeCells)),
+  ]
+  return [...lines, ...notes(h)]
+}
+
+function nodeCells([name, f]: [string, NodeFigures]): string[] {
+  const ms = (x: number) => String(Math.round(x))
+  const mb = (bytes: number) => String(Math.round(bytes / 2 ** 20))
+  return [
+    name,
+    ...[f.startMs.fresh, f.startMs.restarted, f.stop.ms].map(ms),
+    ...[f.rssBytes.fresh, f.rssBytes.history, f.rssBytes.restarted, f.rssBytes.after].map(mb),
+    ...[f.diskBytes.history, f.diskBytes.stopped, f.diskBytes.end].map(megabytes),
+  ]
+}
+
+/** What the node table's columns mean, each node's files at the end, and unclean stops. */
+function notes(h: History): string[] {
+  const lines = [
+    'start ms: from spawn until GET /healthz answers, fresh and again (the same directories)',
+    'stop ms: from SIGTERM to exit, after the history',
+    'RSS MB: after the fresh run, after the history, just started again, after its run',
+    "disk MB: the node's participant.db*, coordinator.db*, state.txt and decision.txt after the",
+    '  history, once stopped, and at the end',
+    ...LEGEND,
+    "files at the end (MB; the nodes' own and any other of 64 KiB or more):",
+  ]
+  for (const [name, f] of Object.entries(h.nodes)) {
+    const files = notableFiles(f.fileBytes.end).map(([file, size]) => `${file} ${megabytes(size)}`)
+    lines.push(...wrap(`  ${name}: ${files.join(', ')}`, 4))
+    if (f.stop.code !== 0) {
+      lines.push(`  ${name} did not stop cleanly: code ${f.stop.code}, signal ${f.stop.signal}`)
+    }
+  }
+  return lines
+}
