@@ -49,6 +49,9 @@ const FLAGS = {
       'passed as --retain R to every participant and to coordinator.ts serve, each if its ' +
       '--help lists it (else a note, and it starts without)',
   },
+  'no-views': {
+    help: 'start every node with --no-views (no state.txt / decision.txt: bounded memory)',
+  },
   client: {
     value: 'wrk|fetch',
     default: 'wrk when installed, else fetch',
@@ -157,8 +160,12 @@ function print(rows: Row[], s: Settings): void {
     `mix ${mix}, ack-wait ${ackWait}, ${count} transactions per level after ${warmup} ` +
       `unmeasured, client ${client},`,
   )
-  console.log(`3 participants, SQLite synchronous=FULL${retainLabel(s)}`)
+  console.log(`3 participants, SQLite synchronous=FULL${retainLabel(s)}${viewsLabel()}`)
   for (const line of [...rowLines(rows), ...LEGEND]) console.log(line)
+}
+
+function viewsLabel(): string {
+  return values['no-views'] ? ', --no-views' : ''
 }
 
 /** Who was started with --retain, for the heading: `, --retain 10 (participants, coordinator)`. */
@@ -181,8 +188,11 @@ if (values.profile) {
 /** The settings of every run, with --retain where the nodes take it. */
 function settings(): Settings & { retain?: ReturnType<typeof retainArgs>['retain'] } {
   const base = { mix, ackWait, client, count, warmup, root }
-  if (!retain) return { ...base, participantArgs: [], coordinatorArgs: [] }
-  return { ...base, ...retainArgs(retain, say) }
+  const views = values['no-views'] ? ['--no-views'] : []
+  if (!retain) return { ...base, participantArgs: views, coordinatorArgs: views }
+  const r = retainArgs(retain, say)
+  const args = { participantArgs: [...r.participantArgs, ...views] }
+  return { ...base, ...r, ...args, coordinatorArgs: [...r.coordinatorArgs, ...views] }
 }
 
 /** `--classic N`: the classic exercise's coordinator, timed from spawn to exit. */
@@ -221,7 +231,7 @@ async function throughput(): Promise<void> {
 async function historyRun(n: number): Promise<void> {
   const s = settings()
   say(`history of ${n} transactions: mix ${mix}, ack-wait ${ackWait}, client ${client},`)
-  say(`3 participants, SQLite synchronous=FULL${retainLabel(s)}`)
+  say(`3 participants, SQLite synchronous=FULL${retainLabel(s)}${viewsLabel()}`)
   const h = await history(s, n, started, say)
   const retained = s.retain ? { retain: s.retain } : {}
   const run = {
