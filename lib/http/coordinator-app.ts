@@ -41,7 +41,7 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     if (body.protocol !== undefined && body.protocol !== '2pc') {
       throw httpError(400, `invalid "protocol" ${JSON.stringify(body.protocol)}: expected "2pc"`)
     }
-    if (!node.txn(id) && options.participants.length === 0) {
+    if (options.participants.length === 0 && !node.txn(id)) {
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
     const { involved, ops } = routeOps(body.ops, options)

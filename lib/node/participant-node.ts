@@ -171,10 +171,8 @@ export class ParticipantNode {
     // A peer's question about a transaction we are prepared on is answered at once: the core's
     // `uncertain` changes nothing, and waiting would deadlock two participants in doubt asking
     // each other while each holds its transaction for its own question.
-    const current = this.state(event.txn)
-    if (event.type === 'decision-request' && current.state === 'prepared') {
-      return replyOf(this.#step(current, event, this.#env)[1])!
-    }
+    const current = event.type === 'decision-request' ? this.state(event.txn) : null
+    if (current?.state === 'prepared') return replyOf(this.#step(current, event, this.#env)[1])!
     const reply = await this.#queue.run(event.txn, () => this.#run(event))
     if (reply === null) throw new Error(`assertion: no reply to ${event.type} ${event.txn}`)
     const decided = reply.kind === 'outcome' || (reply.kind === 'vote' && reply.vote === 'no')

@@ -62,10 +62,13 @@ export class DurableLog<R> {
     this.#db.run('PRAGMA journal_mode = WAL')
     // FULL: a commit is fsynced before it returns, so a yes vote survives power loss.
     this.#db.run('PRAGMA synchronous = FULL')
+    // 32 MB of page cache (the default is 2): a long history's lookups stay in memory.
+    this.#db.run('PRAGMA cache_size = -32768')
     this.#db.run('CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)')
+    // Keyed by the id alone (no rowid): a lookup is one B-tree search, however long the history.
     this.#db.run(
       'CREATE TABLE IF NOT EXISTS folded (txn TEXT PRIMARY KEY, seq INTEGER NOT NULL, ' +
-        'record TEXT NOT NULL)',
+        'record TEXT NOT NULL) WITHOUT ROWID',
     )
     // Compiled once, here: not on the first append, which a client is waiting for.
     this.#insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
