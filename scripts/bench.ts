@@ -61,8 +61,8 @@ const FLAGS = {
     value: 'N',
     help:
       'instead of the levels: a short run (--transactions at 64) on a fresh cluster, N ' +
-      'transactions at 256, a restart of every node, the short run again; start-up ms, RSS ' +
-      'and disk per node',
+      'transactions at 256 (writing 10,000 keys over and over), a restart of every node, the ' +
+      'short run again; start-up ms, RSS and disk per node',
   },
   classic: { value: 'RUNS', help: "time the classic exercise's coordinator RUNS times instead" },
   json: { help: 'the figures as JSON' },

@@ -32,6 +32,9 @@ import {
 import { drive } from './load.ts'
 import { megabytes, table, type Column } from './table.ts'
 
+/** How many keys the history writes, over and over. */
+const KEYS = 10_000
+
 /** The concurrency of the short runs, and of the history. */
 export const SHORT = 64
 export const PUSH = 256
@@ -126,7 +129,9 @@ async function pushHistory(
       url: cluster.coordinator.url,
       concurrency: PUSH,
       total: Math.min(tenth, n - done),
-      bodyOf: (i: number) => bodyOf(s.mix, i, run),
+      // The keys cycle through KEYS, so the data stays the size a fresh cluster's runs give
+      // it: what grows is the history alone.
+      bodyOf: (i: number) => bodyOf(s.mix, i, run, `k:${(done + i) % KEYS}`),
     }
     const load = await drive(s.client, spec, s.root)
     done += spec.total

@@ -49,19 +49,18 @@ export function nodesOf(cluster: Cluster): Node[] {
   return [cluster.coordinator, ...cluster.participants]
 }
 
-/** The body of transaction `i` of `run` for `mix`. */
-export function bodyOf(mix: Mix, i: number, run: string): string {
+/** The body of transaction `i` of `run` for `mix`; it writes key `key` (by default a new one,
+ * `k:RUN:I`). */
+export function bodyOf(mix: Mix, i: number, run: string, key = `k:${run}:${i}`): string {
   const id = `${run}-${i}`
   if (mix === 'commit') return JSON.stringify({ id })
   // One participant per transaction, in turn: one-phase commit.
   if (mix === 'single') {
-    return JSON.stringify({ id, ops: { [i % 3]: [{ op: 'set', key: `k:${run}:${i}`, value: i }] } })
+    return JSON.stringify({ id, ops: { [i % 3]: [{ op: 'set', key, value: i }] } })
   }
   // One list for every participant: each writes its own copy of the key.
   const hot = mix === 'conflict' && i % 10 === 0
-  const op = hot
-    ? { op: 'add', key: 'hot', amount: 1 }
-    : { op: 'set', key: `k:${run}:${i}`, value: i }
+  const op = hot ? { op: 'add', key: 'hot', amount: 1 } : { op: 'set', key, value: i }
   return JSON.stringify({ id, ops: [op] })
 }
 
