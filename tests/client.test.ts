@@ -234,6 +234,7 @@ describe('submit', () => {
       votes: { [p1.url]: 'no' },
       reasons: { [p1.url]: 'key k already exists' },
       acknowledged: true,
+      protocol: '2pc',
     })
   })
 
@@ -248,11 +249,11 @@ describe('submit', () => {
     const missing = await cli(['submit', join(tempDir(), 'none.json')], { coordinator })
     expect(missing.code).toBe(2)
     expect(missing.stderr).toMatch(/^error: submit: cannot read .*none\.json \(ENOENT\)\n$/)
-    const rejected = await cli(['submit', '-'], { coordinator, stdin: '{"protocol":"3pc"}' })
+    const rejected = await cli(['submit', '-'], { coordinator, stdin: '{"protocol":"4pc"}' })
     expect(rejected.code).toBe(2)
     expect(rejected.stderr).toBe(
       'error: the coordinator refused /transactions (HTTP 400): ' +
-        'invalid "protocol" "3pc": expected "2pc"\n',
+        'invalid "protocol" "4pc": expected "2pc" or "3pc"\n',
     )
   })
 })
@@ -382,11 +383,11 @@ describe('errors', () => {
       [['start', 'TX1', 'ADD', 'k', 'ten'], 'start: invalid amount "ten": expected a number'],
       [['start', '--on', '1', 'SET', 'k', '1'], 'start: --on must follow an operation'],
       [['start', 'bad/id', 'SET', 'k', '1'], 'start: invalid transaction id "bad/id"'],
-      [['start', 'TX1', '3PC', 'SET', 'k', '1'], 'start: unsupported protocol "3PC": only 2PC'],
+      [['start', 'TX1', '4PC', 'SET', 'k', '1'], 'start: unsupported protocol "4PC": 2PC or 3PC'],
       [
         ['start', 'TX1', 'SET', 'k', '1', '--bogus'],
         "start: unknown option '--bogus' (see: coordinator.ts help)\nusage: coordinator.ts start " +
-          '[ID] [2PC] [OP [--on P]...]... [--coordinator URL] [--json] [--timeout MS]',
+          '[ID] [2PC|3PC] [OP [--on P]...]... [--coordinator URL] [--json] [--timeout MS]',
       ],
       [['show'], 'show: missing ID'],
       [['show', 'a', 'b'], 'show: unexpected argument "b"'],
@@ -438,7 +439,7 @@ describe('errors', () => {
   test('help prints the usage with the exit statuses; batch mode is untouched', async () => {
     const help = await cli(['help'])
     expect(help.code).toBe(0)
-    expect(help.stdout).toContain('coordinator.ts start [ID] [2PC] [OP [--on P]...]...')
+    expect(help.stdout).toContain('coordinator.ts start [ID] [2PC|3PC] [OP [--on P]...]...')
     expect(help.stdout).toContain('1 aborted')
     // Not a client command: batch mode, which wants participants.
     const dir = tempDir()

@@ -29,7 +29,22 @@ export function outcomeLines(o: any): string[] {
     if (refusal) text += ` (refused the decision: ${refusal})`
     lines.push(text)
   }
+  if (o.protocol === '3pc') lines.push(...threePhaseLines(o, votes.length))
   return lines
+}
+
+/** Three-phase commit's phases: the votes, the precommits (a quorum decides), the decision. */
+function threePhaseLines(o: any, n: number): string[] {
+  const votes = Object.values((o.votes ?? {}) as Record<string, string | null>)
+  const yes = votes.filter((v) => v === 'yes').length
+  const pre = ((o.precommitted ?? []) as string[]).length
+  const state = o.state ?? o.decision
+  const done = o.acknowledged ? 'acknowledged' : 'being delivered'
+  return [
+    `  CAN-COMMIT  ${yes} of ${n} voted yes`,
+    `  PRE-COMMIT  ${pre} of ${n} precommitted (a quorum is ${Math.floor(n / 2) + 1})`,
+    `  DO-COMMIT   ${state === 'commit' || state === 'abort' ? `${state}, ${done}` : 'not yet'}`,
+  ]
 }
 
 /** The coordinator's counts and deliveries, then each participant's block. */

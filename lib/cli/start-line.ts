@@ -18,7 +18,7 @@ function isProtocol(word: string): boolean {
 
 /** One operation of the line and the participants its `--on` flags name (none: all). */
 export type LineOp = { op: Op; on: string[] }
-export type StartLine = { id?: string; protocol?: '2pc'; ops: LineOp[] }
+export type StartLine = { id?: string; protocol?: '2pc' | '3pc'; ops: LineOp[] }
 
 type Item = { kind: 'word'; value: string } | { kind: 'on'; value: string }
 
@@ -65,7 +65,7 @@ function takeWord(cursor: Cursor, keyword: string, what: string): string {
   return value
 }
 
-/** Parses `[ID] [2PC] [OP [--on P]...]...`. */
+/** Parses `[ID] [2PC|3PC] [OP [--on P]...]...`. */
 function parseStartLine(items: readonly Item[]): StartLine {
   const line: StartLine = { ops: [] }
   const cursor: Cursor = { items, at: 0 }
@@ -79,10 +79,11 @@ function parseStartLine(items: readonly Item[]): StartLine {
   }
   const second = peekWord(cursor)
   if (second !== undefined && isProtocol(second)) {
-    if (second.toLowerCase() !== '2pc') {
-      throw new UsageError(`start: unsupported protocol ${JSON.stringify(second)}: only 2PC`)
+    const protocol = second.toLowerCase()
+    if (protocol !== '2pc' && protocol !== '3pc') {
+      throw new UsageError(`start: unsupported protocol ${JSON.stringify(second)}: 2PC or 3PC`)
     }
-    line.protocol = '2pc'
+    line.protocol = protocol
     cursor.at += 1
   }
   while (cursor.at < items.length) line.ops.push(parseLineOp(cursor))

@@ -211,7 +211,7 @@ const SERVE_USAGE =
 /** The usage line of each client command, printed after its usage errors. */
 export const CLIENT_USAGE_LINES: Readonly<Record<string, string>> = {
   start:
-    'coordinator.ts start [ID] [2PC] [OP [--on P]...]... [--coordinator URL] [--json] ' +
+    'coordinator.ts start [ID] [2PC|3PC] [OP [--on P]...]... [--coordinator URL] [--json] ' +
     '[--timeout MS]',
   submit: 'coordinator.ts submit FILE|- [--coordinator URL] [--json] [--timeout MS]',
   show: 'coordinator.ts show ID [--coordinator URL] [--json] [--timeout MS]',
@@ -234,7 +234,8 @@ export function coordinatorHelp(): string {
     ...flagLines(SERVE_FLAGS, false),
     '',
     'client commands (they talk to a running service):',
-    '  coordinator.ts start [ID] [2PC] [OP [--on P]...]...  run a transaction written on one line',
+    '  coordinator.ts start [ID] [2PC|3PC] [OP [--on P]...]...',
+    '                                        run a transaction written on one line',
     '  coordinator.ts submit FILE|-          run a transaction given as JSON (the POST body)',
     '  coordinator.ts show ID                look a transaction up',
     '  coordinator.ts status                 the coordinator and each participant',

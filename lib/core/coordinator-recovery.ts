@@ -1,6 +1,7 @@
 // A restarted coordinator: its state rebuilt from the log, then each transaction resumed.
 import { resumeOnePhase } from './one-phase.ts'
 import { abortsLazily, resumeLazyAbort, resumePreparing } from './presumed-abort.ts'
+import { precommitTo } from './three-phase-coordinator.ts'
 import {
   decideTo,
   inFlight,
@@ -23,6 +24,10 @@ export function resume(state: CoordinatorTxn, env: CoordinatorEnv, now: number):
   if (state.phase === 'preparing' && env.retryUndecided) return prepareAgain(state, env, now)
   if (state.phase === 'preparing') return resumePreparing(state, env)
   if (state.phase === 'done') return [state, []]
+  if (state.phase === 'precommitting') {
+    const next = { ...state, acks: [], outstanding: inFlight(state.participants, 0) }
+    return [next, state.participants.map((to) => precommitTo(next, to))]
+  }
   if (state.decision === 'abort' && abortsLazily('abort', env)) return resumeLazyAbort(state)
   const pending = Object.keys(state.outstanding)
   const next = { ...state, outstanding: inFlight(pending, 0) }
@@ -53,7 +58,14 @@ export function recoverCoordinator(
     let prior = txns.get(r.txn)
     if (r.type === 'begin') {
       const begun = { ...preparing(r.txn, r.participants), deadline: now }
-      txns.set(r.txn, { ...begun, ...(r.onePhase ? { onePhase: true } : {}), ...opsOf(r) })
+      const protocol = r.protocol ? { protocol: r.protocol } : {}
+      const onePhase = r.onePhase ? { onePhase: true as const } : {}
+      txns.set(r.txn, { ...begun, ...onePhase, ...opsOf(r), ...protocol })
+    } else if (r.type === 'precommit') {
+      // Precommit was being sent: after a restart it is sent again, never aborted.
+      prior ??= preparing(r.txn, r.participants)
+      const outstanding = inFlight(r.participants, 0)
+      txns.set(r.txn, { ...prior, phase: 'precommitting', protocol: '3pc', acks: [], outstanding })
     } else if (r.type === 'decision' && (prior || r.participants)) {
       prior ??= preparing(r.txn, r.participants!)
       // Acks are not logged, so after a restart everyone owed the decision is sent it again.

@@ -3,7 +3,9 @@ import type { Backoff } from './backoff.ts'
 import type { Op } from './ops.ts'
 import type { Ballot, Decision, Prng } from './types.ts'
 
-export type CoordinatorPhase = 'preparing' | 'deciding' | 'done'
+/** `precommitting`: three-phase commit, between the votes and the decision (./three-phase-
+ * coordinator.ts). */
+export type CoordinatorPhase = 'preparing' | 'precommitting' | 'deciding' | 'done'
 
 /** One outstanding message to a participant: `retryAt` is null while a send is in flight. */
 export type Retry = Readonly<{ attempt: number; retryAt: number | null }>
@@ -38,6 +40,10 @@ export type CoordinatorTxn = Readonly<{
   ops?: Readonly<Record<string, readonly Op[]>>
   /** One participant, asked to prepare and commit in one step: its outcome is the decision. */
   onePhase?: true
+  /** Three-phase commit (while precommitting, `acks` holds who precommitted). */
+  protocol?: '3pc'
+  /** Three-phase: who was precommitted when commit was decided (a quorum at least). */
+  precommitted?: readonly string[]
 }>
 
 export type Unlogged = Readonly<{
@@ -55,7 +61,11 @@ export type CoordinatorRecord =
       /** One phase, or `retryUndecided`: the operations too, since a restart asks again. */
       onePhase?: true
       ops?: Readonly<Record<string, readonly Op[]>>
+      protocol?: '3pc'
     }
+  /** Three-phase: every participant voted yes and precommit is being sent; forced, so that a
+   * restart never aborts what a quorum may have precommitted. */
+  | { type: 'precommit'; txn: string; participants: readonly string[] }
   /** `participants` makes a decision recoverable without its (lazy) begin record; `to`, when
    * not all of them, names those owed it (not the `no` and `read-only` voters). */
   | {
@@ -74,12 +84,18 @@ export type CoordinatorMessage =
       participants: readonly string[]
       ops?: readonly Op[]
       onePhase?: true
+      /** Three-phase: the recipient is told who it is among `participants`. */
+      protocol?: '3pc'
     }
   | { type: 'decide'; txn: string; decision: Decision }
+  /** Three-phase: precommit, in the coordinator's attempt (0). */
+  | { type: 'pre'; txn: string }
 
 export type CoordinatorEvent =
   | { type: 'vote'; from: string; vote: Ballot; reason?: string; now: number }
   | { type: 'ack'; from: string; now: number }
+  /** Three-phase: the participant is precommitted (durably). */
+  | { type: 'pre-ack'; from: string; now: number }
   /** A one-phase participant's answer: it committed (or aborted) on its own. */
   | { type: 'outcome'; from: string; decision: Decision; now: number }
   /** The participant answered the decision with a refusal (409): its outcome differs. */

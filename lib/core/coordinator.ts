@@ -11,6 +11,7 @@ import type { Op } from './ops.ts'
 import { commitsInOnePhase, hasPrepareTimeout, onOutcome, onePhaseBegin } from './one-phase.ts'
 import { abortsLazily, lazyBegin } from './presumed-abort.ts'
 import { owedDecision, peersOf } from './read-only.ts'
+import { onLearned, onPreAck, precommit, precommitTo } from './three-phase-coordinator.ts'
 import type { Ballot, Decision } from './types.ts'
 
 export type * from './coordinator-types.ts'
@@ -34,15 +35,18 @@ export function begin(
   now: number,
   env: CoordinatorEnv,
   ops: Readonly<Record<string, readonly Op[]>> = {},
+  protocol: '2pc' | '3pc' = '2pc',
 ): Step {
   if (participants.length === 0) throw new Error('assertion: a transaction needs participants')
-  const onePhase = commitsInOnePhase(participants, env)
+  const three = protocol === '3pc'
+  const onePhase = !three && commitsInOnePhase(participants, env)
   const state: CoordinatorTxn = {
     ...preparing(txn, participants),
     deadline: now + env.timeoutMs,
     outstanding: inFlight(participants, 0),
     ...(Object.keys(ops).length > 0 ? { ops } : {}),
     ...(onePhase ? { onePhase } : {}),
+    ...(three ? { protocol: '3pc' as const } : {}),
   }
   const persist = onePhase ? onePhaseBegin(state) : lazyBegin(state, env)
   return [state, [persist, ...participants.map((to) => prepareTo(state, to))]]
@@ -58,7 +62,10 @@ export function coordinatorStep(
       return onVote(state, event.from, event.vote, event.reason, env)
     case 'ack':
       return onAck(state, event.from, null)
+    case 'pre-ack':
+      return onPreAck(state, event.from, env)
     case 'outcome':
+      if (state.protocol === '3pc') return onLearned(state, event.decision, env)
       return onOutcome(state, event.from, event.decision)
     case 'refused':
       return onRefused(state, event.from, event.error)
@@ -106,8 +113,7 @@ function relog(state: CoordinatorTxn, unlogged: Unlogged): Step {
     : { type: 'persist', record: unlogged.record }
   if (unlogged.lazy) return [next, [persist]]
   const owed = Object.keys(state.outstanding)
-  const send = state.decision === null ? prepareTo : decideTo
-  return [next, [persist, ...owed.map((id) => send(next, id))]]
+  return [next, [persist, ...owed.map((id) => resendTo(next, id))]]
 }
 
 export type Tally = 'pending' | 'won' | 'lost'
@@ -146,6 +152,7 @@ function onVote(
   }
   const result = tally(state.participants, votes)
   if (result === 'pending') return [next, []]
+  if (result === 'won' && state.protocol === '3pc') return precommit(next)
   return decide(next, result === 'won' ? 'commit' : 'abort', env)
 }
 
@@ -241,8 +248,13 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
   const outstanding = { ...state.outstanding }
   for (const [id, r] of due) outstanding[id] = { attempt: r.attempt + 1, retryAt: null }
   const next = { ...state, outstanding }
-  const send = next.phase === 'preparing' ? prepareTo : decideTo
-  return [next, due.map(([id]) => send(next, id))]
+  return [next, due.map(([id]) => resendTo(next, id))]
+}
+
+/** What a participant still owed an answer is sent again: the message of the current phase. */
+function resendTo(state: CoordinatorTxn, to: string): CoordinatorAction {
+  if (state.phase === 'precommitting') return precommitTo(state, to)
+  return state.decision === null ? prepareTo(state, to) : decideTo(state, to)
 }
 
 /** When a tick can next change `state`: the prepare deadline or the earliest retry. Null when
@@ -283,12 +295,15 @@ export function preparing(txn: string, participants: readonly string[]): Coordin
 
 export function prepareTo(state: CoordinatorTxn, to: string): CoordinatorAction {
   const ops = state.ops?.[to]
+  const three = state.protocol === '3pc'
   const message: CoordinatorMessage = {
     type: 'prepare',
     txn: state.txn,
-    participants: peersOf(state),
+    // Three-phase quorums count every participant, so each one is named.
+    participants: three ? state.participants : peersOf(state),
     ...(ops && ops.length > 0 ? { ops } : {}),
     ...(state.onePhase ? { onePhase: true } : {}),
+    ...(three ? { protocol: '3pc' as const } : {}),
   }
   return { type: 'send', to, message }
 }

@@ -69,10 +69,12 @@ function unresolved(state: ParticipantTxn, now: number, env: ParticipantEnv): St
 }
 
 function onDecisionRequest(state: ParticipantTxn): Step {
-  if (state.state === 'prepared') {
+  if (state.state === 'committed' || state.state === 'aborted') {
+    return [state, [outcomeReply(state.txn, state.state)]]
+  }
+  if (state.state !== 'unknown') {
     return [state, [{ type: 'reply', reply: { kind: 'uncertain', txn: state.txn } }]]
   }
-  if (state.state !== 'unknown') return [state, [outcomeReply(state.txn, state.state)]]
   // Never voted, so free to abort: after this it can never vote yes, and the asker may abort.
   const reason = 'aborted on a cooperative termination request from a peer in doubt'
   const next: ParticipantTxn = { ...state, state: 'aborted', reason }

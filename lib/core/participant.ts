@@ -6,6 +6,8 @@ import { onOnePhaseChecked, repeatedOnePhase } from './one-phase.ts'
 import { onReadOnlyChecked, readsOnly } from './read-only.ts'
 import type { Ballot, Decision, Prng } from './types.ts'
 import { inDoubtStep } from './in-doubt.ts'
+import { onPre, onPreAcks, onStateReports, onStateRequest, onTick3 } from './three-phase.ts'
+import { threePhaseOf } from './three-phase.ts'
 
 export type * from './participant-types.ts'
 import type {
@@ -91,6 +93,16 @@ function stepOf(state: ParticipantTxn, event: ParticipantEvent, env: Participant
       return onDecide(state, event.decision, true)
     case 'persist-failed':
       return onPersistFailed(state, event.action, event.error, event.now, env)
+    case 'pre':
+      return onPre(state, event.decision, event.attempt, event.now, env)
+    case 'state-request':
+      return onStateRequest(state, event.attempt, event.now, env)
+    case 'state-reports':
+      return onStateReports(state, event.attempt, event.reports, event.now, env)
+    case 'pre-acks':
+      return onPreAcks(state, event.attempt, event.acked, event.now, env)
+    case 'tick':
+      return state.three ? onTick3(state, event.now) : inDoubtStep(state, event, env)
     default:
       return inDoubtStep(state, event, env)
   }
@@ -99,11 +111,17 @@ function stepOf(state: ParticipantTxn, event: ParticipantEvent, env: Participant
 /** Remembers whom to ask if this transaction ends up in doubt (only before it is prepared). */
 function withContext(
   state: ParticipantTxn,
-  event: { coordinator?: string; peers?: readonly string[]; opsDigest?: string },
+  event: {
+    coordinator?: string
+    peers?: readonly string[]
+    opsDigest?: string
+    three?: { self: string }
+  },
 ): ParticipantTxn {
   if (state.state !== 'unknown') return state
   const coordinator = event.coordinator ?? null
-  return { ...state, coordinator, peers: event.peers ?? [], digest: event.opsDigest ?? null }
+  const next = { ...state, coordinator, peers: event.peers ?? [], digest: event.opsDigest ?? null }
+  return event.three ? { ...next, three: threePhaseOf(event.three.self) } : next
 }
 
 /** Why a repeated prepare is refused: it carries other operations than those voted on (an
@@ -140,8 +158,10 @@ function onPrepare(
     txn: state.txn,
     ops,
     context: contextOf(event),
-    ...(readsOnly(ops) ? { readOnly: true } : {}),
-    ...(event.onePhase && env.onePhase !== false ? { onePhase: true } : {}),
+    // Three-phase commit counts every participant in its quorums: none may vote read-only and
+    // forget, and none commits in one phase.
+    ...(readsOnly(ops) && !state.three ? { readOnly: true } : {}),
+    ...(event.onePhase && env.onePhase !== false && !state.three ? { onePhase: true } : {}),
     ...(event.shareFlush ? { shareFlush: true } : {}),
   }
   return [state, [check]]
@@ -224,6 +244,7 @@ function onPersistFailed(
     type: 'reply',
     reply: { kind: 'unavailable', txn, error: `cannot record ${txn}: ${error}` },
   }
+  if (action.undo) return [{ ...action.undo, askAt: now + env.inDoubtAfterMs }, [unavailable]]
   if (action.record.state !== 'prepared' && state.preparedAt !== null) {
     const prepared: ParticipantTxn = {
       ...state,
@@ -267,8 +288,13 @@ export function persistOf(state: ParticipantTxn, effect?: Effect): PersistAction
     ...(state.state === 'prepared' && state.peers.length > 0 ? { peers: state.peers } : {}),
     ...(state.state === 'prepared' && state.preparedAt !== null ? { at: state.preparedAt } : {}),
     ...(state.vote === 'yes' && state.digest !== null ? { digest: state.digest } : {}),
+    ...(state.three ? { three: recordOfThree(state.three) } : {}),
   }
   return effect ? { type: 'persist', record, effect } : { type: 'persist', record }
+}
+
+function recordOfThree(three: NonNullable<ParticipantTxn['three']>) {
+  return { self: three.self, lastElected: three.lastElected, lastAttempt: three.lastAttempt }
 }
 
 /** What a prepare tells a store about whom to ask in doubt. */

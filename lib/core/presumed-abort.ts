@@ -27,7 +27,9 @@ type Step = [CoordinatorTxn, CoordinatorAction[]]
 export function lazyBegin(state: CoordinatorTxn, env: CoordinatorEnv): CoordinatorAction {
   const { txn, participants } = state
   const ops = env.retryUndecided && state.ops ? { ops: state.ops } : {}
-  return { type: 'persist', record: { type: 'begin', txn, participants, ...ops }, lazy: true }
+  const protocol = state.protocol ? { protocol: state.protocol } : {}
+  const record = { type: 'begin', txn, participants, ...ops, ...protocol } as const
+  return { type: 'persist', record, lazy: true }
 }
 
 /** Whether `decision` is an abort that is neither forced nor acknowledged. */

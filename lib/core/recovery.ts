@@ -18,6 +18,8 @@ export function recoverParticipant(
   const txns = new Map<string, ParticipantTxn>()
   for (const r of records) {
     const prior = txns.get(r.txn) ?? unknownTxn(r.txn)
+    // In doubt: prepared, or (three-phase) precommitted or preaborted.
+    const waiting = r.state !== 'committed' && r.state !== 'aborted'
     const prepared = r.state === 'prepared'
     const preparedAt = prepared ? (r.at ?? 0) : prior.preparedAt
     txns.set(r.txn, {
@@ -29,8 +31,11 @@ export function recoverParticipant(
       coordinator: r.coordinator ?? prior.coordinator,
       peers: r.peers ?? prior.peers,
       preparedAt,
-      askAt: prepared ? Math.max(now, (preparedAt ?? 0) + env.inDoubtAfterMs) : null,
+      askAt: waiting ? Math.max(now, (preparedAt ?? 0) + env.inDoubtAfterMs) : null,
       digest: r.digest ?? prior.digest,
+      ...(r.three
+        ? { three: { ...r.three, terminating: null, highest: r.three.lastElected } }
+        : {}),
     })
   }
   return txns

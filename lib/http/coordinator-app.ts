@@ -38,14 +38,16 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
   app.post('/transactions', async (c) => {
     const body = await readJsonObject(c)
     const id = idOf(body)
-    if (body.protocol !== undefined && body.protocol !== '2pc') {
-      throw httpError(400, `invalid "protocol" ${JSON.stringify(body.protocol)}: expected "2pc"`)
+    const protocol = body.protocol ?? '2pc'
+    if (protocol !== '2pc' && protocol !== '3pc') {
+      const got = JSON.stringify(body.protocol)
+      throw httpError(400, `invalid "protocol" ${got}: expected "2pc" or "3pc"`)
     }
     if (options.participants.length === 0 && !node.txn(id)) {
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
     const { involved, ops } = routeOps(body.ops, options)
-    const decided = await decision(node, id, involved, ops)
+    const decided = await decision(node, id, involved, ops, protocol)
     if (decided === null) {
       // Not decided within the prepare timeout: the transaction goes on, and the answer says so.
       const t = node.txn(id)!
@@ -76,18 +78,22 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
 }
 
 /** The transaction's durable decision. A single participant is asked in one phase, which has no
- * prepare timeout (it may have committed on its own, so it is asked until it answers): while it
- * cannot be reached, the client gets null after the prepare timeout instead of waiting for ever.
- * Two or more participants are decided by their prepare timeout at the latest. */
+ * prepare timeout (it may have committed on its own, so it is asked until it answers), and in
+ * three-phase commit nothing times out after precommit (a quorum decides): while that waits,
+ * the client gets null after the prepare timeout instead of waiting for ever. Two or more
+ * participants in two-phase commit are decided by their prepare timeout at the latest. */
 async function decision(
   node: CoordinatorNode,
   id: string,
   involved: string[],
   ops: Record<string, readonly Op[]>,
+  protocol: '2pc' | '3pc',
 ): Promise<CoordinatorTxn | null> {
-  const run = node.run(id, involved, ops)
-  if (involved.length > 1 || node.options.onePhase !== true) return run
-  const waitMs = node.options.timeoutMs ?? 10_000
+  const run = node.run(id, involved, ops, protocol)
+  const onePhase = involved.length === 1 && node.options.onePhase === true
+  if (protocol === '2pc' && !onePhase) return run
+  // Three-phase: what the prepare timeout aborts is answered as in two-phase commit.
+  const waitMs = (node.options.timeoutMs ?? 10_000) * (protocol === '3pc' ? 2 : 1)
   return Promise.race([run, node.ports.sleep(waitMs).then(() => null)])
 }
 
@@ -165,7 +171,14 @@ function outcomeOf(t: CoordinatorTxn) {
     // answer, not a confirmation: the outcome there differs.
     acknowledged: t.phase === 'done' && t.acks.length === t.participants.length && !mixed(t),
     ...(mixed(t) ? { heuristic: true, refusals: t.refusals } : {}),
+    protocol: t.protocol ?? '2pc',
+    ...(t.protocol === '3pc' ? { precommitted: precommittedOf(t) } : {}),
   }
+}
+
+/** Three-phase: who is precommitted (so far, or when commit was decided). */
+function precommittedOf(t: CoordinatorTxn): readonly string[] {
+  return t.precommitted ?? (t.phase === 'precommitting' ? t.acks : [])
 }
 
 /** Some participant refused the decision: its outcome differs (an operator's heuristic). */

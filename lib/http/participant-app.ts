@@ -10,6 +10,7 @@ import type { ParticipantNode } from '../node/participant-node.ts'
 import { StoreUnavailable } from '../store/store.ts'
 import {
   WireError,
+  decodeAttempt,
   decodeBatch,
   decodeDecision,
   decodePrepare,
@@ -44,6 +45,14 @@ export function createApp(node: ParticipantNode, credentials: Credentials = OPEN
     const messages = decoded(decodeBatch, await readJsonObject(c))
     // All at once: their log records share a flush (group commit).
     return c.json({ replies: await Promise.all(messages.map((m) => batchItem(node, m))) })
+  })
+  // Three-phase commit (lib/core/three-phase.ts): the coordinator's and terminators' messages.
+  app.post('/precommit', async (c) => answer(c, await pre(node, c, 'commit'), true))
+  app.post('/preabort', async (c) => answer(c, await pre(node, c, 'abort'), true))
+  app.post('/state-request', async (c) => {
+    const { txn, attempt } = decoded(decodeAttempt, await readJsonObject(c))
+    const event = { type: 'state-request', txn, attempt, now: node.ports.now() } as const
+    return answer(c, await node.handle(event), true)
   })
   app.post('/decision-request', async (c) => {
     const txn = decoded(decodeTxn, await readJsonObject(c))
@@ -102,6 +111,11 @@ function statusOf(node: ParticipantNode) {
   }
 }
 
+async function pre(node: ParticipantNode, c: Context, decision: Decision): Promise<Reply> {
+  const { txn, attempt } = decoded(decodeAttempt, await readJsonObject(c))
+  return node.handle({ type: 'pre', txn, decision, attempt, now: node.ports.now() })
+}
+
 async function decide(node: ParticipantNode, c: Context, decision: Decision): Promise<Reply> {
   const txn = decoded(decodeTxn, await readJsonObject(c))
   return node.handle({ type: 'decide', txn, decision })
@@ -126,6 +140,12 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<Encod
       const p = decodePrepare(m)
       const context = trustedContext(p, node.trusted)
       return encodeReply(await node.prepare(p.txn, p.ops, context, false, p.onePhase))
+    }
+    if (m.type === 'precommit' || m.type === 'preabort') {
+      const { txn, attempt } = decodeAttempt(m)
+      const decision = m.type === 'precommit' ? 'commit' : 'abort'
+      const event = { type: 'pre', txn, decision, attempt, now: node.ports.now() } as const
+      return encodeReply(await node.handle(event, false))
     }
     if (m.type === 'commit' || m.type === 'abort') {
       const event = {

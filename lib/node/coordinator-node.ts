@@ -142,9 +142,11 @@ export class CoordinatorNode {
     txn: string,
     participants: readonly string[],
     ops: Readonly<Record<string, readonly Op[]>> = {},
+    protocol: '2pc' | '3pc' = '2pc',
   ): Promise<CoordinatorTxn> {
     if (!this.txn(txn)) {
-      const started = this.#core.begin(txn, participants, this.ports.now(), this.#env, ops)
+      const now = this.ports.now()
+      const started = this.#core.begin(txn, participants, now, this.#env, ops, protocol)
       this.#set(started[0])
       void this.#queue.run(txn, () => this.#apply(started))
     }
@@ -243,6 +245,7 @@ export class CoordinatorNode {
       return { type: 'persist-failed', record, lazy, now: this.ports.now() }
     }
     if (record.type === 'begin') failpoint('coordinator-after-begin-logged', record.txn)
+    if (record.type === 'precommit') failpoint('coordinator-after-precommit-logged', record.txn)
     if (record.type === 'decision') {
       // Without a view nothing is kept of it: the folded record is what stays.
       if (this.options.view !== false) this.#decisions += `${record.txn}=${record.decision}\n`
@@ -272,6 +275,9 @@ export class CoordinatorNode {
     this.#sender.send(to, message, this.options.selfUrl, (event) => {
       if (event.type === 'ack' && this.txns.get(txn)?.phase === 'deciding') {
         failpoint('coordinator-after-first-ack', txn)
+      }
+      if (event.type === 'pre-ack' && this.txns.get(txn)?.phase === 'precommitting') {
+        failpoint('coordinator-after-first-precommit-ack', txn)
       }
       this.step(txn, event).catch((error) => {
         this.ports.warn(`coordinator: ${txn}: ${event.type} from ${to} not carried out: ${error}`)

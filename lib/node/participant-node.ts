@@ -20,6 +20,7 @@ import {
   type ParticipantAction,
   type ParticipantEvent,
   type ParticipantRecord,
+  type PeerReport,
   type PersistAction,
   type Prng,
   type Json,
@@ -37,7 +38,7 @@ import { DEFAULT_RETAIN, Retention } from './retention.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import type { ParticipantStore, Verdict } from '../store/store.ts'
 import { decodeCoordinatorAnswer, decodePeerState } from '../wire/in-doubt.ts'
-import type { Trusted } from '../wire/participant.ts'
+import { decodeReply, type Trusted } from '../wire/participant.ts'
 
 /** Reads `votes.txt` in `dir`: null when absent; throws naming the line when malformed. */
 export function readVotesFile(dir: string): VotesFile | null {
@@ -134,7 +135,9 @@ export class ParticipantNode {
 
   /** Every outcome in `records`, folded or live, goes into state.txt. */
   #show(records: Iterable<ParticipantRecord>): void {
-    for (const r of records) if (r.state !== 'prepared') this.#lines.set(r.txn, r.state)
+    for (const r of records) {
+      if (r.state === 'committed' || r.state === 'aborted') this.#lines.set(r.txn, r.state)
+    }
   }
 
   /** What this participant knows of `txn`: in memory, rebuilt from its folded record, or
@@ -151,7 +154,7 @@ export class ParticipantNode {
   prepare(
     txn: string,
     ops: readonly Op[],
-    context: { coordinator?: string; peers?: string[] } = {},
+    context: { coordinator?: string; peers?: string[]; three?: { self: string } } = {},
     waitForView = true,
     onePhase = false,
   ): Promise<Reply> {
@@ -213,13 +216,49 @@ export class ParticipantNode {
         return this.#askCoordinator(action.txn, action.coordinator)
       case 'ask-peers':
         return this.#askPeers(action.txn, action.peers)
+      case 'ask-states':
+      case 'send-pre':
+      case 'tell-outcome':
+        // In the background: the answers come back as an event of their own, so this
+        // transaction's queue stays free for the messages of other terminators meanwhile.
+        void this.#terminate(action).catch((error) => this.ports.warn(`${action.txn}: ${error}`))
+        return null
       case 'reply':
         return null
     }
   }
 
+  /** Carries out a step of three-phase termination (lib/core/three-phase.ts) over the network. */
+  async #terminate(action: TerminationAction): Promise<void> {
+    const { txn } = action
+    const post = (peer: string, path: string, body: object) =>
+      this.ports.request('POST', `${peer}/${path}`, body, this.#requestMs)
+    if (action.type === 'tell-outcome') {
+      await Promise.all(action.to.map((peer) => post(peer, action.decision, { txn })))
+      return
+    }
+    const { attempt } = action
+    if (action.type === 'ask-states') {
+      const asked = action.peers.map(async (peer) => {
+        const w = await post(peer, 'state-request', { txn, attempt })
+        return peerReport(peer, w === null ? null : decodeReply(txn, w.status, w.body))
+      })
+      const reports = await Promise.all(asked)
+      await this.handle({ type: 'state-reports', txn, attempt, reports, now: this.ports.now() })
+      return
+    }
+    const path = action.decision === 'commit' ? 'precommit' : 'preabort'
+    const moved = action.to.map(async (peer) => {
+      const w = await post(peer, path, { txn, attempt })
+      const reply = w === null ? null : decodeReply(txn, w.status, w.body)
+      return reply?.kind === 'pre' && reply.attempt === attempt ? peer : null
+    })
+    const acked = (await Promise.all(moved)).filter((p): p is string => p !== null)
+    await this.handle({ type: 'pre-acks', txn, attempt, acked, now: this.ports.now() })
+  }
+
   #set(next: ParticipantTxn): void {
-    if (next.state === 'prepared') this.#prepared.add(next.txn)
+    if (waiting(next)) this.#prepared.add(next.txn)
     else this.#prepared.delete(next.txn)
     // An unknown transaction is kept only while it carries what its prepare told (whom to ask,
     // the digest of its operations) for the check that follows.
@@ -240,6 +279,10 @@ export class ParticipantNode {
     }
     if (record.state === 'prepared') {
       failpoint('participant-after-vote-logged', record.txn)
+      return null
+    }
+    if (record.state === 'precommitted' || record.state === 'preaborted') {
+      failpoint('participant-after-precommit-logged', record.txn)
       return null
     }
     // The view shows only what the log holds: the line is added once the record is durable.
@@ -318,7 +361,9 @@ export class ParticipantNode {
 
   counts(): Record<string, number> {
     const counts: Record<string, number> = { prepared: 0, committed: 0, aborted: 0 }
-    for (const t of this.txns.values()) if (t.state !== 'unknown') counts[t.state]! += 1
+    for (const t of this.txns.values()) {
+      if (t.state !== 'unknown') counts[t.state] = (counts[t.state] ?? 0) + 1
+    }
     return counts
   }
 
@@ -329,6 +374,23 @@ export class ParticipantNode {
     await this.store.close()
     this.#lock?.release()
   }
+}
+
+/** Waiting for an outcome: prepared, or (three-phase) precommitted or preaborted. */
+function waiting(t: ParticipantTxn): boolean {
+  return t.state === 'prepared' || t.state === 'precommitted' || t.state === 'preaborted'
+}
+
+type TerminationAction = Extract<
+  ParticipantAction,
+  { type: 'ask-states' | 'send-pre' | 'tell-outcome' }
+>
+
+/** A peer's answer to a state request, as the core takes it. */
+function peerReport(peer: string, reply: Reply | null): PeerReport {
+  if (reply?.kind === 'report') return { peer, report: reply.report }
+  if (reply?.kind === 'superseded') return { peer, superseded: reply.lastElected }
+  return { peer, report: null }
 }
 
 /** SHA-256 of the operations in canonical JSON: what a repeated prepare is compared by. */

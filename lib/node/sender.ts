@@ -72,7 +72,7 @@ export class MessageSender {
       for (const q of batch) this.#answer(q, await this.#single(to, q))
       return
     }
-    const messages = batch.map((q) => encodeMessage(q.message, q.coordinator, true))
+    const messages = batch.map((q) => encodeMessage(q.message, q.coordinator, true, q.to))
     const reply = await this.#request(`${to}/batch`, { messages })
     if (reply?.status === 404 || reply?.status === 405) {
       peer.batches = false // an older participant: single requests from now on
@@ -84,7 +84,7 @@ export class MessageSender {
   }
 
   #single(to: string, q: Queued): Promise<WireItem | null> {
-    const body = encodeMessage(q.message, q.coordinator, false)
+    const body = encodeMessage(q.message, q.coordinator, false, q.to)
     return this.#request(`${to}/${pathOf(q.message)}`, body)
   }
 

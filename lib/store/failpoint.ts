@@ -6,6 +6,9 @@
 export const FAILPOINTS = [
   'participant-after-vote-logged', // yes vote durable, reply not sent
   'participant-after-outcome-logged', // commit/abort durable, acknowledgement not sent
+  'participant-after-precommit-logged', // 3PC: precommitted (or preaborted) durable, not acked
+  'coordinator-after-precommit-logged', // 3PC: the precommit record durable, none sent yet
+  'coordinator-after-first-precommit-ack', // 3PC: one participant precommitted, no quorum yet
   'coordinator-after-begin-logged', // the lazy begin record reached the disk (no decision yet)
   'coordinator-after-decision-logged', // decision durable; a commit not yet sent to anyone
   'coordinator-after-first-ack', // one participant acknowledged the decision, others not yet

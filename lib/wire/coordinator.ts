@@ -3,8 +3,9 @@
 // the two are the one codec every node, the simulator and the tools use.
 import type { CoordinatorEvent, CoordinatorMessage } from '../core/index.ts'
 
-/** The endpoint of `message`: /prepare, /commit or /abort. */
-export function pathOf(message: CoordinatorMessage): 'prepare' | 'commit' | 'abort' {
+/** The endpoint of `message`: /prepare, /precommit, /commit or /abort. */
+export function pathOf(message: CoordinatorMessage): 'prepare' | 'precommit' | 'commit' | 'abort' {
+  if (message.type === 'pre') return 'precommit'
   return message.type === 'prepare' ? 'prepare' : message.decision
 }
 
@@ -14,14 +15,21 @@ export function encodeMessage(
   message: CoordinatorMessage,
   coordinator: string | undefined,
   typed: boolean,
+  to?: string,
 ): Record<string, unknown> {
   const body: Record<string, unknown> = typed ? { type: pathOf(message) } : {}
   body.txn = message.txn
+  // Three-phase: the coordinator's precommit is attempt 0 of E3PC.
+  if (message.type === 'pre') body.attempt = 0
   if (message.type !== 'prepare') return body
   body.participants = message.participants
   if (coordinator) body.coordinator = coordinator
   if (message.ops) body.ops = message.ops
   if (message.onePhase) body.onePhase = true
+  if (message.protocol) {
+    body.protocol = message.protocol
+    body.self = to
+  }
   return body
 }
 
@@ -52,10 +60,29 @@ export function decodeAnswer(
     // A participant that refuses the request or answers nonsense has not promised anything.
     return { type: 'vote', from, vote: 'no', reason: `refused prepare: ${error}`, now }
   }
+  if (message.type === 'pre') return decodePreAnswer(from, status, reply, error, now)
   if (status === 200) return { type: 'ack', from, now }
   // Only a 409 says the participant's outcome differs. Any other answer (a 401 from a clock
   // that drifted, a 404 from another service on that address) is no answer: send it again.
   if (status === 409) return { type: 'refused', from, error, now }
+  return { type: 'unreachable', to: from, now }
+}
+
+/** A participant's answer to the coordinator's precommit: precommitted, or the outcome a
+ * termination reached without us, or (409) a later termination attempt holds it: ask again. */
+function decodePreAnswer(
+  from: string,
+  status: number,
+  reply: Record<string, unknown>,
+  error: string,
+  now: number,
+): CoordinatorEvent {
+  const state = reply.state
+  if (status === 200 && state === 'precommitted') return { type: 'pre-ack', from, now }
+  if (status === 200 && (state === 'committed' || state === 'aborted')) {
+    return { type: 'outcome', from, decision: state === 'committed' ? 'commit' : 'abort', now }
+  }
+  if (status === 409 && reply.superseded === undefined) return { type: 'refused', from, error, now }
   return { type: 'unreachable', to: from, now }
 }
 

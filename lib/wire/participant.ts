@@ -8,6 +8,7 @@ import {
   type Decision,
   type Op,
   type Reply,
+  type StateReport,
 } from '../core/index.ts'
 
 /** A request that is not well formed: answered 400 with `message`, changing nothing. */
@@ -37,6 +38,8 @@ export type PrepareRequest = {
   coordinator?: string
   peers?: string[]
   onePhase: boolean
+  /** Three-phase commit, and who the recipient is among `peers`. */
+  three?: { self: string }
 }
 
 export function decodeTxn(body: Body): string {
@@ -62,7 +65,22 @@ export function decodePrepare(body: Body): PrepareRequest {
     ...(coordinator === undefined ? {} : { coordinator: coordinator as string }),
     ...(participants === undefined ? {} : { peers: participants as string[] }),
     onePhase: body.onePhase === true,
+    ...threeOf(body, participants as string[] | undefined),
   }
+}
+
+/** A three-phase prepare names every participant and which one the recipient is: its quorums
+ * are majorities of that list. */
+function threeOf(body: Body, participants: string[] | undefined): { three?: { self: string } } {
+  if (body.protocol === undefined || body.protocol === '2pc') return {}
+  if (body.protocol !== '3pc') {
+    throw new WireError(`invalid "protocol" ${JSON.stringify(body.protocol)}: expected 2pc or 3pc`)
+  }
+  const self = body.self
+  if (participants === undefined || typeof self !== 'string' || !participants.includes(self)) {
+    throw new WireError('a 3pc prepare names "participants" and "self", one of them')
+  }
+  return { three: { self } }
 }
 
 /** Whom this participant may ask in doubt, from its configuration (`--coordinator`, `--peer`);
@@ -77,7 +95,7 @@ export type Trusted = { coordinators: readonly string[]; peers: readonly string[
 export function trustedContext(
   p: PrepareRequest,
   trusted: Trusted,
-): { coordinator?: string; peers?: string[] } {
+): { coordinator?: string; peers?: string[]; three?: { self: string } } {
   const { coordinators, peers } = trusted
   if (p.coordinator !== undefined && coordinators.length > 0) {
     if (!coordinators.includes(p.coordinator)) {
@@ -88,10 +106,17 @@ export function trustedContext(
     }
   }
   const coordinator = p.coordinator
+  // Three-phase quorums are majorities of every participant: none may be dropped, so one that
+  // is not configured refuses the prepare instead.
+  const outsider = p.three && p.peers?.find((u) => u !== p.three!.self && !peers.includes(u))
+  if (peers.length > 0 && outsider) {
+    throw new WireError(`invalid "participants": ${outsider} is not a configured --peer`)
+  }
   const named = peers.length > 0 ? p.peers?.filter((u) => peers.includes(u)) : p.peers
   return {
     ...(coordinator !== undefined ? { coordinator } : {}),
-    ...(named !== undefined ? { peers: named } : {}),
+    ...(named !== undefined ? { peers: p.three ? p.peers! : named } : {}),
+    ...(p.three ? { three: p.three } : {}),
   }
 }
 
@@ -129,6 +154,16 @@ export function encodeReply(reply: Reply): EncodedReply {
   if (reply.kind === 'vote') {
     return { status: 200, body: { txn: reply.txn, vote: reply.vote, reason: reply.reason } }
   }
+  if (reply.kind === 'superseded') {
+    const error = `transaction "${reply.txn}" is in termination attempt ${reply.lastElected}`
+    return { status: 409, body: { error, txn: reply.txn, superseded: reply.lastElected } }
+  }
+  if (reply.kind === 'report') {
+    return { status: 200, body: { txn: reply.txn, attempt: reply.attempt, report: reply.report } }
+  }
+  if (reply.kind === 'pre') {
+    return { status: 200, body: { txn: reply.txn, state: reply.state, attempt: reply.attempt } }
+  }
   const state = reply.kind === 'uncertain' ? 'prepared' : reply.state
   return { status: 200, body: { txn: reply.txn, state } }
 }
@@ -144,9 +179,19 @@ export function plainText(reply: Reply): string {
 export function decodeReply(txn: string, status: number, body: unknown): Reply | null {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Body
   const error = typeof b.error === 'string' ? b.error : `HTTP ${status}`
+  if (status === 409 && isAttempt(b.superseded)) {
+    return { kind: 'superseded', txn, lastElected: b.superseded }
+  }
   if (status === 409) return { kind: 'conflict', txn, error }
   if (status === 503) return { kind: 'unavailable', txn, error }
   if (status !== 200) return null
+  const report = decodeStateReport(b.report)
+  if (report !== null && isAttempt(b.attempt)) {
+    return { kind: 'report', txn, attempt: b.attempt, report }
+  }
+  if ((b.state === 'precommitted' || b.state === 'preaborted') && isAttempt(b.attempt)) {
+    return { kind: 'pre', txn, state: b.state, attempt: b.attempt }
+  }
   if (b.vote === 'yes' || b.vote === 'no' || b.vote === 'read-only') {
     return {
       kind: 'vote',
@@ -159,4 +204,31 @@ export function decodeReply(txn: string, status: number, body: unknown): Reply |
     return { kind: 'outcome', txn, state: b.state }
   if (b.state === 'prepared') return { kind: 'uncertain', txn }
   return null
+}
+
+/** An attempt number of three-phase termination: a whole number, at most 2^31. */
+export function isAttempt(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= 2 ** 31
+}
+
+const STATES = ['unknown', 'prepared', 'precommitted', 'preaborted', 'committed', 'aborted']
+
+/** A state report of three-phase termination, or null when `value` is not one. */
+export function decodeStateReport(value: unknown): StateReport | null {
+  if (typeof value !== 'object' || value === null) return null
+  const v = value as Body
+  if (typeof v.state !== 'string' || !STATES.includes(v.state)) return null
+  const lastAttempt = v.lastAttempt === -1 ? -1 : isAttempt(v.lastAttempt) ? v.lastAttempt : null
+  if (!isAttempt(v.lastElected) || lastAttempt === null) return null
+  const state = v.state as StateReport['state']
+  return { state, lastElected: v.lastElected, lastAttempt }
+}
+
+/** `{"txn", "attempt"}` of a three-phase message (precommit, preabort, state-request). */
+export function decodeAttempt(body: Body): { txn: string; attempt: number } {
+  const txn = decodeTxn(body)
+  if (!isAttempt(body.attempt)) {
+    throw new WireError(`invalid "attempt" ${JSON.stringify(body.attempt)}: expected 0-2147483648`)
+  }
+  return { txn, attempt: body.attempt }
 }

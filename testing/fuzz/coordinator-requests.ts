@@ -58,7 +58,7 @@ const optional = (name: string, text: fc.Arbitrary<Text>, freq = 2) =>
   )
 
 function transactionEntries(cluster: Cluster): fc.Arbitrary<Entries> {
-  const protocol = field(fc.constant('2pc'), [q('3pc'), q('2PC'), '2', 'null'])
+  const protocol = field(fc.constantFrom('2pc', '3pc'), [q('4pc'), q('2PC'), '2', 'null'])
   return fc
     .tuple(
       optional('id', field(coordinatorId, BAD_TXNS), 12),
