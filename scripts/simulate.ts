@@ -3,7 +3,7 @@
 // broken variant). Prints the faults injected, disk faults included.
 import { flagLines, parseCommand, type Command } from '../lib/cli/flags.ts'
 import { fail } from '../lib/cli/args.ts'
-import { BROKEN } from '../testing/sim/broken.ts'
+import { BROKEN, BROKEN_3PC } from '../testing/sim/broken.ts'
 import { report, runSeed, type Counts } from '../testing/sim/run.ts'
 import { integerFlag } from '../testing/util.ts'
 
@@ -12,14 +12,25 @@ const FLAGS = {
   start: { value: 'N', default: '1', help: 'the first seed to run' },
   seed: { value: 'N', help: 'run this one seed instead, keeping its whole trace' },
   trace: { help: "print the seed's trace (with --seed)" },
+  protocol: {
+    value: '2pc|3pc',
+    default: '2pc',
+    help:
+      '3pc: three-phase commit on 3-5 participants, split partitions, and on even seeds the ' +
+      'coordinator dead for good once the faults end',
+  },
   variant: {
     value: 'NAME',
     default: '$VARIANT, else none: the real protocol',
-    help: `run a deliberately broken variant: ${Object.keys(BROKEN).join(', ')}`,
+    help:
+      `run a deliberately broken variant: ${Object.keys(BROKEN).join(', ')}; with --protocol ` +
+      `3pc: ${Object.keys(BROKEN_3PC).join(', ')}`,
   },
 } as const
 
-const USAGE = 'scripts/simulate.ts [--seeds N] [--start N] [--seed N [--trace]] [--variant NAME]'
+const USAGE =
+  'scripts/simulate.ts [--seeds N] [--start N] [--seed N [--trace]] [--protocol 2pc|3pc] ' +
+  '[--variant NAME]'
 
 const SIMULATE: Command<typeof FLAGS> = {
   name: 'scripts/simulate.ts',
@@ -46,18 +57,26 @@ try {
 } catch (error) {
   fail(error)
 }
+
+const kind = values.protocol ?? '2pc'
+if (kind !== '2pc' && kind !== '3pc') {
+  console.error(`error: invalid --protocol ${JSON.stringify(kind)}: expected 2pc or 3pc`)
+  process.exit(2)
+}
+const threePhase = kind === '3pc'
+const variants = threePhase ? BROKEN_3PC : BROKEN
 const variant = values.variant ?? Bun.env.VARIANT
-const protocol = variant ? BROKEN[variant] : undefined
+const protocol = variant ? variants[variant] : undefined
 if (variant && !protocol) {
-  console.error(`error: unknown variant ${variant}; known: ${Object.keys(BROKEN).join(', ')}`)
+  console.error(`error: unknown variant ${variant}; known: ${Object.keys(variants).join(', ')}`)
   process.exit(2)
 }
 
 if (values.seed !== undefined) {
   const seed = integerFlag(values.seed, 1, 'seed', 0)
-  const result = await runSeed(seed, { protocol, fullTrace: true })
+  const result = await runSeed(seed, { protocol, fullTrace: true, threePhase })
   if (values.trace) console.log(result.trace.join('\n'))
-  console.log(result.ok ? `seed ${result.seed}: ok` : report(result, variant))
+  console.log(result.ok ? `seed ${result.seed}: ok` : report(result, variant, threePhase))
   process.exit(result.ok ? 0 : 1)
 }
 
@@ -75,10 +94,10 @@ const totals: Counts = {
 }
 const began = performance.now()
 for (let seed = start; seed < start + count; seed++) {
-  const result = await runSeed(seed, { protocol })
+  const result = await runSeed(seed, { protocol, threePhase })
   for (const key of Object.keys(totals) as (keyof Counts)[]) totals[key] += result.counts[key]
   if (!result.ok) {
-    console.log(report(result, variant))
+    console.log(report(result, variant, threePhase))
     process.exit(1)
   }
   if ((seed - start + 1) % 1000 === 0) console.log(`${seed - start + 1} seeds ok`)

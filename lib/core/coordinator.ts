@@ -241,6 +241,9 @@ function onTick(state: CoordinatorTxn, now: number, env: CoordinatorEnv): Step {
     return decide({ ...state, reasons }, 'abort', env)
   }
   if (state.phase === 'done') return [state, []]
+  // Nothing that depends on a forced record goes out while it is unwritten (its rewrite sends
+  // it): a late `unreachable` for a precommit must not release a commit that is not durable.
+  if (state.unlogged !== null && !state.unlogged.lazy) return [state, []]
   const due = Object.entries(state.outstanding).filter(
     ([, r]) => r.retryAt !== null && r.retryAt <= now,
   )

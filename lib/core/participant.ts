@@ -29,6 +29,8 @@ export type ParticipantEnv = Readonly<{
   /** The store can commit a `yes` at once, the writes and the record in one atomic durable
    * write (SQLite can; PostgreSQL cannot, so it always takes two phases). */
   onePhase?: boolean
+  /** The store keeps three-phase states (false: a three-phase prepare is voted no). */
+  threePhase?: boolean
 }>
 
 export const defaultParticipantEnv: ParticipantEnv = {
@@ -152,6 +154,10 @@ function onPrepare(
     if (refusal !== null) return [state, [conflictReply(state.txn, refusal)]]
     return answerPrepare(state, event.onePhase === true)
   }
+  if (state.three && env.threePhase === false) {
+    const reason = "three-phase commit is not supported by this participant's store"
+    return onChecked(state, 'no', reason, event.now ?? 0, env)
+  }
   const ops = event.ops ?? []
   const check: ParticipantAction = {
     type: 'check',
@@ -223,7 +229,11 @@ export function onDecide(
   if (refusal !== null) return [state, [conflictReply(state.txn, refusal)]]
   const next: ParticipantTxn = { ...state, state: wanted, heuristic, askAt: null }
   const effect = decision === 'commit' ? 'apply' : 'release'
-  return [next, [persistOf(next, effect), outcomeReply(state.txn, wanted)]]
+  // Three-phase: should the write fail, it is what its disk holds again (precommitted, say).
+  const persist = state.three
+    ? { ...persistOf(next, effect), undo: state }
+    : persistOf(next, effect)
+  return [next, [persist, outcomeReply(state.txn, wanted)]]
 }
 
 /** The store could not make a record durable: nothing of that step happened. A transaction

@@ -99,10 +99,10 @@ export function onStateRequest(
   if (attempt <= state.three.lastElected) {
     return [state, [superseded(state.txn, state.three.lastElected)]]
   }
-  const next = withThree(state, {
-    lastElected: attempt,
-    highest: Math.max(attempt, three.lastElected),
-  })
+  // Joining a later attempt ends any of our own, and starts our clock again: should that
+  // attempt's terminator fall silent, we terminate ourselves.
+  const joined = { ...state, askAt: now + env.inDoubtAfterMs }
+  const next = withThree(joined, { lastElected: attempt, highest: attempt, terminating: null })
   return [next, [persist3(state, next), reportReply(state.txn, attempt, reportOf(next))]]
 }
 

@@ -106,6 +106,7 @@ export class ParticipantNode {
       prng: options.prng ?? Math.random,
       backoff: options.backoff ?? defaultParticipantEnv.backoff,
       onePhase: this.store.onePhase,
+      threePhase: this.store.threePhase === true,
     }
     this.#step = options.step ?? realParticipantStep
     this.#votes = votes
@@ -244,8 +245,7 @@ export class ParticipantNode {
         return peerReport(peer, w === null ? null : decodeReply(txn, w.status, w.body))
       })
       const reports = await Promise.all(asked)
-      await this.handle({ type: 'state-reports', txn, attempt, reports, now: this.ports.now() })
-      return
+      return this.#internal({ type: 'state-reports', txn, attempt, reports, now: this.ports.now() })
     }
     const path = action.decision === 'commit' ? 'precommit' : 'preabort'
     const moved = action.to.map(async (peer) => {
@@ -254,7 +254,12 @@ export class ParticipantNode {
       return reply?.kind === 'pre' && reply.attempt === attempt ? peer : null
     })
     const acked = (await Promise.all(moved)).filter((p): p is string => p !== null)
-    await this.handle({ type: 'pre-acks', txn, attempt, acked, now: this.ports.now() })
+    await this.#internal({ type: 'pre-acks', txn, attempt, acked, now: this.ports.now() })
+  }
+
+  /** An event of our own (no request waits for a reply), in its transaction's turn. */
+  async #internal(event: ParticipantEvent): Promise<void> {
+    await this.#queue.run(event.txn, () => this.#run(event))
   }
 
   #set(next: ParticipantTxn): void {

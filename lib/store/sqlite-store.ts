@@ -18,6 +18,7 @@ export const PARTICIPANT_DB = 'participant.db'
 
 export class SqliteStore implements ParticipantStore {
   readonly onePhase = true
+  readonly threePhase = true
   readonly #log: DurableLog<StoredRecord>
   readonly #work = new PreparedWork()
 
@@ -48,8 +49,9 @@ export class SqliteStore implements ParticipantStore {
   async load(): Promise<ParticipantRecord[]> {
     const records = this.#log.records()
     for (const r of records) {
+      // Precommitted or preaborted (three-phase) still holds its work, until the outcome.
       if (r.state === 'prepared') this.#work.hold(r.txn, r.ops ?? [])
-      else this.#work.release(r.txn)
+      else if (r.state === 'committed' || r.state === 'aborted') this.#work.release(r.txn)
     }
     return records.map(({ ops: _, ...record }) => record)
   }

@@ -14,6 +14,8 @@ export interface ParticipantStore {
    * atomic, durable write whose failure leaves nothing behind. PostgreSQL's cannot promise it:
    * a COMMIT can succeed while the connection dies, and a retry would apply the writes twice. */
   readonly onePhase: boolean
+  /** Whether it keeps three-phase commit's states (precommitted, preaborted) and attempts. */
+  readonly threePhase?: boolean
   /** Every record, oldest first; rebuilds the store's prepared work and locks as it goes. */
   load(): Promise<ParticipantRecord[]>
   /** Checks `ops` against the committed data and the locks (no wait) and, on `yes`, takes a

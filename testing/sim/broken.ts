@@ -4,6 +4,8 @@
 import {
   begin,
   coordinatorStep,
+  decide,
+  onDecide,
   participantStep,
   prepareAgain,
   resume,
@@ -186,6 +188,59 @@ function forgetting<T extends object>(target: T): T {
 const forgetsFolded: Protocol = {
   wrapLog: (log: CoordinatorLog<CoordinatorRecord>) => forgetting(log),
   wrapStore: (store: ParticipantStore) => forgetting(store),
+}
+
+/** Three-phase: the textbook termination (Skeen, 1981), which needs no quorum: any committed
+ * or precommitted participant reached → commit, else abort. Sound with crashes alone; when a
+ * partition splits the participants, each side decides on its own. */
+const terminatesWithoutQuorum: Protocol = {
+  participantStep(state, event, env) {
+    if (event.type !== 'state-reports' || !state.three?.terminating) {
+      return participantStep(state, event, env)
+    }
+    const reached = event.reports.flatMap((r) => ('report' in r && r.report ? [r.report] : []))
+    const states = [state.state, ...reached.map((r) => r.state)]
+    const decision = states.includes('aborted')
+      ? 'abort'
+      : states.includes('committed') || states.includes('precommitted')
+        ? 'commit'
+        : 'abort'
+    const idle = { ...state, three: { ...state.three, terminating: null } }
+    const [next, actions] = onDecide(idle, decision, false)
+    const to = state.peers.filter((p) => p !== state.three!.self)
+    return [next, [...actions, { type: 'tell-outcome', txn: state.txn, decision, to }]]
+  },
+}
+
+/** Three-phase: a participant that commits when its in-doubt time runs out, as if a timeout in
+ * `prepared` meant the coordinator must have gone on to commit. */
+const commitsOnTimeout: Protocol = {
+  participantStep(state, event, env) {
+    const due = event.type === 'tick' && state.askAt !== null && event.now >= state.askAt
+    if (state.three && due && state.state === 'prepared') return onDecide(state, 'commit', false)
+    return participantStep(state, event, env)
+  },
+}
+
+/** Three-phase: a coordinator that commits on the first precommit acknowledgement, before a
+ * quorum is precommitted. */
+const commitsBeforeQuorum: Protocol = {
+  coordinator: {
+    ...realCore,
+    step(state, event, env) {
+      if (event.type !== 'pre-ack' || state.phase !== 'precommitting') {
+        return coordinatorStep(state, event, env)
+      }
+      return decide({ ...state, precommitted: [event.from] }, 'commit', env)
+    },
+  },
+}
+
+/** The variants of three-phase commit, run on its clusters (`--protocol 3pc`). */
+export const BROKEN_3PC: Record<string, Protocol> = {
+  'terminates-without-quorum': terminatesWithoutQuorum,
+  'commits-on-timeout': commitsOnTimeout,
+  'commits-before-quorum': commitsBeforeQuorum,
 }
 
 export const BROKEN: Record<string, Protocol> = {

@@ -69,6 +69,10 @@ export type SimConfig = {
   /** How many finished transactions each node keeps before it folds the oldest (a
    * checkpoint); by default 2 on seeds 1 and 3 modulo 5, the nodes' default on the others. */
   retain?: number
+  /** Every transaction in three-phase commit; partitions may then also split the cluster. */
+  threePhase?: boolean
+  /** The coordinator dies for good when the faults end: the participants finish alone. */
+  coordinatorDies?: boolean
 }
 
 type SimNode = Host & { downUntil: number; disk: Disk; view: string }
@@ -151,6 +155,7 @@ export class Sim {
     const faultEnd = this.config.faultPhaseMs ?? 1500
     while (this.now < faultEnd) await this.step()
     this.heal()
+    if (this.config.coordinatorDies) this.crash(this.coordinator, Infinity)
     while (this.now < faultEnd + maxMs) {
       if (this.quiescent()) return true
       await this.step()
@@ -183,10 +188,12 @@ export class Sim {
       n.disk.stallUntil = 0
     }
     this.net.cut.clear()
+    this.net.split = null
   }
 
   /** Every transaction started, decided durably and done, and no participant holds anything. */
   quiescent(): boolean {
+    if (this.config.coordinatorDies) return this.#participantsQuiet()
     if (this.#unstarted > 0) return false
     if (!this.#nodes().every((n) => n.up)) return false
     const c = this.coordinator.node
@@ -194,9 +201,18 @@ export class Sim {
     for (const t of c.txns.values()) {
       if (t.phase !== 'done' || t.unlogged !== null || !t.logged) return false
     }
+    return this.#participantsQuiet()
+  }
+
+  /** Every participant up, none waiting for an outcome, none holding a lock. */
+  #participantsQuiet(): boolean {
     for (const p of this.participants) {
       if (p.node === null) return false
-      for (const t of p.node.txns.values()) if (t.state === 'prepared') return false
+      for (const t of p.node.txns.values()) {
+        if (t.state === 'prepared' || t.state === 'precommitted' || t.state === 'preaborted') {
+          return false
+        }
+      }
       if (p.node.store.locks().size > 0) return false
     }
     return true
@@ -223,6 +239,7 @@ export class Sim {
       this.counts.partitions += 1
       this.log(`partition: ${n.id} cut off`)
     }
+    if (this.config.threePhase && f.partition > 0 && this.rng.chance(f.partition)) this.#split()
     if (f.diskFail > 0 && this.rng.chance(f.diskFail)) {
       const n = node()
       n.disk.failingUntil = this.now + this.rng.int(20, 400)
@@ -241,6 +258,22 @@ export class Sim {
         this.log(`partition: ${id} healed`)
       }
     }
+    if (this.net.split !== null && this.net.split.until <= this.now) {
+      this.net.split = null
+      this.log('partition: split healed')
+    }
+  }
+
+  /** A partition that splits the cluster in two sides (three-phase commit's hard case). */
+  #split(): void {
+    const side = new Set(
+      this.#nodes()
+        .filter(() => this.rng.chance(0.5))
+        .map((n) => n.id),
+    )
+    this.net.split = { side, until: this.now + this.rng.int(50, 600) }
+    this.counts.partitions += 1
+    this.log(`partition: {${[...side].join(',')}} split from the others`)
   }
 
   /** The node's process is gone: it loses everything it did not flush, and answers nothing. */
@@ -252,7 +285,7 @@ export class Sim {
     this.counts.crashes += 1
     this.log(`crash ${n.id}`)
     // Time must reach the restart even when every node is down and nothing else is due.
-    this.sched.at(until, () => {})
+    if (Number.isFinite(until)) this.sched.at(until, () => {})
     if (n === this.coordinator) {
       this.protocol.onCrash?.(this.coordinator.records)
       this.coordinator.node = null
@@ -381,7 +414,11 @@ export class Sim {
   #begin(w: Workload[number]): void {
     const c = this.coordinator
     // A client whose coordinator is down tries again once it is up.
-    if (!c.up || c.node === null) return this.sched.at(c.downUntil + 1, () => this.#begin(w))
+    if (!c.up || c.node === null) {
+      // One that dies for good never starts it: nothing of it is anywhere to finish.
+      if (Number.isFinite(c.downUntil)) this.sched.at(c.downUntil + 1, () => this.#begin(w))
+      return
+    }
     this.#unstarted -= 1
     this.started.push(w)
     this.log(`begin ${w.txn} on ${Object.keys(w.ops).join(',')}`)
@@ -391,7 +428,8 @@ export class Sim {
   #run(node: CoordinatorNode, w: Workload[number]): void {
     const ops: Record<string, readonly Op[]> = {}
     for (const [id, list] of Object.entries(w.ops)) ops[urlOf(id)] = list
-    node.run(w.txn, Object.keys(ops), ops).catch(() => {})
+    const protocol = this.config.threePhase ? '3pc' : '2pc'
+    node.run(w.txn, Object.keys(ops), ops, protocol).catch(() => {})
   }
 
   /** The checks read off the wire. A violation is kept by the invariants and raised by the

@@ -4,7 +4,7 @@ import type { CoordinatorRecord, Json, ParticipantRecord, Ballot } from '../../l
 import type { WireReply } from '../../lib/node/ports.ts'
 import { decodeBatchReplies } from '../../lib/wire/coordinator.ts'
 import { decodeBatch, decodeReply, decodeTxn, type Body } from '../../lib/wire/participant.ts'
-import type { Sim } from './cluster.ts'
+import { urlOf, type Sim, type SimParticipant } from './cluster.ts'
 
 export class SimViolation extends Error {
   constructor(
@@ -24,6 +24,10 @@ export class Invariants {
   readonly #decided = new Map<string, Outcome>()
   /** `node txn` for every read-only vote sent: such a participant keeps no record. */
   readonly #readOnly = new Set<string>()
+  /** `node txn` for every yes vote and every precommit made durable (kept here: a checkpoint
+   * may fold the records away later). */
+  readonly #yes = new Set<string>()
+  readonly #precommitted = new Set<string>()
 
   constructor(readonly sim: Sim) {}
 
@@ -54,7 +58,25 @@ export class Invariants {
   onCoordinatorPersist(record: CoordinatorRecord): void {
     if (record.type !== 'decision') return
     if (record.decision === 'commit') this.#validCommit(record.txn, record.participants ?? [])
+    // Learned from a participant that committed first (a termination): its own rule applied.
+    const learned = this.#outcomes.get(record.txn) === 'commit'
+    if (record.decision === 'commit' && !learned) this.#quorumPrecommitted('c', record.txn)
     this.#decide('c', record.txn, record.decision)
+  }
+
+  /** Three-phase: the coordinator commits only once a quorum (a majority of the transaction's
+   * participants) is durably precommitted, so that any quorum that terminates later meets it.
+   * (A participant's termination is judged by agreement alone: what it must never break.) */
+  #quorumPrecommitted(node: string, txn: string): void {
+    if (!this.sim.config.threePhase) return
+    const ids = Object.keys(this.sim.config.workload.find((w) => w.txn === txn)?.ops ?? {})
+    const pre = ids.filter((id) => this.#precommitted.has(`${id} ${txn}`)).length
+    if (pre < Math.floor(ids.length / 2) + 1) {
+      this.#fail(
+        '3PC: commit needs a precommitted quorum',
+        `${node} committed ${txn} with ${pre} of ${ids.length} precommitted`,
+      )
+    }
   }
 
   /** AC3 validity: commit only if every participant has durably voted yes (or read-only). */
@@ -64,12 +86,15 @@ export class Invariants {
       const p = this.sim.participant(url)
       const yes =
         this.#readOnly.has(`${p.id} ${txn}`) ||
+        this.#yes.has(`${p.id} ${txn}`) ||
         p.durable.records.some((r) => r.txn === txn && r.vote === 'yes')
       if (!yes) this.#fail('validity (AC3)', `commit of ${txn} without a yes vote from ${p.id}`)
     }
   }
 
   onParticipantPersist(p: { id: string }, record: ParticipantRecord): void {
+    if (record.vote === 'yes') this.#yes.add(`${p.id} ${record.txn}`)
+    if (record.state === 'precommitted') this.#precommitted.add(`${p.id} ${record.txn}`)
     if (record.state === 'committed') this.#decide(p.id, record.txn, 'commit')
     if (record.state === 'aborted') this.#decide(p.id, record.txn, 'abort')
   }
@@ -77,10 +102,11 @@ export class Invariants {
   /** Persist-before-send: a commit leaves only once the coordinator has logged it (an abort
    * need not be: without a record, the presumption is abort). Read off the wire. */
   onRequest(from: string, to: string, path: string, body: unknown): void {
-    if (from !== 'c') return
     const items =
       path === '/batch' ? decodeBatch(body as Body) : [{ ...(body as Body), type: path.slice(1) }]
+    if (from !== 'c') return this.#terminatorSends(from, to, items as Body[])
     for (const item of items as Body[]) {
+      if (item.type === 'precommit') this.#precommitLogged(decodeTxn(item), to)
       if (item.type !== 'commit') continue
       const txn = decodeTxn(item)
       const logged = this.sim.coordinator.records.some(
@@ -91,9 +117,34 @@ export class Invariants {
     }
   }
 
+  /** Three-phase, persist-before-send: the coordinator's precommit leaves only once its
+   * precommit record is durable (a restart must never abort what it may have precommitted). */
+  #precommitLogged(txn: string, to: string): void {
+    const logged = this.sim.coordinator.records.some(
+      (r) => (r.type === 'precommit' || r.type === 'decision') && r.txn === txn,
+    )
+    if (!logged) this.#fail('persist-before-send', `precommit of ${txn} sent to ${to} unlogged`)
+  }
+
+  /** A terminating participant precommits (or commits) others only once it is durably
+   * precommitted (or committed) itself. */
+  #terminatorSends(from: string, to: string, items: Body[]): void {
+    const p = this.sim.participant(from)
+    for (const item of items) {
+      const txn = item.txn
+      if (typeof txn !== 'string') continue
+      const durable =
+        item.type === 'precommit'
+          ? this.#precommitted.has(`${from} ${txn}`)
+          : item.type !== 'commit' ||
+            p.durable.records.some((r) => r.txn === txn && r.state === 'committed')
+      if (!durable) this.#fail('persist-before-send', `${from} sent ${item.type} of ${txn} first`)
+    }
+  }
+
   /** What a participant's answer says about its votes, read off the wire as it leaves. */
   onAnswer(host: string, path: string, reply: WireReply): void {
-    if (host === 'c' || (path !== '/prepare' && path !== '/batch')) return
+    if (host === 'c' || !['/prepare', '/batch', '/precommit'].includes(path)) return
     const p = this.sim.participant(host)
     const items = path === '/batch' ? (decodeBatchReplies(reply.body, Infinity) ?? []) : [reply]
     for (const item of items) {
@@ -101,6 +152,10 @@ export class Invariants {
       if (item === null || typeof txn !== 'string') continue
       const decoded = decodeReply(txn, item.status, item.body)
       if (decoded?.kind === 'vote') this.#voteSent(p, txn, decoded.vote)
+      const pre = decoded?.kind === 'pre' && decoded.state === 'precommitted'
+      if (pre && !this.#precommitted.has(`${p.id} ${txn}`)) {
+        this.#fail('persist-before-send', `${p.id} acknowledged precommit of ${txn} unlogged`)
+      }
     }
   }
 
@@ -128,29 +183,20 @@ export class Invariants {
 
   /** At the end, after healing: AC5 termination, validity's second half, and the bank total. */
   atEnd(quiescent: boolean, expectedTotal: number | null): void {
-    if (!quiescent) this.#fail('termination (AC5)', 'the cluster did not settle after healing')
+    if (!quiescent) {
+      if (this.sim.config.coordinatorDies) {
+        this.#fail('3PC: non-blocking', 'with the coordinator dead, a transaction stayed undecided')
+      }
+      this.#fail('termination (AC5)', 'the cluster did not settle after healing')
+    }
     const sim = this.sim
     for (const w of sim.started) {
-      // Folded or not: a checkpoint must not change what any transaction ended as.
-      const t = sim.coordinator.node!.txn(w.txn)
-      if (t === undefined) continue
-      for (const url of t.participants) {
-        const p = sim.participant(url)
-        const id = p.id
-        const state = p.node!.state(t.txn).state
-        // Presumed abort: a participant that voted no may have forgotten it (its record was
-        // optional). A read-only participant keeps nothing: it is unknown whatever the outcome.
-        const readOnly = this.#readOnly.has(`${id} ${t.txn}`)
-        const ok =
-          t.decision === 'commit'
-            ? state === 'committed' || (readOnly && state === 'unknown')
-            : state === 'aborted' || state === 'unknown'
-        if (!ok)
-          this.#fail('termination (AC5)', `${id} is ${state} on ${t.txn}, decided ${t.decision}`)
-        if (t.decision === 'commit' && !readOnly && !p.durable.applied.has(t.txn)) {
-          this.#fail('validity (AC3)', `${id} committed ${t.txn} without applying its operations`)
-        }
-      }
+      // Folded or not: a checkpoint must not change what any transaction ended as. The
+      // outcome is the coordinator's, or (one that died) the one every participant agrees on.
+      const t = sim.coordinator.node?.txn(w.txn)
+      const decision = t ? t.decision : (this.#outcomes.get(w.txn) ?? 'abort')
+      const participants = t ? t.participants : Object.keys(w.ops).map((id) => urlOf(id))
+      for (const url of participants) this.#ended(sim.participant(url), w.txn, decision)
     }
     if (expectedTotal !== null) {
       const total = sim.participants
@@ -159,6 +205,23 @@ export class Invariants {
       if (total !== expectedTotal)
         this.#fail('bank: total conserved', `total ${total}, expected ${expectedTotal}`)
       this.#balancesMatchCommits()
+    }
+  }
+
+  /** AC5 and validity at the end: `p` ended `txn` as `decision`, its operations applied. */
+  #ended(p: SimParticipant, txn: string, decision: Outcome | null): void {
+    const id = p.id
+    const state = p.node!.state(txn).state
+    // Presumed abort: a participant that voted no may have forgotten it (its record was
+    // optional). A read-only participant keeps nothing: it is unknown whatever the outcome.
+    const readOnly = this.#readOnly.has(`${id} ${txn}`)
+    const ok =
+      decision === 'commit'
+        ? state === 'committed' || (readOnly && state === 'unknown')
+        : state === 'aborted' || state === 'unknown'
+    if (!ok) this.#fail('termination (AC5)', `${id} is ${state} on ${txn}, decided ${decision}`)
+    if (decision === 'commit' && !readOnly && !p.durable.applied.has(txn)) {
+      this.#fail('validity (AC3)', `${id} committed ${txn} without applying its operations`)
     }
   }
 
@@ -174,7 +237,7 @@ export class Invariants {
       }
     }
     for (const w of sim.config.workload) {
-      if (sim.coordinator.node!.txn(w.txn)?.decision !== 'commit') continue
+      if (this.#outcomes.get(w.txn) !== 'commit') continue
       for (const [id, ops] of Object.entries(w.ops)) {
         for (const op of ops) {
           if (op.op !== 'add') continue
@@ -185,6 +248,7 @@ export class Invariants {
     }
     for (const p of sim.participants) {
       for (const [key, value] of p.durable.data) {
+        if (!key.startsWith('acct:')) continue // three-phase transfers also record `audit:`
         const want = expected.get(`${p.id} ${key}`) ?? 0
         if (value !== want) {
           this.#fail('bank: balances match the commits', `${p.id} ${key} = ${value}, want ${want}`)

@@ -23,6 +23,8 @@ const MAX_DELAY_MS = 12
 export class SimNetwork {
   /** node id → when its cut heals */
   readonly cut = new Map<string, number>()
+  /** A partition that splits the nodes in two: one side, and when it heals. */
+  split: { side: ReadonlySet<string>; until: number } | null = null
   counts = { drops: 0, duplicates: 0 }
 
   constructor(
@@ -101,6 +103,8 @@ export class SimNetwork {
   }
 
   #isCut(from: string, to: string): boolean {
+    const split = this.split
+    if (split !== null && split.side.has(from) !== split.side.has(to)) return true
     return this.cut.has(from) || this.cut.has(to)
   }
 

@@ -29,9 +29,10 @@ export type SeedResult = {
 
 export async function runSeed(
   seed: number,
-  options: { faults?: Faults; protocol?: Protocol; fullTrace?: boolean } = {},
+  options: { faults?: Faults; protocol?: Protocol; fullTrace?: boolean; threePhase?: boolean } = {},
 ): Promise<SeedResult> {
-  const config = bankConfig(seed, options.faults ?? FAULTS, options.protocol)
+  const faults = options.faults ?? FAULTS
+  const config = bankConfig(seed, faults, options.protocol, options.threePhase ?? false)
   const sim = createSim({ ...config, fullTrace: options.fullTrace ?? false })
   let violation: string | null = null
   try {
@@ -62,8 +63,8 @@ export async function runSeed(
 }
 
 /** What a failing seed prints: the property, the replay command and the events before it. */
-export function report(result: SeedResult, variant = ''): string {
-  const flag = variant ? ` --variant ${variant}` : ''
+export function report(result: SeedResult, variant = '', threePhase = false): string {
+  const flag = (threePhase ? ' --protocol 3pc' : '') + (variant ? ` --variant ${variant}` : '')
   return [
     `seed ${result.seed} violated ${result.violation}`,
     `replay: bun scripts/simulate.ts --seed ${result.seed} --trace${flag}`,

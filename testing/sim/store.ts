@@ -37,6 +37,7 @@ type Write = { record: StoredRecord; effect: Effect | undefined; fold?: true }
 
 export class SimStore implements ParticipantStore {
   readonly onePhase = true
+  readonly threePhase = true
   readonly work = new PreparedWork()
   readonly #writer: GroupWriter<Write>
 
@@ -69,8 +70,9 @@ export class SimStore implements ParticipantStore {
   async load(): Promise<ParticipantRecord[]> {
     const live = this.durable.records.filter((r) => !this.durable.folded.has(r.txn))
     for (const r of live) {
+      // Precommitted or preaborted (three-phase) still holds its work, until the outcome.
       if (r.state === 'prepared') this.work.hold(r.txn, r.ops ?? [])
-      else this.work.release(r.txn)
+      else if (r.state === 'committed' || r.state === 'aborted') this.work.release(r.txn)
     }
     return live.map(({ ops: _, ...r }) => r)
   }

@@ -8,10 +8,19 @@ export const INITIAL_BALANCE = 10
 
 export type Scenario = { participants: number; accounts: number; transfers: number }
 
-/** A cluster, its accounts and its transfers, all derived from `seed`. */
-export function bankConfig(seed: number, faults: Faults, protocol?: Protocol): SimConfig {
+/** A cluster, its accounts and its transfers, all derived from `seed`. In three-phase commit
+ * (`threePhase`) a cluster has 3-5 participants and every transfer involves all of them: the
+ * others each record it (`audit:TXN`), so that its quorums span the whole cluster; on even
+ * seeds the coordinator dies for good when the faults end, and the participants must finish
+ * every transaction without it. */
+export function bankConfig(
+  seed: number,
+  faults: Faults,
+  protocol?: Protocol,
+  threePhase = false,
+): SimConfig {
   const rng = random(seed ^ 0x5eed)
-  const participants = rng.int(2, 5)
+  const participants = threePhase ? rng.int(3, 5) : rng.int(2, 5)
   const accounts = rng.int(participants, 3 * participants)
   const owner = (a: number) => `p${a % participants}`
   const data: Record<string, Record<string, Json>> = {}
@@ -32,10 +41,16 @@ export function bankConfig(seed: number, faults: Faults, protocol?: Protocol): S
     if (rng.chance(0.3) && ops[owner(audited)] === undefined) {
       ops[owner(audited)] = [{ op: 'check', key: `acct:${audited}`, equals: INITIAL_BALANCE }]
     }
+    if (threePhase) {
+      for (let p = 0; p < participants; p++) {
+        ;(ops[`p${p}`] ??= []).push({ op: 'set', key: `audit:tx${i}`, value: `tx${i}` })
+      }
+    }
     const no = Object.keys(ops).filter(() => rng.chance(0.1))
     workload.push({ txn: `tx${i}`, at: rng.int(0, 600), ops, no })
   }
-  return { seed, participants, faults, workload, data, ...(protocol ? { protocol } : {}) }
+  const three = threePhase ? { threePhase, coordinatorDies: seed % 2 === 0 } : {}
+  return { seed, participants, faults, workload, data, ...(protocol ? { protocol } : {}), ...three }
 }
 
 export function totalOf(config: SimConfig): number {
