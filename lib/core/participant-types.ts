@@ -81,7 +81,13 @@ export type ParticipantRecord = Readonly<{
 }>
 
 /** Whom the participant asks if the transaction ends up in doubt, and when it was prepared. */
-export type PrepareContext = { coordinator?: string; peers?: readonly string[]; at?: number }
+export type PrepareContext = {
+  coordinator?: string
+  peers?: readonly string[]
+  at?: number
+  /** Three-phase: who it is among `peers` (a store that recovers in doubt needs it). */
+  three?: { self: string }
+}
 
 export type ParticipantEvent =
   | {

@@ -313,5 +313,6 @@ function contextOf(event: ParticipantEvent & { type: 'prepare' }): PrepareContex
     ...(event.coordinator ? { coordinator: event.coordinator } : {}),
     ...(event.peers ? { peers: event.peers } : {}),
     ...(event.now !== undefined ? { at: event.now } : {}),
+    ...(event.three ? { three: event.three } : {}),
   }
 }

@@ -7,8 +7,11 @@
 // - `prepared` (inside the prepared transaction): visible only once COMMIT PREPARED ran, so a
 //   visible one means committed even if the `committed` row after it was lost in a crash;
 // - `committed` (autocommit, after COMMIT PREPARED) and `aborted` (autocommit, before ROLLBACK
-//   PREPARED, so a crash between the two is finished at start-up).
-// A transaction listed in pg_prepared_xacts with no outcome row is prepared: in doubt.
+//   PREPARED, so a crash between the two is finished at start-up);
+// - `three` (autocommit, three-phase commit only): a later state of a prepared transaction,
+//   precommitted or preaborted, or a termination attempt it joined; the latest one counts.
+// A transaction listed in pg_prepared_xacts with no outcome row is in doubt: prepared, or what
+// its latest `three` row says.
 import { SQL, type ReservedSQL } from 'bun'
 import {
   backoffMs,
@@ -28,8 +31,11 @@ import {
   type Verdict,
 } from './store.ts'
 
-type Context = Pick<ParticipantRecord, 'coordinator' | 'peers' | 'at'> & { ops?: readonly Op[] }
-type LogRow = ParticipantRecord & { kind?: 'context'; ops?: readonly Op[] }
+type Context = Pick<ParticipantRecord, 'coordinator' | 'peers' | 'at'> & {
+  ops?: readonly Op[]
+  three?: { self: string }
+}
+type LogRow = ParticipantRecord & { kind?: 'context' | 'three'; ops?: readonly Op[] }
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS twophase_kv (
@@ -77,6 +83,7 @@ function isPermanent(error: unknown): boolean {
 export class PgStore implements ParticipantStore {
   /** A one-phase prepare is prepared and voted on as usual (see ParticipantStore). */
   readonly onePhase = false
+  readonly threePhase = true
   readonly #sql: SQL
   readonly #work = new PreparedWork()
   /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */
@@ -142,9 +149,11 @@ export class PgStore implements ParticipantStore {
   async #replay(rows: LogRow[], inDoubt: string[]): Promise<ParticipantRecord[]> {
     const contexts = new Map<string, Context>()
     const outcome = new Map<string, ParticipantRecord>()
+    const later = new Map<string, ParticipantRecord>() // three-phase: the latest state
     const records: ParticipantRecord[] = []
     for (const { kind, ops, ...r } of rows) {
       if (kind === 'context') contexts.set(r.txn, { ...r, ops })
+      else if (kind === 'three') later.set(r.txn, r)
       else if (r.state === 'prepared') outcome.set(r.txn, { ...r, state: 'committed' })
       else outcome.set(r.txn, r)
     }
@@ -154,9 +163,12 @@ export class PgStore implements ParticipantStore {
       if (decided?.state === 'aborted')
         await this.#finish(txn, 'ROLLBACK') // crashed in between
       else if (decided === undefined) {
-        const { ops, ...context } = contexts.get(txn) ?? {}
+        const { ops, three, ...context } = contexts.get(txn) ?? {}
         this.#work.hold(txn, ops ?? [])
-        records.push({ txn, state: 'prepared', vote: 'yes', ...context })
+        const first = three ? { three: { self: three.self, lastElected: 0, lastAttempt: -1 } } : {}
+        records.push({ txn, state: 'prepared', vote: 'yes', ...context, ...first })
+        const now = later.get(txn)
+        if (now) records.push(now)
       }
     }
     return records
@@ -213,7 +225,8 @@ export class PgStore implements ParticipantStore {
 
   async persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
     try {
-      if (record.state === 'prepared') await this.#prepare(record)
+      if (record.three && this.#laterState(record)) await appendLog(this.#sql, three(record))
+      else if (record.state === 'prepared') await this.#prepare(record)
       else if (record.state === 'committed') await this.#commit(record)
       else await this.#abort(record)
       this.flushes += 1
@@ -221,6 +234,14 @@ export class PgStore implements ParticipantStore {
       throw new StoreUnavailable(`database unavailable: ${messageOf(error)}`)
     }
     if (effect) this.#work.release(record.txn)
+  }
+
+  /** Three-phase: a record of a transaction already prepared (PREPARE TRANSACTION done): its
+   * precommit or preabort, or an attempt it joined. It goes beside the prepared transaction. */
+  #laterState(record: ParticipantRecord): boolean {
+    const state = record.state
+    if (state === 'precommitted' || state === 'preaborted') return true
+    return state === 'prepared' && !this.#open.has(record.txn)
   }
 
   async #prepare(record: ParticipantRecord): Promise<void> {
@@ -297,6 +318,10 @@ export class PgStore implements ParticipantStore {
 async function appendLog(db: SQL | ReservedSQL, record: { txn: string }): Promise<void> {
   await db`INSERT INTO twophase_log (txn, record)
     VALUES (${record.txn}, ${JSON.stringify(record)}::text::jsonb)`
+}
+
+function three(record: ParticipantRecord): LogRow {
+  return { ...record, kind: 'three' }
 }
 
 function messageOf(error: unknown): string {
