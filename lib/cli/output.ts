@@ -50,9 +50,10 @@ function threePhaseLines(o: any, n: number): string[] {
 /** The coordinator's counts and deliveries, then each participant's block. */
 export function statusLines(url: string, c: any, participants: any[]): string[] {
   const n = c.counts ?? {}
+  const pre = n.precommitting ? ` (${n.precommitting} precommitting)` : ''
   const lines = [
     `coordinator ${url}: ${n.commit ?? 0} commit, ${n.abort ?? 0} abort, ` +
-      `${n.preparing ?? 0} preparing, ${n.delivering ?? 0} delivering`,
+      `${n.preparing ?? 0} preparing${pre}, ${n.delivering ?? 0} delivering`,
   ]
   for (const d of c.delivering ?? []) {
     lines.push(`  delivering ${d.id} (${d.decision}) to ${d.waitingFor.join(', ')}`)
@@ -68,7 +69,9 @@ function participantLines(i: number, p: any): string[] {
   const k = s.counts ?? {}
   const lines = [
     `participant ${i} ${p.url}: ${k.committed ?? 0} committed, ${k.aborted ?? 0} aborted, ` +
-      `${k.prepared ?? 0} prepared`,
+      `${k.prepared ?? 0} prepared` +
+      (k.precommitted ? `, ${k.precommitted} precommitted` : '') +
+      (k.preaborted ? `, ${k.preaborted} preaborted` : ''),
   ]
   lines.push(`  prepared: ${listOf(s.prepared ?? [])}`)
   const inDoubt = (s.inDoubt ?? []).map(

@@ -187,12 +187,13 @@ function mixed(t: CoordinatorTxn): boolean {
 }
 
 async function statusOf(node: CoordinatorNode, participants: readonly string[]) {
-  const counts = { preparing: 0, commit: 0, abort: 0, delivering: 0 }
+  const counts = { preparing: 0, commit: 0, abort: 0, delivering: 0, precommitting: 0 }
   const delivering: { id: string; decision: string | null; waitingFor: string[] }[] = []
   const heuristic: { id: string; decision: string | null; refusals: Record<string, string> }[] = []
   for (const t of node.txns.values()) {
     // Only a durable decision is shown: one still being written could be undone by a crash.
     counts[t.logged && t.decision !== null ? t.decision : 'preparing'] += 1
+    if (t.phase === 'precommitting') counts.precommitting += 1 // three-phase, among preparing
     if (mixed(t) && heuristic.length < 100) {
       heuristic.push({ id: t.txn, decision: t.decision, refusals: { ...t.refusals } })
     }
