@@ -13,7 +13,8 @@ export function coordinatorFold(state: CoordinatorTxn): CoordinatorRecord | null
   if (state.phase !== 'done' || !state.logged || state.decision === null) return null
   if (Object.keys(state.refusals).length > 0) return null
   const { txn, decision, participants } = state
-  return { type: 'decision', txn, decision, participants, to: [] }
+  const protocol = state.protocol ? { protocol: state.protocol } : {}
+  return { type: 'decision', txn, decision, participants, to: [], ...protocol }
 }
 
 /** The record a finished participant transaction folds into: its outcome, with the vote and

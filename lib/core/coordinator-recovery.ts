@@ -72,8 +72,10 @@ export function recoverCoordinator(
       const owed = r.to ?? prior.participants
       const acks = prior.participants.filter((id) => !owed.includes(id))
       const outstanding = inFlight(owed, 0)
-      const phase = owed.length === 0 ? 'done' : 'deciding' // nobody is owed it: done
-      txns.set(r.txn, { ...prior, phase, decision: r.decision, logged: true, acks, outstanding })
+      const phase: CoordinatorTxn['phase'] = owed.length === 0 ? 'done' : 'deciding' // owed none
+      const protocol = r.protocol ? { protocol: r.protocol } : {}
+      const decided = { phase, decision: r.decision, logged: true, acks, outstanding, ...protocol }
+      txns.set(r.txn, { ...prior, ...decided })
     } else if (prior && r.type === 'done') {
       txns.set(r.txn, { ...prior, phase: 'done', acks: prior.participants, outstanding: {} })
     }

@@ -74,6 +74,8 @@ export type CoordinatorRecord =
       decision: Decision
       participants?: readonly string[]
       to?: readonly string[]
+      /** Three-phase (kept by a checkpoint's folded record). */
+      protocol?: '3pc'
     }
   | { type: 'done'; txn: string }
 

@@ -136,6 +136,14 @@ function prepareEntries(type?: string): fc.Arbitrary<Entries> {
 
 const txnEntries: fc.Arbitrary<Entries> = txnText.map((t) => [['txn', t]])
 
+/** Three-phase messages: a transaction and an attempt number, right or wrong. */
+const attemptEntries: fc.Arbitrary<Entries> = fc
+  .tuple(txnText, field(fc.nat(5).map(String), ['-1', '1.5', q('1'), 'null', '4294967296']))
+  .map(([txn, attempt]) => [
+    ['txn', txn],
+    ['attempt', attempt],
+  ])
+
 const batchItem: fc.Arbitrary<Text> = fc
   .oneof(
     { weight: 3, arbitrary: prepareEntries('prepare') },
@@ -199,6 +207,9 @@ export const PARTICIPANT_PATHS = [
   '/abort',
   '/batch',
   '/decision-request',
+  '/precommit',
+  '/preabort',
+  '/state-request',
   '/resolve',
   '/transactions/t1',
   '/kv/k0',
@@ -219,6 +230,9 @@ export const participantRequest: fc.Arbitrary<FuzzRequest> = fc.oneof(
     arbitrary: post('/batch', bodyOf(almost(messagesText.map((m) => [['messages', m]])))),
   },
   { weight: 5, arbitrary: post('/decision-request', bodyOf(almost(txnEntries))) },
+  { weight: 3, arbitrary: post('/precommit', bodyOf(almost(attemptEntries))) },
+  { weight: 2, arbitrary: post('/preabort', bodyOf(almost(attemptEntries))) },
+  { weight: 3, arbitrary: post('/state-request', bodyOf(almost(attemptEntries))) },
   { weight: 5, arbitrary: post('/resolve', bodyOf(almost(resolveEntries))) },
   { weight: 1, arbitrary: fc.tuple(limitBody, headers).map(bigPrepare) },
   { weight: 6, arbitrary: get(segment(txnId).map((s) => `/transactions/${s}`)) },

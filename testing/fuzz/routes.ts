@@ -16,7 +16,7 @@ import {
 import type { FuzzRequest } from './requests.ts'
 
 const VOTES = ['yes', 'no', 'read-only']
-const STATES = ['unknown', 'prepared', 'committed', 'aborted']
+const STATES = ['unknown', 'prepared', 'precommitted', 'preaborted', 'committed', 'aborted']
 
 /** The answer is about the transaction the request named, and the node agrees with it now. */
 function sameTxn(body: any, request: FuzzRequest, facts: Facts, state?: string): string | null {
@@ -80,6 +80,20 @@ function txnView(body: any, request: FuzzRequest, facts: Facts): string | null {
   return now === undefined || now === body.state ? null : `state ${body.state}, node has ${now}`
 }
 
+/** Three-phase: precommit or preabort moved it (in the attempt asked), or it had decided. */
+function moved(body: any, request: FuzzRequest, facts: Facts): string | null {
+  const states = ['precommitted', 'preaborted', 'committed', 'aborted']
+  return shape(body, { txn: isString, state: oneOf(...states) }) ?? sameTxn(body, request, facts)
+}
+
+/** Three-phase: a state report for the attempt asked. */
+function stateReport(body: any, request: FuzzRequest): string | null {
+  const wrong = shape(body, { txn: isString, attempt: isCount, report: isObject })
+  if (wrong !== null) return wrong
+  if (body.attempt !== requestJson(request)?.attempt) return `attempt ${body.attempt}`
+  return shape(body.report, { state: oneOf(...STATES), lastElected: isCount })
+}
+
 const healthz = (body: any) => shape(body, { ok: oneOf(true) })
 const metrics = (body: any) => shape(body, { flushes: isCount, requests: isCount })
 
@@ -95,6 +109,8 @@ export const PARTICIPANT_ROUTES: readonly Route[] = [
   { method: 'POST', path: /^\/commit$/, text: ['committed'], check: outcome('committed') },
   { method: 'POST', path: /^\/abort$/, text: ['aborted'], check: outcome('aborted') },
   { method: 'POST', path: /^\/batch$/, check: batchReplies },
+  { method: 'POST', path: /^\/(precommit|preabort)$/, check: moved },
+  { method: 'POST', path: /^\/state-request$/, check: stateReport },
   {
     method: 'POST',
     path: /^\/decision-request$/,
@@ -164,7 +180,7 @@ function transactionView(body: any, request: FuzzRequest): string | null {
     reasons: stringMap(isString),
     acknowledged: oneOf(true, false),
     state: oneOf('preparing', 'commit', 'abort', 'unknown'),
-    phase: oneOf('preparing', 'deciding', 'done'),
+    phase: oneOf('preparing', 'precommitting', 'deciding', 'done'),
   })
 }
 
