@@ -1,5 +1,6 @@
-// The coordinator: runs two-phase commit over the participants.
+// The coordinator: runs two-phase commit (or three-phase commit) over the participants.
 //   bun coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--dir .]
+//                      [--protocol 2pc|3pc]
 //   bun coordinator.ts serve [--port 8000] [--participant host:port]... [--dir .]
 //   bun coordinator.ts start|submit|show|status|get|help ...   (the client: see lib/cli/client.ts)
 // Participants also come from PEER_PARTICIPANT<N>_HOST / _PORT. In batch mode transactions run
@@ -68,8 +69,16 @@ function parseBatchArgs(argv: string[]): BatchOptions {
     txns: [...new Set(txns)],
     timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
     deliverTimeoutMs: parseMs(values['deliver-timeout'] ?? '30000', 'deliver-timeout'),
+    protocol: protocolOf(values.protocol),
     ports: httpPorts(httpOptionsOf(security)),
   }
+}
+
+/** `--protocol 2pc|3pc`: how batch mode runs each new transaction (two-phase by default). */
+function protocolOf(value: string | undefined): '2pc' | '3pc' {
+  if (value === undefined || value === '2pc') return '2pc'
+  if (value === '3pc') return '3pc'
+  throw new UsageError(`invalid --protocol ${JSON.stringify(value)}: expected 2pc or 3pc`)
 }
 
 export type ServeOptions = {

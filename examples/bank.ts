@@ -2,8 +2,8 @@
 // i % n as key `acct:<i>`), random concurrent transfers, each ONE transaction through the
 // coordinator service, and a check that no money was made or lost on the way.
 //   bun examples/bank.ts [--coordinator URL] [--accounts 30] [--transfers 500] [--concurrency 16]
-//     [--seed N] [--initial 100] [--max-amount 50] [--secret-file PATH] [--token-file PATH]
-//     [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--secure]
+//     [--seed N] [--initial 100] [--max-amount 50] [--protocol 2pc|3pc] [--secret-file PATH]
+//     [--token-file PATH] [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--secure]
 // Without --coordinator it starts its own cluster (3 participants and `coordinator.ts serve` as
 // real processes on free loopback ports in a temp directory) and stops it at the end; with
 // --secure, that cluster has a fresh secret and mutual TLS.
@@ -25,6 +25,7 @@ import {
   type Auth,
   type Bank,
   type Outcome,
+  type Protocol,
 } from '../testing/bank.ts'
 import { integerFlag } from '../testing/util.ts'
 
@@ -36,6 +37,7 @@ type Options = {
   seed: number
   initial: number
   maxAmount: number
+  protocol: Protocol
   /** What the requests to a given --coordinator carry. */
   auth: Auth
   /** Start the cluster with a fresh secret and mutual TLS. */
@@ -54,6 +56,11 @@ const FLAGS = {
   seed: { value: 'N', default: '1', help: 'the seed of the transfer plan' },
   initial: { value: 'N', default: '100', help: 'the balance each new account opens with' },
   'max-amount': { value: 'N', default: '50', help: 'the largest transfer' },
+  protocol: {
+    value: '2pc|3pc',
+    default: '2pc',
+    help: 'how every transaction runs: two-phase or three-phase commit ("protocol" of the POST)',
+  },
   'secret-file': {
     value: 'PATH',
     default: '$TWOPHASE_SECRET_FILE with --coordinator, else none',
@@ -82,8 +89,8 @@ const FLAGS = {
 
 const USAGE =
   'examples/bank.ts [--coordinator URL] [--accounts N] [--transfers N] [--concurrency N] ' +
-  '[--seed N] [--initial N] [--max-amount N] [--secret-file PATH] [--token-file PATH] ' +
-  '[--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--secure]'
+  '[--seed N] [--initial N] [--max-amount N] [--protocol 2pc|3pc] [--secret-file PATH] ' +
+  '[--token-file PATH] [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--secure]'
 
 const BANK: Command<typeof FLAGS> = {
   name: 'examples/bank.ts',
@@ -130,9 +137,15 @@ function readOptions(): Options {
     seed: integerFlag(values.seed, 1, 'seed', 0),
     initial: integerFlag(values.initial, 100, 'initial'),
     maxAmount: integerFlag(values['max-amount'], 50, 'max-amount'),
+    protocol: protocolOf(values.protocol),
     auth,
     secure,
   }
+}
+
+function protocolOf(value: string | undefined): Protocol {
+  if (value === undefined || value === '2pc' || value === '3pc') return value ?? '2pc'
+  throw new UsageError(`invalid --protocol ${JSON.stringify(value)}: expected 2pc or 3pc`)
 }
 
 /** The first token of `--token-file`, as the client reads it. */
@@ -163,7 +176,9 @@ async function main(): Promise<number> {
   const cluster = options.coordinator === undefined ? await startCluster(secure) : null
   try {
     const url = options.coordinator ?? cluster!.coordinator
-    const bank = await connectTo(url, cluster?.auth ?? options.auth)
+    const connected = await connectTo(url, cluster?.auth ?? options.auth)
+    // Two-phase commit is the service's default: those requests name no protocol.
+    const bank = options.protocol === '3pc' ? { ...connected, protocol: '3pc' as const } : connected
     const started = options.secure
       ? 'started for this run, secret and mutual TLS'
       : 'started for this run'
@@ -200,7 +215,10 @@ async function runPlan(bank: Bank, options: Options): Promise<Run> {
   // The run tag keeps transfer ids unique when the same seed runs again on one coordinator.
   const prefix = `xfer-${seed}-${Date.now().toString(36)}`
   const plan = planTransfers(count, accounts, mulberry32(seed), { prefix, maxAmount })
-  console.log(`${count} transfers of 1-${maxAmount}, ${concurrency} at a time, seed ${seed}`)
+  const three = options.protocol === '3pc' ? ', in three-phase commit' : ''
+  console.log(
+    `${count} transfers of 1-${maxAmount}, ${concurrency} at a time, seed ${seed}${three}`,
+  )
   const started = performance.now()
   const step = Math.max(1, Math.ceil(count / 5))
   let committed = 0

@@ -2,12 +2,13 @@
 // processes on loopback, SQLite with synchronous=FULL), driven through POST /transactions.
 //   bun run bench [-- --concurrency 1,64,256] [--transactions 5000] [--warmup 10000]
 //                 [--mix commit|conflict|data|single] [--ack-wait MS] [--retain R]
-//                 [--client wrk|fetch] [--json] [--profile DIR]
+//                 [--protocol 2pc|3pc] [--client wrk|fetch] [--json] [--profile DIR]
 //   bun run bench -- --history N   (N transactions, then a restart, against a fresh cluster)
 //   bun run bench -- --classic 20   (the classic exercise's coordinator, timed from spawn to exit)
 // --warmup runs that many transactions at concurrency 64 first, unmeasured: the nodes' code is
 // compiled by the JIT as it runs, and the first thousands of transactions pay for that.
 // --profile writes each node's CPU profile (markdown) into DIR when the run ends.
+// --protocol 3pc runs every transaction (warm-up, levels, history) in three-phase commit.
 // Prints, per concurrency: transactions/s, latency p50/p99/max, forced writes (fsyncing commits)
 // and protocol HTTP requests per transaction, and the CPU time per transaction of each process.
 // --history (scripts/bench/history.ts) prints the throughput of a short run on the fresh cluster
@@ -20,7 +21,16 @@ import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts
 import { timeClassicRuns } from './bench/classic.ts'
 import { retainArgs, startCluster } from './bench/cluster.ts'
 import { SHORT, history, historyLines } from './bench/history.ts'
-import { LEGEND, level, round, rowLines, warm, type Row, type Settings } from './bench/level.ts'
+import {
+  LEGEND,
+  PROTOCOL_NAMES,
+  level,
+  round,
+  rowLines,
+  warm,
+  type Row,
+  type Settings,
+} from './bench/level.ts'
 import type { Node } from '../testing/nodes.ts'
 import { integerFlag } from '../testing/util.ts'
 
@@ -35,7 +45,9 @@ const FLAGS = {
   mix: {
     value: 'MIX',
     default: 'data',
-    help: 'data (a write each), commit (no operations), conflict (a hot key), single (one phase)',
+    help:
+      'data (a write each), commit (no operations), conflict (a hot key), single (one ' +
+      'participant each: one phase in 2pc)',
   },
   'ack-wait': {
     value: 'MS',
@@ -51,6 +63,13 @@ const FLAGS = {
   },
   'no-views': {
     help: 'start every node with --no-views (no state.txt / decision.txt: bounded memory)',
+  },
+  protocol: {
+    value: '2pc|3pc',
+    default: '2pc',
+    help:
+      'two-phase or three-phase commit: each transaction\'s "protocol" (--classic: the batch ' +
+      "coordinator's --protocol)",
   },
   client: {
     value: 'wrk|fetch',
@@ -71,10 +90,10 @@ const FLAGS = {
 
 const FORMS = [
   '[--concurrency N,N,...] [--transactions N] [--warmup N] [--mix MIX] [--ack-wait MS] ' +
-    '[--retain R] [--client wrk|fetch] [--json] [--profile DIR]',
+    '[--retain R] [--protocol 2pc|3pc] [--client wrk|fetch] [--json] [--profile DIR]',
   '--history N [--transactions N] [--warmup N] [--mix MIX] [--ack-wait MS] [--retain R] ' +
-    '[--client wrk|fetch] [--json]',
-  '--classic RUNS [--json]',
+    '[--protocol 2pc|3pc] [--client wrk|fetch] [--json]',
+  '--classic RUNS [--protocol 2pc|3pc] [--json]',
 ]
 const USAGE = `scripts/bench.ts ${FORMS.join(' | ')}`
 
@@ -120,6 +139,7 @@ const historyOf =
 // The history's short runs start on fresh processes both times: no warm-up unless asked for.
 const warmup = integerFlag(values.warmup, historyOf ? 0 : 10000, 'warmup', 0)
 const mix = oneOf(values.mix ?? 'data', ['commit', 'conflict', 'data', 'single'], 'mix')
+const protocol = oneOf(values.protocol ?? '2pc', ['2pc', '3pc'], 'protocol')
 const ackWait = integerFlag(values['ack-wait'], 1000, 'ack-wait', 0)
 const retain =
   values.retain === undefined ? undefined : String(integerFlag(values.retain, 0, 'retain', 0))
@@ -157,8 +177,8 @@ function say(line: string): void {
 
 function print(rows: Row[], s: Settings): void {
   console.log(
-    `mix ${mix}, ack-wait ${ackWait}, ${count} transactions per level after ${warmup} ` +
-      `unmeasured, client ${client},`,
+    `${PROTOCOL_NAMES[protocol]}, mix ${mix}, ack-wait ${ackWait}, ${count} transactions per ` +
+      `level after ${warmup} unmeasured, client ${client},`,
   )
   console.log(`3 participants, SQLite synchronous=FULL${retainLabel(s)}${viewsLabel()}`)
   for (const line of [...rowLines(rows), ...LEGEND]) console.log(line)
@@ -187,7 +207,7 @@ if (values.profile) {
 
 /** The settings of every run, with --retain where the nodes take it. */
 function settings(): Settings & { retain?: ReturnType<typeof retainArgs>['retain'] } {
-  const base = { mix, ackWait, client, count, warmup, root }
+  const base = { mix, protocol, ackWait, client, count, warmup, root }
   const views = values['no-views'] ? ['--no-views'] : []
   if (!retain) return { ...base, participantArgs: views, coordinatorArgs: views }
   const r = retainArgs(retain, say)
@@ -197,17 +217,23 @@ function settings(): Settings & { retain?: ReturnType<typeof retainArgs>['retain
 
 /** `--classic N`: the classic exercise's coordinator, timed from spawn to exit. */
 async function classic(runs: number): Promise<void> {
-  const times = await timeClassicRuns(runs, root)
+  // Two-phase commit is the exercise as an outsider runs it: no flag at all.
+  const args = protocol === '3pc' ? ['--protocol', '3pc'] : []
+  const times = await timeClassicRuns(runs, root, args)
   const sorted = [...times].sort((a, b) => a - b)
   const summary = {
     runs,
+    protocol,
     median: round(sorted[Math.floor(runs / 2)]!, 1),
     min: round(sorted[0]!, 1),
     max: round(sorted.at(-1)!, 1),
   }
   if (values.json) console.log(JSON.stringify({ classic: { ...summary, times } }, null, 2))
   else {
-    console.log(`classic exercise (t1=commit, t2=abort), ${runs} runs, fresh nodes each`)
+    console.log(
+      `classic exercise (t1=commit, t2=abort) in ${PROTOCOL_NAMES[protocol]}, ${runs} runs, ` +
+        'fresh nodes each',
+    )
     console.log(
       `coordinator from spawn to exit: median ${summary.median} ms, ` +
         `min ${summary.min} ms, max ${summary.max} ms`,
@@ -224,17 +250,24 @@ async function throughput(): Promise<void> {
   for (const concurrency of levels) rows.push(await level(s, cluster, concurrency))
   const extra = s.retain ? { retain: s.retain } : {}
   if (!values.json) print(rows, s)
-  else console.log(JSON.stringify({ mix, ackWait, client, warmup, ...extra, rows }, null, 2))
+  else {
+    const run = { protocol, mix, ackWait, client, warmup, ...extra, rows }
+    console.log(JSON.stringify(run, null, 2))
+  }
 }
 
 /** `--history N`: see scripts/bench/history.ts. */
 async function historyRun(n: number): Promise<void> {
   const s = settings()
-  say(`history of ${n} transactions: mix ${mix}, ack-wait ${ackWait}, client ${client},`)
+  say(
+    `history of ${n} transactions in ${PROTOCOL_NAMES[protocol]}: mix ${mix}, ` +
+      `ack-wait ${ackWait}, client ${client},`,
+  )
   say(`3 participants, SQLite synchronous=FULL${retainLabel(s)}${viewsLabel()}`)
   const h = await history(s, n, started, say)
   const retained = s.retain ? { retain: s.retain } : {}
   const run = {
+    protocol,
     mix,
     ackWait,
     client,

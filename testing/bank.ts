@@ -23,9 +23,17 @@ export type Auth = {
   tls?: { ca?: string; cert?: string; key?: string } | null
 }
 
+export type Protocol = '2pc' | '3pc'
+
 /** A coordinator service and its participants, in the coordinator's order (index = ops key),
- * and what requests to them carry. */
-export type Bank = { coordinator: string; participants: readonly string[]; auth?: Auth }
+ * what requests to them carry, and how its transactions run: in two-phase commit (the
+ * service's default, when `protocol` is absent) or in three-phase commit. */
+export type Bank = {
+  coordinator: string
+  participants: readonly string[]
+  auth?: Auth
+  protocol?: Protocol
+}
 
 export type Transfer = { id: string; from: number; to: number; amount: number }
 
@@ -87,10 +95,28 @@ function lacking(bank: Pick<Bank, 'coordinator' | 'auth'>, url: string, response
   return ' (the cluster wants the proof of its secret or a client token)'
 }
 
-async function postTransaction(bank: Bank, body: unknown): Promise<{ status: number; body: any }> {
-  const text = JSON.stringify(body)
+/** POST /transactions, in the bank's protocol: a reply that shows the transaction ran in
+ * another one (a coordinator that knows no three-phase commit) throws. */
+async function postTransaction(
+  bank: Bank,
+  body: Record<string, unknown>,
+): Promise<{ status: number; body: any }> {
+  const text = JSON.stringify(bank.protocol ? { ...body, protocol: bank.protocol } : body)
   const response = await send(bank, 'POST', `${bank.coordinator}/transactions`, { text })
-  return { status: response.status, body: await response.json().catch(() => null) }
+  const reply: any = await response.json().catch(() => null)
+  if (response.status === 200 || response.status === 202) checkProtocol(bank, reply)
+  return { status: response.status, body: reply }
+}
+
+/** Throws when `answer` (of POST or GET /transactions) ran in another protocol than the bank's. */
+function checkProtocol(bank: Bank, answer: { id?: unknown; protocol?: unknown } | null): void {
+  if (bank.protocol === undefined || answer?.protocol === bank.protocol) return
+  const ran =
+    answer?.protocol === undefined ? 'a protocol it does not name' : String(answer.protocol)
+  throw new Error(
+    `the coordinator ${bank.coordinator} ran ${String(answer?.id)} in ${ran}, ` +
+      `where ${bank.protocol} was asked for`,
+  )
 }
 
 /** The bank behind a running coordinator service: its participants from `GET /status`. */
@@ -190,6 +216,7 @@ async function decidedLater(bank: Bank, t: Transfer): Promise<Outcome> {
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
     const body = await getJson(bank, `${bank.coordinator}/transactions/${t.id}`)
+    checkProtocol(bank, body)
     if (body.decision === 'commit' || body.decision === 'abort') {
       return { ...t, decision: body.decision, votes: body.votes ?? {}, reasons: body.reasons ?? {} }
     }
@@ -231,8 +258,9 @@ export async function readBalances(bank: Bank, count: number): Promise<number[]>
   })
 }
 
-/** Whether nothing is in flight: the coordinator neither preparing nor delivering, and no
- * participant holding a prepared transaction or a lock. Returns what is still pending. */
+/** Whether nothing is in flight: the coordinator neither preparing (nor precommitting) nor
+ * delivering, and no participant holding a prepared (or precommitted) transaction or a lock.
+ * Returns what is still pending. */
 export async function pendingWork(bank: Bank): Promise<string[]> {
   const pending: string[] = []
   try {
@@ -248,11 +276,14 @@ export async function pendingWork(bank: Bank): Promise<string[]> {
       try {
         const status = await getJson(bank, `${url}/status`)
         const locks = Object.keys(status.locks ?? {}).length
-        if (status.prepared.length > 0 || locks > 0) {
+        // Three-phase commit: counts has these keys while one is precommitted or preaborted.
+        const pre = (status.counts?.precommitted ?? 0) + (status.counts?.preaborted ?? 0)
+        if (status.prepared.length > 0 || locks > 0 || pre > 0) {
           const inDoubt = JSON.stringify(status.inDoubt.slice(0, 3))
           const held = JSON.stringify(status.locks)
+          const three = pre > 0 ? `${pre} precommitted or preaborted, ` : ''
           pending.push(
-            `${url}: ${status.prepared.length} prepared, ${locks} locks ` +
+            `${url}: ${status.prepared.length} prepared, ${three}${locks} locks ` +
               `(prepared ${status.prepared.slice(0, 3).join(' ')}; in doubt ${inDoubt}; ` +
               `locks ${held.slice(0, 300)})`,
           )

@@ -2,12 +2,14 @@
 // concurrent transfers through the coordinator service while participants and the PostgreSQL
 // server are SIGKILLed and restarted; afterwards money is conserved, every balance matches the
 // committed transfers, every participant agrees with the coordinator, and nothing is left locked.
-import { afterEach, expect, test } from 'bun:test'
+// Then a short run of the same bank in three-phase commit, on SQLite participants only.
+import { afterEach, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import {
   homeOf,
   mulberry32,
   openAccounts,
+  pendingWork,
   planTransfers,
   readBalances,
   runTransfers,
@@ -20,11 +22,13 @@ import {
   cleanup,
   getJson,
   kill,
+  runCommand,
   startCoordinatorService,
   startParticipant,
   tempDir,
   type Node,
 } from '../testing/processes.ts'
+import { ROOT } from '../testing/nodes.ts'
 import { usePgCluster } from '../testing/pg.ts'
 import { mapLimit } from '../testing/util.ts'
 
@@ -37,7 +41,8 @@ const KILL_EVERY = 300 // completed transfers between participant kills
 const PG_SERVER_KILL_AT = 1050 // completed transfers when the PostgreSQL server is killed
 const PG_PARTICIPANT = 1 // the participant index whose store is PostgreSQL
 
-const pg = usePgCluster('twophase-bank-pg-')
+// Started for the crash test's describe block only: the three-phase run needs no PostgreSQL.
+let pg: ReturnType<typeof usePgCluster>
 afterEach(cleanup)
 
 async function pgQuery(url: string, query: string): Promise<any[]> {
@@ -199,8 +204,8 @@ async function participantMismatches(c: Cluster, outcomes: Outcome[], chaos: Cha
 
 /** Money is conserved, no account is overdrawn, and each balance is exactly what the committed
  * transfers make of the opening balance. */
-async function expectBalances(c: Cluster, outcomes: Outcome[]): Promise<void> {
-  const balances = await readBalances(c.bank, ACCOUNTS)
+async function expectBalances(bank: Bank, outcomes: Outcome[]): Promise<void> {
+  const balances = await readBalances(bank, ACCOUNTS)
   const expected = new Array<number>(ACCOUNTS).fill(INITIAL)
   for (const o of outcomes) {
     if (o.decision !== 'commit') continue
@@ -230,7 +235,12 @@ async function expectNothingHeld(c: Cluster): Promise<void> {
   expect(await pgQuery(c.pgStore, idleInTransaction)).toEqual([]) // no open transaction leaked
 }
 
-test('bank: transfers stay atomic through participant and PostgreSQL crashes', async () => {
+describe('with a PostgreSQL participant', () => {
+  pg = usePgCluster('twophase-bank-pg-')
+  test('bank: transfers stay atomic through participant and PostgreSQL crashes', crashTest, 240_000)
+})
+
+async function crashTest(): Promise<void> {
   const started = performance.now()
   const c = await startBank()
   expect(await openAccounts(c.bank, ACCOUNTS, INITIAL)).toEqual({ opened: ACCOUNTS, existing: 0 })
@@ -250,7 +260,7 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
   expect(await coordinatorMismatches(c, outcomes)).toEqual([])
   const { mismatches, forgotten } = await participantMismatches(c, outcomes, chaos)
   expect(mismatches).toEqual([])
-  await expectBalances(c, outcomes)
+  await expectBalances(c.bank, outcomes)
   await expectNothingHeld(c)
 
   const { crashes, pgDown } = chaos
@@ -274,4 +284,74 @@ test('bank: transfers stay atomic through participant and PostgreSQL crashes', a
       `top abort reasons: ${reasons.join('; ')}`,
     ].join('\n  '),
   )
-}, 240_000)
+}
+
+const THREE_TRANSFERS = 400
+
+/** Every involved participant of a committed transfer committed it, none of an aborted one did,
+ * and the others never heard of it. */
+async function disagreements(bank: Bank, outcomes: Outcome[]): Promise<string[]> {
+  const states = await mapLimit(outcomes, 16, (o) =>
+    Promise.all(
+      bank.participants.map(async (url) => (await getJson(`${url}/transactions/${o.id}`)).state),
+    ),
+  )
+  return outcomes.flatMap((o, k) =>
+    states[k]!.flatMap((state: string, i: number) => {
+      const involved = homeOf(bank, o.from) === i || homeOf(bank, o.to) === i
+      const ok = !involved
+        ? state === 'unknown'
+        : o.decision === 'commit'
+          ? state === 'committed'
+          : state !== 'committed'
+      return ok ? [] : [`${o.id} (${o.decision}): participant ${i} is ${state}`]
+    }),
+  )
+}
+
+test('bank in three-phase commit: money is conserved, each transfer ran in 3pc', async () => {
+  const nodes = await Promise.all([0, 1, 2].map(() => startParticipant(tempDir())))
+  const participants = nodes.map((n) => n.url)
+  const coordinator = await startCoordinatorService(tempDir(), { participants })
+  const bank: Bank = { coordinator: coordinator.url, participants, protocol: '3pc' }
+  expect(await openAccounts(bank, ACCOUNTS, INITIAL)).toEqual({ opened: ACCOUNTS, existing: 0 })
+  const plan = planTransfers(THREE_TRANSFERS, ACCOUNTS, mulberry32(SEED), { prefix: 'x3' })
+  const outcomes = await runTransfers(bank, plan, { concurrency: CONCURRENCY })
+  await waitSettled(bank)
+  expect(outcomes.filter((o) => o.decision === null)).toEqual([])
+  expect(outcomes.filter((o) => o.decision === 'commit').length).toBeGreaterThan(0)
+  // The coordinator logged each as the client was told, in three-phase commit, and finished it.
+  const logged = await mapLimit(outcomes, 16, (o) =>
+    getJson(`${coordinator.url}/transactions/${o.id}`),
+  )
+  const wrong = logged.filter(
+    (l, i) => l.protocol !== '3pc' || l.state !== outcomes[i]!.decision || l.phase !== 'done',
+  )
+  expect(wrong).toEqual([])
+  expect(await disagreements(bank, outcomes)).toEqual([])
+  await expectBalances(bank, outcomes)
+  for (const url of participants) {
+    const status = await getJson(`${url}/status`)
+    expect({ prepared: status.prepared, locks: status.locks, inDoubt: status.inDoubt }).toEqual({
+      prepared: [],
+      locks: {},
+      inDoubt: [],
+    })
+  }
+  // The example on the same cluster: its accounts exist, and the total still holds.
+  const example = [process.execPath, join(ROOT, 'examples/bank.ts')]
+  const args = ['--coordinator', coordinator.url, '--protocol', '3pc', '--transfers', '200']
+  const run = await runCommand(example, args)
+  expect(run.stderr).toBe('')
+  expect(run.code).toBe(0)
+  expect(run.stdout).toContain(`${ACCOUNTS} accounts: 0 opened with ${INITIAL} each, 30 existed`)
+  expect(run.stdout).toContain('200 transfers of 1-50, 16 at a time, seed 1, in three-phase commit')
+  expect(run.stdout).toContain(`total ${ACCOUNTS * INITIAL} = ${ACCOUNTS * INITIAL} expected`)
+  expect(await pendingWork(bank)).toEqual([])
+  const bad = await runCommand(example, ['--protocol', '4pc'])
+  expect(bad).toEqual({
+    code: 2,
+    stdout: '',
+    stderr: 'error: invalid --protocol "4pc": expected 2pc or 3pc\n',
+  })
+}, 60_000)

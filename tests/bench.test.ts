@@ -1,5 +1,6 @@
-// `bun run bench` works with both load generators: a tiny run (not a measurement: the figures
-// are whatever they are) commits every transaction and reports each column of the table.
+// `bun run bench` works with both load generators and both protocols: a tiny run (not a
+// measurement: the figures are whatever they are) commits every transaction and reports each
+// column of the table.
 import { expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { ROOT } from '../testing/nodes.ts'
@@ -35,7 +36,7 @@ for (const client of ['fetch', 'wrk']) {
     expect(run.stderr).toBe('')
     expect(run.code).toBe(0)
     const { rows, ...rest } = JSON.parse(run.stdout) as { rows: Row[] }
-    expect(rest).toEqual({ mix: 'data', ackWait: 1000, client, warmup: 20 })
+    expect(rest).toEqual({ protocol: '2pc', mix: 'data', ackWait: 1000, client, warmup: 20 })
     expect(rows.map((r) => r.concurrency)).toEqual([1, 8])
     for (const r of rows) {
       expect(r.transactions).toBe(60)
@@ -55,20 +56,42 @@ for (const client of ['fetch', 'wrk']) {
   })
 }
 
+test('bench --protocol 3pc runs every transaction in three-phase commit', async () => {
+  const args = ['--client', 'fetch', '--transactions', '30', '--warmup', '10', '--concurrency', '1']
+  const run = await bench([...args, '--protocol', '3pc', '--json'])
+  expect(run.stderr).toBe('')
+  expect(run.code).toBe(0)
+  const { rows, protocol } = JSON.parse(run.stdout) as { rows: Row[]; protocol: string }
+  expect(protocol).toBe('3pc')
+  const [alone] = rows
+  expect(alone!.committed).toBe(30)
+  // Alone, each transaction sends nine requests (prepare, precommit and commit to each of
+  // three) and forces two records at the coordinator: precommit, then commit.
+  expect(alone!.requests).toBe(9)
+  expect(alone!.coordinatorWrites).toBeGreaterThanOrEqual(2)
+  expect(alone!.coordinatorWrites).toBeLessThan(2.5)
+})
+
 test('bench refuses a bad flag with one line and status 2, before starting anything', async () => {
   const run = await bench(['--client', 'curl'])
   expect(run.code).toBe(2)
   expect(run.stderr.trim()).toBe('error: invalid --client "curl": expected fetch, wrk')
+  const protocol = await bench(['--protocol', '4pc'])
+  expect(protocol.code).toBe(2)
+  expect(protocol.stderr.trim()).toBe('error: invalid --protocol "4pc": expected 2pc, 3pc')
 })
 
-test('bench --classic times the classic exercise, checking t1=commit t2=abort', async () => {
-  const run = await bench(['--classic', '2', '--json'])
+test.each(['2pc', '3pc'])('bench --classic times the classic exercise in %s', async (protocol) => {
+  // Each run checks t1=commit t2=abort in decision.txt, and fails the bench if not. Without
+  // --protocol the coordinator runs as the classic exercise does: with no flag at all.
+  const flag = protocol === '3pc' ? ['--protocol', '3pc'] : []
+  const run = await bench(['--classic', '2', ...flag, '--json'])
   expect(run.stderr).toBe('')
   expect(run.code).toBe(0)
   const { classic } = JSON.parse(run.stdout) as {
     classic: { runs: number; times: number[]; min: number; median: number; max: number }
   }
-  expect(classic.runs).toBe(2)
+  expect(classic).toMatchObject({ protocol, runs: 2 })
   expect(classic.times).toHaveLength(2)
   expect(classic.min).toBeLessThanOrEqual(classic.median)
   expect(classic.median).toBeLessThanOrEqual(classic.max)

@@ -134,7 +134,16 @@ export const BATCH_FLAGS = {
   'deliver-timeout': {
     value: 'MS',
     default: '30000',
-    help: 'how long a decision may wait for its acknowledgements',
+    help:
+      'how long a decision may wait for its acknowledgements (3pc: and a commit for its ' +
+      'quorum of precommits)',
+  },
+  protocol: {
+    value: '2pc|3pc',
+    default: '2pc',
+    help:
+      'how each new transaction runs: two-phase commit, or three-phase (prepare, precommit, ' +
+      'then commit once a majority is precommitted)',
   },
   dir: { value: 'DIR', default: '.', help: `${DIR_HELP} coordinator.db, decision.txt` },
   ...TRUST_FLAGS,
@@ -202,7 +211,7 @@ export const CLIENT_FLAG_HELP = {
 
 const BATCH_USAGE =
   'coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--deliver-timeout MS] ' +
-  `[--dir DIR] ${TRUST_USAGE}`
+  `[--protocol 2pc|3pc] [--dir DIR] ${TRUST_USAGE}`
 const SERVE_USAGE =
   'coordinator.ts serve [--port PORT] [--host HOST] [--participant [NAME=]host:port]... ' +
   '[--dir DIR] [--timeout MS] [--ack-wait MS] [--advertise URL] [--client-tokens-file PATH] ' +

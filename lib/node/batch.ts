@@ -1,10 +1,12 @@
 // Batch mode, the classic exercise's coordinator: transactions one after another, each
-// decided and then delivered to every participant before the next begins.
+// decided and then delivered to every participant before the next begins, in two-phase commit
+// (by default) or in three-phase commit (`--protocol 3pc`).
 import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { COORDINATOR_DB, CoordinatorNode, type CoordinatorOptions } from './coordinator-node.ts'
 import type { CoordinatorTxn } from '../core/index.ts'
 import { UsageError } from '../core/errors.ts'
+import { quorum } from '../core/three-phase.ts'
 import type { Ports } from './ports.ts'
 
 export type BatchOptions = {
@@ -13,6 +15,8 @@ export type BatchOptions = {
   txns: readonly string[]
   timeoutMs: number
   deliverTimeoutMs: number
+  /** How each transaction the log does not know yet runs; '2pc' by default. */
+  protocol?: '2pc' | '3pc'
   log?: (line: string) => void
   /** Clock, timers and network (signed and over TLS as configured); Bun's by default. */
   ports?: Ports
@@ -73,7 +77,8 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
       if (!node.txn(txn) && options.participants.length === 0) {
         throw new UsageError(NO_PARTICIPANTS)
       }
-      const decided = await node.run(txn, options.participants)
+      const decided = await decision(node, txn, options)
+      if (typeof decided === 'string') return decided
       log(`${txn}=${decided.decision}`)
       const problem = await settle(node, txn, options.deliverTimeoutMs)
       if (problem) return problem
@@ -88,6 +93,41 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
     await node.flushView()
     node.close()
   }
+}
+
+/** Runs `txn` (unless the log knows it) until it is decided; a reason if it is not in time.
+ * Two-phase commit is decided by the prepare timeout at the latest. Three-phase commit has no
+ * timeout after precommit (a quorum of precommits decides, and nothing else may), so a batch
+ * run waits for it `--timeout` plus `--deliver-timeout`, then stops: a re-run goes on with it. */
+async function decision(
+  node: CoordinatorNode,
+  txn: string,
+  options: BatchOptions,
+): Promise<CoordinatorTxn | string> {
+  const run = node.run(txn, options.participants, {}, options.protocol ?? '2pc')
+  if (node.txn(txn)?.protocol !== '3pc') return run
+  const ms = options.timeoutMs + options.deliverTimeoutMs
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<null>((done) => (timer = setTimeout(() => done(null), ms)))
+  try {
+    return (await Promise.race([run, late])) ?? undecided(node.txn(txn)!, ms)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Why a three-phase transaction is still undecided: whom it waits for. */
+function undecided(t: CoordinatorTxn, ms: number): string {
+  const rerun = 'run the coordinator again to go on with it'
+  const waiting = t.participants.filter((p) => !t.acks.includes(p))
+  if (t.phase !== 'precommitting') {
+    return `${t.txn} is undecided after ${ms} ms (${t.phase}); ${rerun}`
+  }
+  return (
+    `${t.txn} is undecided after ${ms} ms: ${t.acks.length} of ${t.participants.length} ` +
+    `participants precommitted, a quorum is ${quorum(t.participants.length)}, waiting for ` +
+    `${waiting.join(', ')}; ${rerun}`
+  )
 }
 
 /** Waits until every participant acknowledged `txn`'s decision; a reason if that fails. */

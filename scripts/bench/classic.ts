@@ -1,7 +1,8 @@
 // The classic exercise timed (`bun run bench -- --classic 20`): three fresh participants voting
 // yes,yes / yes,no / yes,yes, then `bun coordinator.ts` for t1 and t2, timed from its spawn to
-// its exit, as a user of the exercise would time it. Each run gets fresh directories, and its
-// decision.txt is checked, so a fast run that got the answer wrong does not count.
+// its exit, as a user of the exercise would time it (with `--protocol 3pc`, the same in
+// three-phase commit). Each run gets fresh directories, and its decision.txt is checked, so a
+// fast run that got the answer wrong does not count.
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from '../../testing/nodes.ts'
@@ -9,8 +10,13 @@ import { COORDINATOR, cleanEnv, peerEnv, spawnParticipant, type Node } from '../
 const VOTES = ['yes\nyes\n', 'yes\nno\n', 'yes\nyes\n']
 const EXPECTED = 't1=commit\nt2=abort\n'
 
-/** Milliseconds from spawn to exit of each of `runs` classic coordinators, in run order. */
-export async function timeClassicRuns(runs: number, root: string): Promise<number[]> {
+/** Milliseconds from spawn to exit of each of `runs` classic coordinators, in run order, each
+ * given `args`. */
+export async function timeClassicRuns(
+  runs: number,
+  root: string,
+  args: readonly string[] = [],
+): Promise<number[]> {
   const times: number[] = []
   for (let run = 0; run < runs; run++) {
     const dir = join(root, `classic-${run}`)
@@ -23,7 +29,7 @@ export async function timeClassicRuns(runs: number, root: string): Promise<numbe
       const coordinatorDir = join(dir, 'coordinator')
       mkdirSync(coordinatorDir)
       const started = performance.now()
-      const proc = Bun.spawn([...COORDINATOR], {
+      const proc = Bun.spawn([...COORDINATOR, ...args], {
         cwd: coordinatorDir,
         env: { ...cleanEnv(), ...peerEnv(participants) },
         stdin: 'ignore',

@@ -131,7 +131,7 @@ async function pushHistory(
       total: Math.min(tenth, n - done),
       // The keys cycle through KEYS, so the data stays the size a fresh cluster's runs give
       // it: what grows is the history alone.
-      bodyOf: (i: number) => bodyOf(s.mix, i, run, `k:${(done + i) % KEYS}`),
+      bodyOf: (i: number) => bodyOf(s, i, run, `k:${(done + i) % KEYS}`),
     }
     const load = await drive(s.client, spec, s.root)
     done += spec.total

@@ -8,9 +8,18 @@ import { table, type Column } from './table.ts'
 
 export type Mix = 'commit' | 'conflict' | 'data' | 'single'
 
+/** How each transaction runs: two-phase commit (the service's default) or three-phase. */
+export type Protocol = '2pc' | '3pc'
+
+export const PROTOCOL_NAMES: Record<Protocol, string> = {
+  '2pc': 'two-phase commit (2pc)',
+  '3pc': 'three-phase commit (3pc)',
+}
+
 /** What every run of the bench is set up with. */
 export type Settings = {
   mix: Mix
+  protocol: Protocol
   ackWait: number
   client: Client
   /** Transactions measured per level. */
@@ -49,19 +58,27 @@ export function nodesOf(cluster: Cluster): Node[] {
   return [cluster.coordinator, ...cluster.participants]
 }
 
-/** The body of transaction `i` of `run` for `mix`; it writes key `key` (by default a new one,
- * `k:RUN:I`). */
-export function bodyOf(mix: Mix, i: number, run: string, key = `k:${run}:${i}`): string {
-  const id = `${run}-${i}`
-  if (mix === 'commit') return JSON.stringify({ id })
-  // One participant per transaction, in turn: one-phase commit.
-  if (mix === 'single') {
-    return JSON.stringify({ id, ops: { [i % 3]: [{ op: 'set', key, value: i }] } })
-  }
+/** The body of transaction `i` of `run` for the mix of `s`, in its protocol (two-phase commit
+ * names none: the service's default); it writes key `key` (by default a new one, `k:RUN:I`). */
+export function bodyOf(
+  s: Pick<Settings, 'mix' | 'protocol'>,
+  i: number,
+  run: string,
+  key = `k:${run}:${i}`,
+): string {
+  const body: Record<string, unknown> = { id: `${run}-${i}`, ...opsOf(s.mix, i, key) }
+  if (s.protocol === '3pc') body.protocol = '3pc'
+  return JSON.stringify(body)
+}
+
+function opsOf(mix: Mix, i: number, key: string): { ops?: unknown } {
+  if (mix === 'commit') return {}
+  // One participant per transaction, in turn: one-phase commit (in 2pc).
+  if (mix === 'single') return { ops: { [i % 3]: [{ op: 'set', key, value: i }] } }
   // One list for every participant: each writes its own copy of the key.
   const hot = mix === 'conflict' && i % 10 === 0
   const op = hot ? { op: 'add', key: 'hot', amount: 1 } : { op: 'set', key, value: i }
-  return JSON.stringify({ id, ops: [op] })
+  return { ops: [op] }
 }
 
 /** CPU seconds (user + system, every thread) a process has used so far. */
@@ -101,7 +118,7 @@ export async function warm(s: Settings, cluster: Cluster, total: number, concurr
     url: cluster.coordinator.url,
     concurrency,
     total,
-    bodyOf: (i: number) => bodyOf(s.mix, i, run),
+    bodyOf: (i: number) => bodyOf(s, i, run),
   }
   await drive(s.client, spec, s.root)
   await idle(cluster.coordinator)
@@ -118,7 +135,7 @@ export async function level(s: Settings, cluster: Cluster, concurrency: number):
     url: cluster.coordinator.url,
     concurrency,
     total: s.count,
-    bodyOf: (i: number) => bodyOf(s.mix, i, run),
+    bodyOf: (i: number) => bodyOf(s, i, run),
   }
   const load = await drive(s.client, spec, s.root)
   const cpuAfter = nodes.map((n) => cpuSeconds(n.proc.pid))
