@@ -143,7 +143,7 @@ describe('the simulator catches a broken three-phase commit', () => {
 // Seed 11: the textbook termination (no quorum) breaks atomicity. p4 is cut off after its yes;
 // the four others precommit and commit; p4, in doubt and still cut off, reaches nobody and
 // aborts on its own. E3PC's p4 waits for a quorum instead, and learns the commit.
-test('textbook termination decides alone and breaks agreement (seed 11); E3PC does not', async () => {
+test('textbook termination decides alone: agreement broken (seed 11); not in E3PC', async () => {
   const textbook = await runSeed(11, {
     protocol: BROKEN_3PC['terminates-without-quorum'],
     threePhase: true,

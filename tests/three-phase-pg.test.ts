@@ -59,7 +59,7 @@ async function preparedXacts(url: string): Promise<number> {
 
 const set = [{ op: 'set', key: 'data', value: 777 }] as const
 
-test('three-phase commit on PostgreSQL: precommitted survives a restart, then commits', async () => {
+test('three-phase on PostgreSQL: precommitted survives a restart, then commits', async () => {
   const dbs = [await freshDatabase(), await freshDatabase(), await freshDatabase()]
   const parts = [await participant(dbs[0]!), await participant(dbs[1]!), await participant(dbs[2]!)]
   const urls = parts.map((p) => p.url)
