@@ -3,6 +3,9 @@
 import { Database, type Statement } from 'bun:sqlite'
 import { failpoint } from './failpoint.ts'
 
+/** How long a fold waits, at most, for a flush to ride. */
+const FOLD_MS = 1000
+
 type Pending<R> = {
   record: R
   effect: (() => void) | undefined
@@ -37,6 +40,8 @@ export class DurableLog<R> {
   readonly #db: Database
   readonly #insert: Statement
   readonly #lookup: Statement
+  readonly #keep: Statement
+  readonly #drop: Statement
   /** Writes a group in one SQLite transaction: each record, then its effect, then the folds. */
   readonly #write: (group: Pending<R>[], folds: Map<string, R>) => void
   readonly #anchor: (record: R) => boolean
@@ -47,6 +52,7 @@ export class DurableLog<R> {
   #rows = new Map<string, Rows>()
   #scheduled = false
   #lazyTimer: Timer | null = null
+  #foldTimer: Timer | null = null
   /** How many forced writes (SQLite commits) this log has made: one per group. */
   flushes = 0
   readonly lazyMs: number
@@ -73,6 +79,11 @@ export class DurableLog<R> {
     // Compiled once, here: not on the first append, which a client is waiting for.
     this.#insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
     this.#lookup = this.#db.query('SELECT record FROM folded WHERE txn = ?')
+    this.#keep = this.#db.query(
+      "INSERT OR REPLACE INTO folded (txn, seq, record) SELECT json_extract(value, '$[0]'), " +
+        "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)",
+    )
+    this.#drop = this.#db.query('DELETE FROM log WHERE seq IN (SELECT value FROM json_each(?))')
     this.#write = this.#db.transaction((group: Pending<R>[], folds: Map<string, R>) =>
       this.#writeGroup(group, folds),
     )
@@ -133,9 +144,13 @@ export class DurableLog<R> {
    * waits for it: until it is written, the records it replaces are there. */
   fold(txn: string, record: R): void {
     this.#folds.set(txn, record)
-    if (this.#lazyTimer === null && !this.#scheduled) {
-      this.#lazyTimer = setTimeout(() => this.#flush(), this.lazyMs)
-    }
+    // It starts no flush of its own: under load it rides the next one, and an idle log writes
+    // it within FOLD_MS.
+    this.#foldTimer ??= setTimeout(() => {
+      this.#foldTimer = null
+      this.#flush()
+    }, FOLD_MS)
+    this.#foldTimer.unref?.()
   }
 
   #flushSoon(): void {
@@ -148,6 +163,8 @@ export class DurableLog<R> {
   #flush(): void {
     if (this.#lazyTimer !== null) clearTimeout(this.#lazyTimer)
     this.#lazyTimer = null
+    if (this.#foldTimer !== null) clearTimeout(this.#foldTimer)
+    this.#foldTimer = null
     this.#scheduled = false
     if (this.#pending.length === 0 && this.#folds.size === 0) return
     failpoint('log-before-flush', String(this.flushes + 1))
@@ -179,15 +196,19 @@ export class DurableLog<R> {
       effect?.()
     }
     if (folds.size === 0) return
-    const keep = this.#db.query('INSERT OR REPLACE INTO folded (txn, seq, record) VALUES (?, ?, ?)')
-    const drop = this.#db.query('DELETE FROM log WHERE seq = ?')
+    // Two statements for every fold of the group (JSON arrays read by SQLite itself), not three
+    // or four a fold: at full load this runs for every transaction.
+    const kept: [string, number, string][] = []
+    const dropped: number[] = []
     for (const [txn, record] of folds) {
       const rows = rowsOf.get(txn)
       if (rows === undefined) continue // folded already
-      keep.run(txn, rows.anchor ?? rows.seqs[0]!, JSON.stringify(record))
-      for (const seq of rows.seqs) drop.run(seq)
+      kept.push([txn, rows.anchor ?? rows.seqs[0]!, JSON.stringify(record)])
+      for (const seq of rows.seqs) dropped.push(seq)
       rowsOf.delete(txn)
     }
+    this.#keep.run(JSON.stringify(kept))
+    this.#drop.run(JSON.stringify(dropped))
   }
 
   #reloadRows(): void {
