@@ -13,8 +13,8 @@ import type { VotesFile } from '../lib.ts'
 const dirs: string[] = []
 const nodes = new Set<ParticipantNode>()
 
-afterEach(() => {
-  for (const node of nodes) node.close()
+afterEach(async () => {
+  for (const node of nodes) await node.close()
   nodes.clear()
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
@@ -35,9 +35,9 @@ async function open(votes: VotesFile | null = null, dir = tempDir()): Promise<Pa
   return { dir, node, app: createApp(node) }
 }
 
-function close(p: Participant): void {
-  p.node.close()
+async function close(p: Participant): Promise<void> {
   nodes.delete(p.node)
+  await p.node.close()
 }
 
 const JSON_ACCEPT = { Accept: 'application/json' }
@@ -546,7 +546,7 @@ describe('durability and recovery', () => {
   test('a prepared transaction survives a restart and can then commit', async () => {
     const first = await open()
     expect(await (await prepare(first, 't1')).text()).toBe('yes')
-    close(first)
+    await close(first)
     const second = await open(null, first.dir)
     expect(await txnState(second, 't1')).toBe('prepared')
     const st = (await status(second)) as { prepared: string[] }
@@ -562,7 +562,7 @@ describe('durability and recovery', () => {
 
   test('outcomes survive a restart and still refuse the other outcome', async () => {
     const first = await seeded()
-    close(first)
+    await close(first)
     const second = await open(null, first.dir)
     expect(await txnState(second, 't1')).toBe('committed')
     expect(await txnState(second, 't2')).toBe('aborted')
@@ -575,7 +575,7 @@ describe('durability and recovery', () => {
 
   test('start() rebuilds a deleted state.txt from the log', async () => {
     const first = await seeded()
-    close(first)
+    await close(first)
     unlinkSync(join(first.dir, 'state.txt'))
     const node = new ParticipantNode(first.dir, null)
     nodes.add(node)
@@ -585,7 +585,7 @@ describe('durability and recovery', () => {
 
   test('start() replaces a stale state.txt with the log view', async () => {
     const first = await seeded()
-    close(first)
+    await close(first)
     writeFileSync(join(first.dir, 'state.txt'), 't1=aborted\n')
     const second = await open(null, first.dir)
     expect(stateText(second)).toBe('t1=committed\nt2=aborted\n')

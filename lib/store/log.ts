@@ -65,6 +65,11 @@ export class DurableLog<R> {
     this.lazyMs = options.lazyMs ?? 20
     this.#anchor = options.anchor ?? (() => false)
     this.#db = new Database(path, { create: true, strict: true })
+    // One connection, ours: no other process reads or writes a node's log while it runs (the
+    // directory lock says so too), so SQLite takes its file locks once instead of for every
+    // statement, and keeps the WAL index in memory. Without it, the lookup of a folded id that
+    // each new transaction makes cost a quarter more CPU per transaction.
+    this.#db.run('PRAGMA locking_mode = EXCLUSIVE')
     this.#db.run('PRAGMA journal_mode = WAL')
     // FULL: a commit is fsynced before it returns, so a yes vote survives power loss.
     this.#db.run('PRAGMA synchronous = FULL')
