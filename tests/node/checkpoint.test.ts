@@ -59,7 +59,7 @@ test('a fold leaves the live log, keeps its place in the history, and is found',
 
 test('a fold whose write fails waits for the next flush; the records stay until then', async () => {
   const path = join(tempDir(), 'log.db')
-  const log = new DurableLog<Rec>(path, { lazyMs: 0 })
+  const log = new DurableLog<Rec>(path, { lazyMs: 0, foldBatch: 1 })
   await log.append({ txn: 'a', type: 'decision' })
   log.db.run('PRAGMA query_only = ON') // the disk refuses every write
   log.fold('a', { txn: 'a', type: 'folded' })
