@@ -24,6 +24,7 @@ import {
   type ParticipantTxn,
   type PeerReport,
   type StateReport,
+  type Terminating,
   type ThreePhase,
 } from './participant.ts'
 import { backoffMs } from './backoff.ts'
@@ -138,12 +139,9 @@ export function onStateReports(
   now: number,
   env: ParticipantEnv,
 ): Step {
-  const three = state.three
-  const t = three?.terminating
-  if (!three || !t || t.attempt !== attempt || t.phase !== 'collecting' || !inDoubt3(state)) {
-    return [state, []]
-  }
-  if (three.lastElected !== attempt) return [state, []] // it joined a later attempt meanwhile
+  const t = running(state, attempt, true)
+  if (t === null) return [state, []]
+  const three = state.three!
   const highest = Math.max(
     three.highest,
     ...reports.map((r) => ('superseded' in r ? r.superseded : 0)),
@@ -186,16 +184,24 @@ export function onPreAcks(
   now: number,
   env: ParticipantEnv,
 ): Step {
-  const three = state.three
-  const t = three?.terminating
-  if (!three || !t || t.attempt !== attempt || t.phase === 'collecting' || !inDoubt3(state)) {
-    return [state, []]
-  }
+  const t = running(state, attempt, false)
+  if (t === null) return [state, []]
+  const three = state.three!
   const moved = 1 + acked.filter((id) => id !== three.self && t.members.includes(id)).length
   if (moved < quorum(state.peers.length)) {
     return unresolved(withThree(state, { terminating: null }), now, env)
   }
   return decideAll(state, t.phase === 'precommit' ? 'commit' : 'abort')
+}
+
+/** Our termination attempt `attempt`, if we still run it and are still in doubt (collecting
+ * states, or past that); null for an answer that comes too late to count. */
+function running(state: ParticipantTxn, attempt: number, collecting: boolean): Terminating | null {
+  const t = state.three?.terminating
+  if (!t || t.attempt !== attempt || (t.phase === 'collecting') !== collecting) return null
+  // It may have joined a later attempt meanwhile, or decided.
+  if (state.three!.lastElected !== attempt || !inDoubt3(state)) return null
+  return t
 }
 
 /** Decides here, then tells every other participant (they need not answer: one that misses it
