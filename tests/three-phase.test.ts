@@ -139,3 +139,18 @@ test('one participant cut off after its vote: the other two, a quorum, terminate
   // The one cut off decided nothing alone: it waits.
   expect(['prepared', 'preaborted', 'precommitted']).toContain(c.participants[2]!.state('T3').state)
 })
+
+test('a three-phase participant whose operations only read is prepared like any other', async () => {
+  const c = await cluster(network())
+  const ops = [{ op: 'check', key: 'nothing' }]
+  const body = JSON.stringify({ id: 'R1', protocol: '3pc', ops })
+  const outcome = (await (
+    await c.app.request('/transactions', { method: 'POST', body })
+  ).json()) as {
+    decision: string
+    votes: Record<string, string>
+  }
+  expect(outcome.decision).toBe('commit')
+  expect(Object.values(outcome.votes)).toEqual(['yes', 'yes', 'yes'])
+  expect(await settled(c.participants, 'R1')).toEqual(['committed', 'committed', 'committed'])
+})

@@ -142,6 +142,11 @@ function onVote(
   // Late, duplicate and foreign votes are normal on a lossy network: ignore them.
   if (state.phase !== 'preparing' || !state.participants.includes(from)) return [state, []]
   if (state.votes[from] !== undefined) return [state, []]
+  // Three-phase quorums need every participant to hold the transaction: one that voted
+  // read-only (and so forgot it) cannot be precommitted.
+  if (vote === 'read-only' && state.protocol === '3pc') {
+    ;[vote, reason] = ['no', 'voted read-only, which three-phase commit cannot count on']
+  }
   const votes = { ...state.votes, [from]: vote }
   const reasons = reason ? { ...state.reasons, [from]: reason } : state.reasons
   const next: CoordinatorTxn = {

@@ -12,7 +12,8 @@ import {
 } from '../core/index.ts'
 import { DurableLog } from './log.ts'
 import { PreparedWork, lockReason } from './locks.ts'
-import type { Checkpoints, ParticipantStore, StoredRecord, Verdict } from './store.ts'
+import type { Checkpoints, ParticipantStore, PrepareContext, StoredRecord } from './store.ts'
+import type { Verdict } from './store.ts'
 
 export const PARTICIPANT_DB = 'participant.db'
 
@@ -56,13 +57,14 @@ export class SqliteStore implements ParticipantStore {
     return records.map(({ ops: _, ...record }) => record)
   }
 
-  async check(txn: string, ops: readonly Op[]): Promise<Verdict> {
+  async check(txn: string, ops: readonly Op[], context: PrepareContext = {}): Promise<Verdict> {
     const conflict = this.#work.conflict(txn, ops)
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     const evaluation = evaluateOps(ops, (key) => this.#read(key))
     if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason }
-    // Only reads, and they hold: nothing to hold on to until a decision.
-    if (readsOnly(ops)) return { vote: 'read-only' }
+    // Only reads, and they hold: nothing to hold on to until a decision (in two-phase commit;
+    // three-phase commit counts every participant in its quorums, so it is prepared).
+    if (readsOnly(ops) && !context.three) return { vote: 'read-only' }
     this.#work.hold(txn, ops)
     return { vote: 'yes' }
   }

@@ -77,13 +77,13 @@ export class SimStore implements ParticipantStore {
     return live.map(({ ops: _, ...r }) => r)
   }
 
-  async check(txn: string, ops: readonly Op[], _context?: PrepareContext): Promise<Verdict> {
+  async check(txn: string, ops: readonly Op[], context: PrepareContext = {}): Promise<Verdict> {
     if (this.forcedNo(txn)) return { vote: 'no', reason: 'forced no' }
     const conflict = this.work.conflict(txn, ops)
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     const evaluation = evaluateOps(ops, (key) => this.durable.data.get(key))
     if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason }
-    if (readsOnly(ops)) return { vote: 'read-only' }
+    if (readsOnly(ops) && !context.three) return { vote: 'read-only' }
     this.work.hold(txn, ops)
     return { vote: 'yes' }
   }

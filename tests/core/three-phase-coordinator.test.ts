@@ -95,3 +95,9 @@ test('while the precommit record is unwritten, nothing that depends on it is sen
   )
   expect(sends).toEqual([])
 })
+
+test('a read-only vote counts as no: a participant that forgot cannot be precommitted', () => {
+  let [state] = begin('t', PS, 0, env, {}, '3pc')
+  ;[state] = step(state, { type: 'vote', from: 'p0', vote: 'read-only', now: 1 })
+  expect([state.decision, state.votes.p0]).toEqual(['abort', 'no'])
+})
