@@ -140,7 +140,7 @@ test('one participant cut off after its vote: the other two, a quorum, terminate
   expect(['prepared', 'preaborted', 'precommitted']).toContain(c.participants[2]!.state('T3').state)
 })
 
-test('a three-phase participant whose operations only read is prepared like any other', async () => {
+test('a three-phase participant whose operations only read is prepared, like any', async () => {
   const c = await cluster(network())
   const ops = [{ op: 'check', key: 'nothing' }]
   const body = JSON.stringify({ id: 'R1', protocol: '3pc', ops })
