@@ -22,6 +22,9 @@ function prepared(change: Partial<ParticipantTxn['three'] & object> = {}): Parti
   return { ...t, state: 'prepared', three: { ...three, ...change } }
 }
 
+/** The coordinator's precommit (attempt 0). */
+const PRECOMMIT = { type: 'pre', txn: 't', decision: 'commit', attempt: 0, now: 5 } as const
+
 const step = (state: ParticipantTxn, event: ParticipantEvent) => participantStep(state, event, env)
 const types = (actions: ParticipantAction[]) => actions.map((a) => a.type)
 const reply = (actions: ParticipantAction[]) =>
@@ -33,13 +36,7 @@ test('a quorum is a majority', () => {
 
 describe('pre (precommit, preabort)', () => {
   test('a prepared participant precommits in the attempt, durably before it answers', () => {
-    const [next, actions] = step(prepared(), {
-      type: 'pre',
-      txn: 't',
-      decision: 'commit',
-      attempt: 0,
-      now: 5,
-    })
+    const [next, actions] = step(prepared(), PRECOMMIT)
     expect(next.state).toBe('precommitted')
     expect([next.three?.lastElected, next.three?.lastAttempt]).toEqual([0, 0])
     expect(types(actions)).toEqual(['persist', 'reply'])
@@ -172,13 +169,7 @@ describe('termination (E3PC)', () => {
 })
 
 test('a failed write leaves the participant as its disk holds it', () => {
-  const [next, actions] = step(prepared(), {
-    type: 'pre',
-    txn: 't',
-    decision: 'commit',
-    attempt: 0,
-    now: 5,
-  })
+  const [next, actions] = step(prepared(), PRECOMMIT)
   const persist = actions.find((a) => a.type === 'persist')!
   const event = {
     type: 'persist-failed',
