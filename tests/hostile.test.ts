@@ -246,6 +246,20 @@ test('a prepare naming no coordinator is never asked about through a configured 
   expect(p.store.records()[0]?.coordinator).toBeUndefined()
 })
 
+test('of the other coordinators a prepare names, only configured ones are kept', async () => {
+  const mine = ['http://127.0.0.1:8000', 'http://127.0.0.1:8001'] as const
+  const p = await configured([...mine])
+  const coordinators = [mine[1], 'http://evil.example:80']
+  const body = { txn: 'o4', coordinator: mine[0], coordinators }
+  expect((await post(p, '/prepare', body)).body.vote).toBe('yes')
+  expect(p.node.state('o4').coordinators).toEqual([mine[1]])
+  expect(p.store.records()[0]?.coordinators).toEqual([mine[1]])
+  const bad = await post(p, '/prepare', { txn: 'o5', coordinator: mine[0], coordinators: 'x' })
+  expect(bad.status).toBe(400)
+  expect(String(bad.body.error)).toContain('invalid "coordinators"')
+  expect(p.node.state('o5').state).toBe('unknown')
+})
+
 test('the client exits 3 on a heuristic outcome and says so', async () => {
   const outcome = {
     id: 'h9',

@@ -55,11 +55,18 @@ function onTick(state: ParticipantTxn, now: number, env: ParticipantEnv): Step {
   if (state.state !== 'prepared' || state.askAt === null || now < state.askAt) return [state, []]
   const next: ParticipantTxn = { ...state, askAt: null }
   if (state.coordinator !== null) {
-    return [next, [{ type: 'ask-coordinator', txn: state.txn, coordinator: state.coordinator }]]
+    return [next, [{ type: 'ask-coordinator', txn: state.txn, coordinator: askedNext(state) }]]
   }
   if (state.peers.length > 0)
     return [next, [{ type: 'ask-peers', txn: state.txn, peers: state.peers }]]
   return unresolved(next, now, env)
+}
+
+/** Which coordinator to ask: its own first, then, with coordinators sharing one log, each of
+ * them in turn (any answers from the shared log; its own may be gone, its work taken over). */
+function askedNext(state: ParticipantTxn): string {
+  const all = [state.coordinator!, ...(state.coordinators ?? [])]
+  return all[state.asks % all.length]!
 }
 
 /** Nobody asked knew the outcome: ask again after a backoff. */

@@ -49,6 +49,9 @@ export type ParticipantTxn = Readonly<{
   heuristic: boolean
   /** Whom a prepared participant in doubt asks: the coordinator's URL and all participants'. */
   coordinator: string | null
+  /** Other coordinators on the same shared log, asked in turn when `coordinator` gives no
+   * answer (it may be gone: another took over its transactions). */
+  coordinators?: readonly string[]
   peers: readonly string[]
   /** When the yes vote was logged (ms); the in-doubt clock starts here. */
   preparedAt: number | null
@@ -71,6 +74,7 @@ export type ParticipantRecord = Readonly<{
   reason?: string
   heuristic?: boolean
   coordinator?: string
+  coordinators?: readonly string[]
   peers?: readonly string[]
   /** When it was logged (ms). */
   at?: number
@@ -83,6 +87,7 @@ export type ParticipantRecord = Readonly<{
 /** Whom the participant asks if the transaction ends up in doubt, and when it was prepared. */
 export type PrepareContext = {
   coordinator?: string
+  coordinators?: readonly string[]
   peers?: readonly string[]
   at?: number
   /** Three-phase: who it is among `peers` (a store that recovers in doubt needs it). */
@@ -95,6 +100,7 @@ export type ParticipantEvent =
       txn: string
       now?: number
       coordinator?: string
+      coordinators?: readonly string[]
       peers?: readonly string[]
       /** The only participant: prepare and commit in one step, answering the outcome. */
       onePhase?: boolean

@@ -115,6 +115,7 @@ function withContext(
   state: ParticipantTxn,
   event: {
     coordinator?: string
+    coordinators?: readonly string[]
     peers?: readonly string[]
     opsDigest?: string
     three?: { self: string }
@@ -122,7 +123,9 @@ function withContext(
 ): ParticipantTxn {
   if (state.state !== 'unknown') return state
   const coordinator = event.coordinator ?? null
-  const next = { ...state, coordinator, peers: event.peers ?? [], digest: event.opsDigest ?? null }
+  const others = event.coordinators?.length ? { coordinators: event.coordinators } : {}
+  const peers = event.peers ?? []
+  const next = { ...state, coordinator, ...others, peers, digest: event.opsDigest ?? null }
   return event.three ? { ...next, three: threePhaseOf(event.three.self) } : next
 }
 
@@ -295,6 +298,9 @@ export function persistOf(state: ParticipantTxn, effect?: Effect): PersistAction
     ...(state.reason ? { reason: state.reason } : {}),
     ...(state.heuristic ? { heuristic: true } : {}),
     ...(state.state === 'prepared' && state.coordinator ? { coordinator: state.coordinator } : {}),
+    ...(state.state === 'prepared' && state.coordinators
+      ? { coordinators: state.coordinators }
+      : {}),
     ...(state.state === 'prepared' && state.peers.length > 0 ? { peers: state.peers } : {}),
     ...(state.state === 'prepared' && state.preparedAt !== null ? { at: state.preparedAt } : {}),
     ...(state.vote === 'yes' && state.digest !== null ? { digest: state.digest } : {}),
@@ -311,6 +317,7 @@ function recordOfThree(three: NonNullable<ParticipantTxn['three']>) {
 function contextOf(event: ParticipantEvent & { type: 'prepare' }): PrepareContext {
   return {
     ...(event.coordinator ? { coordinator: event.coordinator } : {}),
+    ...(event.coordinators ? { coordinators: event.coordinators } : {}),
     ...(event.peers ? { peers: event.peers } : {}),
     ...(event.now !== undefined ? { at: event.now } : {}),
     ...(event.three ? { three: event.three } : {}),

@@ -29,6 +29,9 @@ export function recoverParticipant(
       reason: r.reason ?? prior.reason,
       heuristic: r.heuristic ?? false,
       coordinator: r.coordinator ?? prior.coordinator,
+      ...(r.coordinators || prior.coordinators
+        ? { coordinators: r.coordinators ?? prior.coordinators }
+        : {}),
       peers: r.peers ?? prior.peers,
       preparedAt,
       askAt: waiting ? Math.max(now, (preparedAt ?? 0) + env.inDoubtAfterMs) : null,

@@ -38,7 +38,7 @@ import { DEFAULT_RETAIN, Retention } from './retention.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import type { ParticipantStore, Verdict } from '../store/store.ts'
 import { decodeCoordinatorAnswer, decodePeerState } from '../wire/in-doubt.ts'
-import { decodeReply, type Trusted } from '../wire/participant.ts'
+import { decodeReply, type Trusted, type TrustedContext } from '../wire/participant.ts'
 
 /** Reads `votes.txt` in `dir`: null when absent; throws naming the line when malformed. */
 export function readVotesFile(dir: string): VotesFile | null {
@@ -155,7 +155,7 @@ export class ParticipantNode {
   prepare(
     txn: string,
     ops: readonly Op[],
-    context: { coordinator?: string; peers?: string[]; three?: { self: string } } = {},
+    context: TrustedContext = {},
     waitForView = true,
     onePhase = false,
   ): Promise<Reply> {

@@ -25,6 +25,8 @@ export class MessageSender {
   readonly #peers = new Map<string, Peer>()
   /** HTTP requests sent, for benchmarks. */
   requests = 0
+  /** The other coordinators on a shared log, named in every prepare (see lib/store/pg-log.ts). */
+  others: readonly string[] = []
 
   /** `alwaysBatch`: even a lone message goes through /batch, which answers once the outcome is
    * in the log without waiting for state.txt (the service's choice; batch mode keeps the
@@ -72,7 +74,9 @@ export class MessageSender {
       for (const q of batch) this.#answer(q, await this.#single(to, q))
       return
     }
-    const messages = batch.map((q) => encodeMessage(q.message, q.coordinator, true, q.to))
+    const messages = batch.map((q) =>
+      encodeMessage(q.message, q.coordinator, true, q.to, this.others),
+    )
     const reply = await this.#request(`${to}/batch`, { messages })
     if (reply?.status === 404 || reply?.status === 405) {
       peer.batches = false // an older participant: single requests from now on
@@ -84,7 +88,7 @@ export class MessageSender {
   }
 
   #single(to: string, q: Queued): Promise<WireItem | null> {
-    const body = encodeMessage(q.message, q.coordinator, false, q.to)
+    const body = encodeMessage(q.message, q.coordinator, false, q.to, this.others)
     return this.#request(`${to}/${pathOf(q.message)}`, body)
   }
 

@@ -16,6 +16,7 @@ export function encodeMessage(
   coordinator: string | undefined,
   typed: boolean,
   to?: string,
+  others?: readonly string[],
 ): Record<string, unknown> {
   const body: Record<string, unknown> = typed ? { type: pathOf(message) } : {}
   body.txn = message.txn
@@ -24,6 +25,7 @@ export function encodeMessage(
   if (message.type !== 'prepare') return body
   body.participants = message.participants
   if (coordinator) body.coordinator = coordinator
+  if (coordinator && others && others.length > 0) body.coordinators = others
   if (message.ops) body.ops = message.ops
   if (message.onePhase) body.onePhase = true
   if (message.protocol) {

@@ -36,6 +36,8 @@ export type PrepareRequest = {
   txn: string
   ops: Op[]
   coordinator?: string
+  /** The other coordinators on the same shared log, to ask when `coordinator` does not answer. */
+  coordinators?: string[]
   peers?: string[]
   onePhase: boolean
   /** Three-phase commit, and who the recipient is among `peers`. */
@@ -52,6 +54,11 @@ export function decodePrepare(body: Body): PrepareRequest {
   if (coordinator !== undefined && !isHttpUrl(coordinator)) {
     throw new WireError('invalid "coordinator": expected an http(s) URL')
   }
+  const others = body.coordinators
+  const othersOk =
+    others === undefined ||
+    (Array.isArray(others) && others.length <= 16 && others.every(isHttpUrl))
+  if (!othersOk) throw new WireError('invalid "coordinators": expected up to 16 http(s) URLs')
   const peersOk =
     participants === undefined ||
     (Array.isArray(participants) && participants.length <= 64 && participants.every(isHttpUrl))
@@ -63,6 +70,7 @@ export function decodePrepare(body: Body): PrepareRequest {
     txn: decodeTxn(body),
     ops: decodeOps(body.ops),
     ...(coordinator === undefined ? {} : { coordinator: coordinator as string }),
+    ...(others === undefined ? {} : { coordinators: others as string[] }),
     ...(participants === undefined ? {} : { peers: participants as string[] }),
     onePhase: body.onePhase === true,
     ...threeOf(body, participants as string[] | undefined),
@@ -92,10 +100,15 @@ export type Trusted = { coordinators: readonly string[]; peers: readonly string[
  * peers outside the list are dropped. A prepare that names no coordinator gets none: asked
  * about a transaction it never ran, a coordinator would answer `unknown`, which means abort,
  * while the batch coordinator that did run it may have committed. */
-export function trustedContext(
-  p: PrepareRequest,
-  trusted: Trusted,
-): { coordinator?: string; peers?: string[]; three?: { self: string } } {
+/** Whom to ask in doubt, once checked: what a participant keeps of a prepare's context. */
+export type TrustedContext = {
+  coordinator?: string
+  coordinators?: string[]
+  peers?: string[]
+  three?: { self: string }
+}
+
+export function trustedContext(p: PrepareRequest, trusted: Trusted): TrustedContext {
   const { coordinators, peers } = trusted
   if (p.coordinator !== undefined && coordinators.length > 0) {
     if (!coordinators.includes(p.coordinator)) {
@@ -106,6 +119,13 @@ export function trustedContext(
     }
   }
   const coordinator = p.coordinator
+  // Only configured coordinators are asked, as for `coordinator`; and none without it.
+  const others =
+    coordinator === undefined
+      ? undefined
+      : p.coordinators?.filter(
+          (u) => u !== coordinator && (coordinators.length === 0 || coordinators.includes(u)),
+        )
   // Three-phase quorums are majorities of every participant: none may be dropped, so one that
   // is not configured refuses the prepare instead.
   const outsider = p.three && p.peers?.find((u) => u !== p.three!.self && !peers.includes(u))
@@ -115,6 +135,7 @@ export function trustedContext(
   const named = peers.length > 0 ? p.peers?.filter((u) => peers.includes(u)) : p.peers
   return {
     ...(coordinator !== undefined ? { coordinator } : {}),
+    ...(others?.length ? { coordinators: others } : {}),
     ...(named !== undefined ? { peers: p.three ? p.peers! : named } : {}),
     ...(p.three ? { three: p.three } : {}),
   }

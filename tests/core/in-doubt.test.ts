@@ -4,7 +4,9 @@
 import { describe, expect, test } from 'bun:test'
 import {
   participantStep,
+  recoverParticipant,
   unknownTxn,
+  type ParticipantRecord,
   type CoordinatorAnswer,
   type ParticipantEnv,
   type ParticipantEvent,
@@ -97,5 +99,30 @@ describe('in doubt', () => {
     expect(step(prepared, answer('commit'))).toEqual([prepared, []])
     const committed: ParticipantTxn = { ...asking, state: 'committed' }
     expect(step(committed, peers('aborted'))).toEqual([committed, []])
+  })
+
+  test('with coordinators sharing a log, each ask goes to the next of them in turn', () => {
+    const others = ['http://127.0.0.1:8001', 'http://127.0.0.1:8002']
+    const shared: ParticipantTxn = { ...prepared, coordinators: others }
+    const asked = [0, 1, 2, 3].map((asks) => {
+      const [, actions] = step({ ...shared, asks }, { type: 'tick', txn: T, now: 100 })
+      return (actions[0] as { coordinator: string }).coordinator
+    })
+    expect(asked).toEqual([C, ...others, C])
+  })
+
+  test('whom to ask, other coordinators included, is in the prepared record and recovered', () => {
+    const others = ['http://127.0.0.1:8001']
+    const event = { type: 'prepare', txn: T, now: 0, coordinator: C, coordinators: others } as const
+    const [, actions] = step(unknownTxn(T), event)
+    expect(actions[0]).toMatchObject({ type: 'check', context: { coordinators: others } })
+    const [voted, persisted] = step(
+      { ...unknownTxn(T), coordinator: C, coordinators: others },
+      { type: 'checked', txn: T, vote: 'yes', now: 0 },
+    )
+    expect(voted.coordinators).toEqual(others)
+    const record = (persisted[0] as { record: ParticipantRecord }).record
+    expect(record.coordinators).toEqual(others)
+    expect(recoverParticipant([record], 0, env).get(T)!.coordinators).toEqual(others)
   })
 })
