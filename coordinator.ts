@@ -55,7 +55,7 @@ function participantsOf(flags: string[] | undefined, security: Security) {
   return { participants, names }
 }
 
-function parseBatchArgs(argv: string[]): BatchOptions {
+async function parseBatchArgs(argv: string[]): Promise<BatchOptions> {
   const { values, positionals } = parseCommand(argv, BATCH)
   const security = readSecurity(values, Bun.env)
   const { participants } = participantsOf(values.participant, security)
@@ -71,6 +71,17 @@ function parseBatchArgs(argv: string[]): BatchOptions {
     deliverTimeoutMs: parseMs(values['deliver-timeout'] ?? '30000', 'deliver-timeout'),
     protocol: protocolOf(values.protocol),
     ports: httpPorts(httpOptionsOf(security)),
+    ...(await batchLogOf(values, resolve(values.dir ?? '.'))),
+  }
+}
+
+/** Batch mode on a shared log: named after its directory (not a URL, so never asked in doubt
+ * by a participant of the services), every decision of its own read back for decision.txt. */
+async function batchLogOf(values: { 'log-db'?: string; lease?: string }, dir: string) {
+  const { logDb, leaseMs } = logDbOf(values)
+  if (!logDb) return {}
+  return {
+    shared: await openSharedLog(logDb, `batch:${hostname()}:${dir}`, { leaseMs, all: true }),
   }
 }
 
@@ -96,6 +107,9 @@ export type ServeOptions = {
   /** --retain and --no-views (lib/cli/args.ts historyOf). */
   history?: History
   clientTokens?: string[]
+  /** --log-db: the log in PostgreSQL, shared with other coordinators under leases. */
+  logDb?: string
+  leaseMs?: number
 }
 
 /** Starts the coordinator service: recovery first, then the HTTP API. */
@@ -104,6 +118,22 @@ export async function serve(options: ServeOptions) {
   const { createCoordinatorApp } = await import('./lib/http/coordinator-app.ts')
   ensureDir(options.dir)
   const security = options.security ?? OPEN_SECURITY
+  const tls = serveTlsOf(security)
+  const { port, hostname: host } = options
+  // Listening first, answering 503 until recovered: on a shared log a coordinator's name is
+  // its URL, which the port it got is part of.
+  let handle = (_: Request): Response | Promise<Response> =>
+    Response.json({ error: 'the coordinator is starting' }, { status: 503 })
+  const server = Bun.serve({
+    port,
+    hostname: host,
+    fetch: (r) => handle(r),
+    ...(tls ? { tls } : {}),
+  })
+  // Bound to every interface, the machine's name is what other hosts can reach, not loopback.
+  const local = options.hostname === '0.0.0.0' ? hostname() : options.hostname
+  const selfUrl = options.advertise ?? `${schemeOf(security)}://${local}:${server.port}`
+  const shared = options.logDb ? await openSharedLog(options.logDb, selfUrl, options) : undefined
   const node = openCoordinator({
     dir: options.dir,
     timeoutMs: options.timeoutMs,
@@ -111,19 +141,46 @@ export async function serve(options: ServeOptions) {
     lazyAborts: true,
     onePhase: true,
     ports: httpPorts(httpOptionsOf(security)),
+    selfUrl,
+    ...(shared ? { shared } : {}),
     ...options.history,
   })
   const credentials = credentialsOf(security, options.clientTokens)
-  const app = createCoordinatorApp(node, { ...options, credentials })
-  const tls = serveTlsOf(security)
-  const { port, hostname: host } = options
-  const server = Bun.serve({ port, hostname: host, fetch: app.fetch, ...(tls ? { tls } : {}) })
-  // Bound to every interface, the machine's name is what other hosts can reach, not loopback.
-  const local = options.hostname === '0.0.0.0' ? hostname() : options.hostname
-  const scheme = schemeOf(security)
-  node.options.selfUrl = options.advertise ?? `${scheme}://${local}:${server.port}`
+  handle = createCoordinatorApp(node, { ...options, credentials }).fetch
   await node.start()
-  return { node, server, url: node.options.selfUrl }
+  return { node, server, url: selfUrl }
+}
+
+/** Opens the shared log in PostgreSQL under `name`. A coordinator that finds its lease taken
+ * over stops at once: another finishes its transactions, and it may decide none of them. */
+export async function openSharedLog(
+  url: string,
+  name: string,
+  options: { leaseMs?: number; all?: boolean },
+) {
+  const { PgLog } = await import('./lib/store/pg-log.ts')
+  const say = (line: string) => console.error(`coordinator: ${line}`)
+  const leaseMs = options.leaseMs ?? 3000
+  const log = await PgLog.open(url, { name, leaseMs, say, all: options.all ?? false })
+  log.onFenced = (error) => {
+    console.error(`coordinator: ${error.message}; stopping (another coordinator has its work)`)
+    process.exit(1)
+  }
+  return log
+}
+
+/** --log-db postgres://… and --lease MS (a lease shorter than 300 ms would be renewed more
+ * often than a busy database answers). */
+function logDbOf(values: { 'log-db'?: string; lease?: string }) {
+  const url = values['log-db']
+  if (url === undefined) {
+    if (values.lease !== undefined) throw new UsageError('--lease needs --log-db')
+    return {}
+  }
+  if (!/^postgres(ql)?:\/\//.test(url)) {
+    throw new UsageError(`invalid --log-db ${JSON.stringify(url)}: expected postgres://…`)
+  }
+  return { logDb: url, leaseMs: parseMs(values.lease ?? '3000', 'lease', 300) }
 }
 
 function parseServeArgs(argv: string[]): ServeOptions {
@@ -142,6 +199,7 @@ function parseServeArgs(argv: string[]): ServeOptions {
     timeoutMs: parseMs(values.timeout ?? '10000', 'timeout'),
     ackWaitMs: parseMs(values['ack-wait'] ?? '1000', 'ack-wait', 0),
     history: historyOf(values),
+    ...logDbOf(values),
   }
 }
 
@@ -164,7 +222,7 @@ async function main(argv: string[]): Promise<never> {
     const { runClient } = await import('./lib/cli/client.ts')
     process.exit(await runClient(argv))
   }
-  const problem = await runBatch(parseBatchArgs(argv))
+  const problem = await runBatch(await parseBatchArgs(argv))
   if (problem) fail(new Error(problem))
   process.exit(0)
 }

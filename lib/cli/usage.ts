@@ -120,6 +120,20 @@ export const RESOLVE: Command<typeof RESOLVE_FLAGS> = {
   help: participantHelp,
 }
 
+/** The coordinator's log in PostgreSQL, shared under leases (lib/store/pg-log.ts). */
+const LOG_FLAGS = {
+  'log-db': {
+    value: 'postgres://…',
+    default: 'none: coordinator.db (SQLite) in --dir',
+    help: 'keep the log in this PostgreSQL database, which other coordinators may share',
+  },
+  lease: {
+    value: 'MS',
+    default: '3000',
+    help: 'with --log-db: how long a silent coordinator keeps its work before another takes it',
+  },
+} as const
+
 const TIMEOUT = { value: 'MS', default: '10000', help: 'how long prepare waits for the votes' }
 const ENV_PEERS = 'none; PEER_PARTICIPANT<N>_HOST and _PORT count too'
 
@@ -146,6 +160,7 @@ export const BATCH_FLAGS = {
       'then commit once a majority is precommitted)',
   },
   dir: { value: 'DIR', default: '.', help: `${DIR_HELP} coordinator.db, decision.txt` },
+  ...LOG_FLAGS,
   ...TRUST_FLAGS,
 } as const
 
@@ -176,6 +191,7 @@ export const SERVE_FLAGS = {
     help: 'client tokens, one per line: each opens the API (never a participant)',
   },
   ...HISTORY_FLAGS,
+  ...LOG_FLAGS,
   ...TRUST_FLAGS,
 } as const
 
@@ -211,11 +227,11 @@ export const CLIENT_FLAG_HELP = {
 
 const BATCH_USAGE =
   'coordinator.ts [TXN ...] [--participant host:port]... [--timeout MS] [--deliver-timeout MS] ' +
-  `[--protocol 2pc|3pc] [--dir DIR] ${TRUST_USAGE}`
+  `[--protocol 2pc|3pc] [--dir DIR] [--log-db URL] [--lease MS] ${TRUST_USAGE}`
 const SERVE_USAGE =
   'coordinator.ts serve [--port PORT] [--host HOST] [--participant [NAME=]host:port]... ' +
   '[--dir DIR] [--timeout MS] [--ack-wait MS] [--advertise URL] [--client-tokens-file PATH] ' +
-  `[--retain N] [--no-views] ${TRUST_USAGE}`
+  `[--retain N] [--no-views] [--log-db URL] [--lease MS] ${TRUST_USAGE}`
 
 /** The usage line of each client command, printed after its usage errors. */
 export const CLIENT_USAGE_LINES: Readonly<Record<string, string>> = {

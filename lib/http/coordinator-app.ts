@@ -8,6 +8,7 @@ import {
   isTxnId,
   parseOps,
   txnIdError,
+  coordinatorAnswer,
   type CoordinatorTxn,
   type Op,
 } from '../core/index.ts'
@@ -50,23 +51,26 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     const decided = await decision(node, id, involved, ops, protocol)
     if (decided === null) {
       // Not decided within the prepare timeout: the transaction goes on, and the answer says so.
-      const t = node.txn(id)!
+      const t = (await node.lookup(id))!
       return c.json({ ...outcomeOf(t), state: 'preparing', phase: t.phase }, 202)
     }
-    // With --ack-wait 0 the answer leaves at the commit point: the decision is durable.
+    // With --ack-wait 0 the answer leaves at the commit point: the decision is durable. One
+    // another coordinator on the shared log ran is answered as its records stand.
+    const mine = node.txns.has(id)
     const settled =
-      options.ackWaitMs > 0
+      options.ackWaitMs > 0 && mine
         ? await Promise.race([node.when(id, 'done'), node.ports.sleep(options.ackWaitMs)])
         : decided
-    return c.json(outcomeOf(settled ?? node.txn(id)!))
+    return c.json(outcomeOf(settled ?? node.txn(id) ?? decided))
   })
-  app.get('/transactions/:id', (c) => {
+  app.get('/transactions/:id', async (c) => {
     const id = c.req.param('id')
     if (!isTxnId(id)) throw httpError(400, txnIdError(id))
-    const t = node.txn(id)
-    // Under presumed abort, `unknown` means abort: nothing about it was ever committed here.
-    if (!t) return c.json(encodeCoordinatorAnswer(id, node.answer(id)))
-    const state = node.answer(id)
+    const t = await sharedLogRead(() => node.lookup(id))
+    // Under presumed abort, `unknown` means abort: nothing about it was ever committed here (on
+    // a shared log: by any coordinator, since each claims a transaction before it prepares).
+    if (!t) return c.json(encodeCoordinatorAnswer(id, coordinatorAnswer(undefined)))
+    const state = coordinatorAnswer(t)
     const decision = state === 'commit' || state === 'abort' ? state : null // durable ones only
     return c.json({ ...outcomeOf(t), decision, state, phase: t.phase })
   })
@@ -89,12 +93,24 @@ async function decision(
   ops: Record<string, readonly Op[]>,
   protocol: '2pc' | '3pc',
 ): Promise<CoordinatorTxn | null> {
-  const run = node.run(id, involved, ops, protocol)
+  const run = node.options.shared
+    ? sharedLogRead(() => node.run(id, involved, ops, protocol))
+    : node.run(id, involved, ops, protocol)
   const onePhase = involved.length === 1 && node.options.onePhase === true
-  if (protocol === '2pc' && !onePhase) return run
+  // On a shared log the transaction may be another coordinator's, decided when it gets to it.
+  if (protocol === '2pc' && !onePhase && !node.options.shared) return run
   // Three-phase: what the prepare timeout aborts is answered as in two-phase commit.
   const waitMs = (node.options.timeoutMs ?? 10_000) * (protocol === '3pc' ? 2 : 1)
   return Promise.race([run, node.ports.sleep(waitMs).then(() => null)])
+}
+
+/** A read or claim on the shared log; the database out of reach is a 503 the client may retry. */
+async function sharedLogRead<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read()
+  } catch (error) {
+    throw httpError(503, `the shared log is unavailable: ${(error as Error).message ?? error}`)
+  }
 }
 
 type Routed = { involved: string[]; ops: Record<string, readonly Op[]> }
@@ -204,8 +220,12 @@ async function statusOf(node: CoordinatorNode, participants: readonly string[]) 
       if (delivering.length < 100) delivering.push({ id: t.txn, decision, waitingFor })
     }
   }
+  const shared = node.options.shared
+  // On a shared log: every coordinator on it and its lease (null: the database is out of reach).
+  const coordinators = shared && (await shared.members().catch(() => null))
   return {
     role: 'coordinator',
+    ...(shared ? { coordinators } : {}),
     participants: await Promise.all(participants.map((url) => probe(node, url))),
     counts,
     delivering,

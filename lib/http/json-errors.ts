@@ -9,7 +9,10 @@ import { jsonProblem } from '../wire/limits.ts'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
-export function httpError(status: 400 | 404 | 409 | 413 | 422, message: string): HTTPException {
+export function httpError(
+  status: 400 | 404 | 409 | 413 | 422 | 503,
+  message: string,
+): HTTPException {
   return new HTTPException(status, { res: Response.json({ error: message }, { status }) })
 }
 

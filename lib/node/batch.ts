@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { COORDINATOR_DB, CoordinatorNode, type CoordinatorOptions } from './coordinator-node.ts'
-import type { CoordinatorTxn } from '../core/index.ts'
+import type { CoordinatorRecord, CoordinatorTxn } from '../core/index.ts'
+import type { SharedLog } from '../store/store.ts'
 import { UsageError } from '../core/errors.ts'
 import { quorum } from '../core/three-phase.ts'
 import type { Ports } from './ports.ts'
@@ -20,6 +21,8 @@ export type BatchOptions = {
   log?: (line: string) => void
   /** Clock, timers and network (signed and over TLS as configured); Bun's by default. */
   ports?: Ports
+  /** The log in PostgreSQL (`--log-db`) instead of coordinator.db. */
+  shared?: SharedLog<CoordinatorRecord>
 }
 
 const NO_PARTICIPANTS =
@@ -60,7 +63,7 @@ export function openCoordinator(options: CoordinatorOptions): CoordinatorNode {
  * without a log it fails before it creates anything. */
 export async function runBatch(options: BatchOptions): Promise<string | null> {
   const log = options.log ?? console.log
-  const hasLog = existsSync(join(options.dir, COORDINATOR_DB))
+  const hasLog = options.shared !== undefined || existsSync(join(options.dir, COORDINATOR_DB))
   if (options.participants.length === 0 && !hasLog) throw new UsageError(NO_PARTICIPANTS)
   ensureDir(options.dir)
   // A re-run after a crash prepares again what it began and never decided: the operator asked
@@ -70,6 +73,7 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
     timeoutMs: options.timeoutMs,
     retryUndecided: true,
     ...(options.ports ? { ports: options.ports } : {}),
+    ...(options.shared ? { shared: options.shared } : {}),
   })
   try {
     await node.start()

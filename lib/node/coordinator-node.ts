@@ -29,7 +29,7 @@ import { failpoint } from '../store/failpoint.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { MessageSender } from './sender.ts'
 import { DurableLog } from '../store/log.ts'
-import type { CoordinatorLog } from '../store/store.ts'
+import type { CoordinatorLog, SharedLog } from '../store/store.ts'
 import { NO_VIEW, bunPorts, type Ports, type View } from './ports.ts'
 import { DEFAULT_RETAIN, Retention } from './retention.ts'
 
@@ -63,6 +63,9 @@ export type CoordinatorOptions = {
   retryUndecided?: boolean
   /** The log; SQLite in `dir` by default. */
   log?: CoordinatorLog<CoordinatorRecord>
+  /** A log shared with other coordinators under leases (PostgreSQL, `--log-db`); it is then
+   * the log too. See `#renewAndTakeOver` and lib/store/pg-log.ts. */
+  shared?: SharedLog<CoordinatorRecord>
   /** Where decision.txt is shown; a file in `dir` by default; false: nowhere (a service with
    * millions of transactions, whose view would hold them all). */
   view?: ((render: () => string) => View) | false
@@ -92,6 +95,9 @@ export class CoordinatorNode {
   /** When each transaction not yet done next needs a tick (see `wakeAt`). */
   readonly #wakeAt = new Map<string, number>()
   readonly #retention: Retention
+  /** Claims on the shared log still being written, so one id is claimed once. */
+  readonly #claims = new Map<string, Promise<boolean>>()
+  #leasing = false
 
   constructor(readonly options: CoordinatorOptions) {
     this.ports = options.ports ?? bunPorts
@@ -100,7 +106,7 @@ export class CoordinatorNode {
       this.#lock = lockDir(options.dir, 'coordinator')
       sweepTempFiles(options.dir)
     }
-    this.log = options.log ?? openLog(options.dir)
+    this.log = options.shared ?? options.log ?? openLog(options.dir)
     const records = this.log.records()
     this.txns = recoverCoordinator(records, this.ports.now())
     const shown = options.view === false ? [] : (this.log.checkpoints?.history() ?? records)
@@ -128,13 +134,51 @@ export class CoordinatorNode {
    * transaction the log shows still preparing (presumed abort); then starts the clock. */
   async start(): Promise<void> {
     await this.#view.refresh()
-    for (const txn of this.txns.values()) {
+    this.#resume(this.txns.values())
+    const tick = this.ports.every(this.options.tickMs ?? 5, () => this.#tick())
+    const shared = this.options.shared
+    const lease = shared && this.ports.every(shared.leaseMs / 3, () => this.#renewAndTakeOver())
+    if (shared) await this.#renewAndTakeOver()
+    this.#stopClock = () => {
+      tick()
+      lease?.()
+    }
+  }
+
+  #resume(txns: Iterable<CoordinatorTxn>): void {
+    for (const txn of txns) {
       if (txn.phase !== 'done') {
         const resumed = this.#core.resume(txn, this.#env, this.ports.now())
         void this.#queue.run(txn.txn, () => this.#apply(resumed))
       }
     }
-    this.#stopClock = this.ports.every(this.options.tickMs ?? 5, () => this.#tick())
+  }
+
+  /** Renews this coordinator's lease on the shared log, takes over those that ran out and
+   * finishes their transactions as a restarted coordinator would (its own recovery: presumed
+   * abort for the undecided, the decided delivered), and names the others in its prepares. */
+  async #renewAndTakeOver(): Promise<void> {
+    const shared = this.options.shared!
+    if (this.#leasing) return
+    this.#leasing = true
+    try {
+      await shared.renew()
+      // A coordinator nobody can ask (batch mode) takes over nobody.
+      const taken = this.options.selfUrl ? await shared.takeOver() : []
+      const adopted = recoverCoordinator(taken, this.ports.now())
+      const fresh = [...adopted.values()].filter((t) => !this.txns.has(t.txn))
+      for (const t of fresh) this.#set(t)
+      for (const t of fresh) this.#finishing(t)
+      this.#resume(fresh)
+      const self = this.options.selfUrl
+      // Batch coordinators on the log are named by their directory: nobody asks them.
+      const urls = (await shared.members()).map((m) => m.url).filter((u) => /^https?:/.test(u))
+      this.#sender.others = urls.filter((u) => u !== self)
+    } catch (error) {
+      this.ports.warn(`coordinator: the lease on the shared log: ${error}`)
+    } finally {
+      this.#leasing = false
+    }
   }
 
   /** Starts `txn` unless the log already knows it; resolves once it is decided. */
@@ -144,6 +188,9 @@ export class CoordinatorNode {
     ops: Readonly<Record<string, readonly Op[]>> = {},
     protocol: '2pc' | '3pc' = '2pc',
   ): Promise<CoordinatorTxn> {
+    if (this.options.shared && !this.txns.has(txn)) {
+      return this.#runShared(txn, participants, ops, protocol)
+    }
     if (!this.txn(txn)) {
       const now = this.ports.now()
       const started = this.#core.begin(txn, participants, now, this.#env, ops, protocol)
@@ -151,6 +198,56 @@ export class CoordinatorNode {
       void this.#queue.run(txn, () => this.#apply(started))
     }
     return this.when(txn, 'decided')
+  }
+
+  /** On a shared log a transaction is claimed before it begins; one the log already has is
+   * another coordinator's (or was this one's before a restart): its outcome is read from the
+   * log once decided there. */
+  async #runShared(
+    txn: string,
+    participants: readonly string[],
+    ops: Readonly<Record<string, readonly Op[]>>,
+    protocol: '2pc' | '3pc',
+  ): Promise<CoordinatorTxn> {
+    let claim = this.#claims.get(txn)
+    if (!claim) {
+      claim = this.options.shared!.claim(txn, participants, protocol)
+      this.#claims.set(txn, claim)
+      void claim.catch(() => {}).finally(() => this.#claims.delete(txn))
+    }
+    const mine = await claim
+    if (!mine && !this.txns.has(txn)) return this.#decidedElsewhere(txn)
+    if (!this.txns.has(txn)) {
+      const started = this.#core.begin(
+        txn,
+        participants,
+        this.ports.now(),
+        this.#env,
+        ops,
+        protocol,
+      )
+      this.#set(started[0])
+      void this.#queue.run(txn, () => this.#apply(started))
+    }
+    return this.when(txn, 'decided')
+  }
+
+  /** Waits until the shared log holds a durable decision of `txn`. */
+  async #decidedElsewhere(txn: string): Promise<CoordinatorTxn> {
+    for (let attempt = 0; ; attempt++) {
+      const known = await this.lookup(txn)
+      if (known && known.logged && known.decision !== null) return known
+      await this.ports.sleep(Math.min(500, 20 * 2 ** attempt))
+    }
+  }
+
+  /** What the cluster knows of `txn`: this coordinator's memory, then the shared log (any
+   * coordinator's records), rebuilt as a restarted coordinator would. */
+  async lookup(txn: string): Promise<CoordinatorTxn | undefined> {
+    const own = this.txn(txn)
+    if (own || !this.options.shared) return own
+    const records = await this.options.shared.lookup(txn)
+    return recoverCoordinator(records, this.ports.now()).get(txn)
   }
 
   /** Resolves once `txn` has reached `phase` (its decision durable, or every ack received). */

@@ -66,3 +66,29 @@ export interface CoordinatorLog<R> {
   /** Writes what is still pending, then closes. */
   close(): void
 }
+
+/** A log several coordinators share (PostgreSQL: ./pg-log.ts), each under a lease. */
+export interface SharedLog<R> extends CoordinatorLog<R> {
+  /** Makes `txn` this coordinator's, durably, before anything of it is sent; false when the log
+   * already has it. */
+  claim(txn: string, participants: readonly string[], protocol: '2pc' | '3pc'): Promise<boolean>
+  /** Every record of `txn`, whoever wrote it (empty: no coordinator on the log ran it). */
+  lookup(txn: string): Promise<R[]>
+  /** Renews this coordinator's lease (throws once it was taken over). */
+  renew(): Promise<void>
+  /** Takes over the coordinators whose lease ran out: the records of what is now this one's. */
+  takeOver(): Promise<R[]>
+  /** The coordinators on the log. */
+  members(): Promise<LogMember[]>
+  readonly leaseMs: number
+  /** Called once, when this coordinator finds its lease taken over. */
+  onFenced: (error: Error) => void
+}
+
+export type LogMember = {
+  url: string
+  epoch: number
+  leaseUntil: string
+  live: boolean
+  takenBy: string | null
+}
