@@ -23,9 +23,27 @@ import {
   trustedContext,
 } from '../wire/participant.ts'
 
+/** How long a POST /batch waits for its slowest message. When it is up, the batch answers what
+ * is finished, and each message still running gets a 503 item (`stillRunning`): to the
+ * coordinator that is no answer yet, and it sends the message again after a backoff, while the
+ * first keeps running here and the repeat gets its answer (every message is idempotent). A
+ * tenth of the coordinator's request timeout (5 s), a twentieth of its prepare timeout (10 s);
+ * an answer normally takes milliseconds. */
+export const BATCH_WAIT_MS = 500
+
+export type AppOptions = {
+  /** Instead of BATCH_WAIT_MS; Infinity waits for every message. */
+  batchWaitMs?: number
+}
+
 /** The participant's app around `node`; with a secret in `credentials`, only nodes that prove
  * it are heard (a client token opens nothing here). */
-export function createApp(node: ParticipantNode, credentials: Credentials = OPEN): Hono {
+export function createApp(
+  node: ParticipantNode,
+  credentials: Credentials = OPEN,
+  options: AppOptions = {},
+): Hono {
+  const batchWaitMs = options.batchWaitMs ?? BATCH_WAIT_MS
   const app = new Hono()
   useJsonErrors(app)
   useAuth(app, credentials, node.ports.now)
@@ -44,7 +62,8 @@ export function createApp(node: ParticipantNode, credentials: Credentials = OPEN
   app.post('/batch', async (c) => {
     const messages = decoded(decodeBatch, await readJsonObject(c))
     // All at once: their log records share a flush (group commit).
-    return c.json({ replies: await Promise.all(messages.map((m) => batchItem(node, m))) })
+    const items = messages.map((m) => batchItem(node, m))
+    return c.json({ replies: await within(items, batchWaitMs, node.ports) })
   })
   // Three-phase commit (lib/core/three-phase.ts): the coordinator's and terminators' messages.
   app.post('/precommit', async (c) => answer(c, await pre(node, c, 'commit'), true))
@@ -165,6 +184,34 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<Encod
     if (error instanceof StoreUnavailable) return { status: 503, body: { error: error.message } }
     throw error
   }
+}
+
+/** The replies of `items` that are in after `ms`, and a 503 item (no answer yet) for each still
+ * running; all of them as soon as they are all in. One that throws (a bug) fails the batch, as
+ * it would without the bound. */
+async function within(
+  items: Promise<EncodedReply>[],
+  ms: number,
+  ports: ParticipantNode['ports'],
+): Promise<EncodedReply[]> {
+  if (ms === Infinity) return Promise.all(items)
+  const replies: (EncodedReply | undefined)[] = new Array(items.length)
+  const all = Promise.all(items.map(async (item, i) => void (replies[i] = await item)))
+  let stop = () => {}
+  const up = new Promise<void>((resolve) => {
+    // A one-shot timer that a batch answered in time cancels (ports.sleep cannot be).
+    stop = ports.every(ms, resolve)
+  })
+  try {
+    await Promise.race([all, up])
+  } finally {
+    stop()
+  }
+  return Array.from(replies, (reply) => reply ?? stillRunning(ms)) // holes too, unlike map
+}
+
+function stillRunning(ms: number): EncodedReply {
+  return { status: 503, body: { error: `still running after ${ms} ms: send it again` } }
 }
 
 /** The classic answers are plain text (`yes`, `no`, `committed`); JSON on request. */

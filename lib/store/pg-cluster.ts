@@ -14,6 +14,8 @@ export type PgCluster = {
   url: string // postgres://postgres@127.0.0.1:PORT/postgres
   port: number
   dataDir: string
+  /** The server's log (`${dataDir}.log`): what it reports, errors included. */
+  logFile: string
   /** The folder of the server binaries it runs (as root: the copy the server user can read). */
   binDir: string
   /** Stops the server cleanly (pg_ctl stop -m fast). */
@@ -333,5 +335,5 @@ export async function startPgCluster(
 
   if (running === null) await start()
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-  return { url, port, dataDir, binDir: bin, stop, kill, start }
+  return { url, port, dataDir, logFile: log, binDir: bin, stop, kill, start }
 }

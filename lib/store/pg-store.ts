@@ -45,6 +45,13 @@ const SCHEMA = `
 
 const POOL_MAX = 20
 
+/** The longest any statement waits for a lock (PostgreSQL's lock_timeout, set on every
+ * connection of the pool). The participant's own statements never wait (see `check`); this
+ * bounds what they cannot foresee: a key row that another session inserted and has not yet
+ * committed (an insert of the same key waits for that session to end). Far above the
+ * milliseconds another session's autocommit insert takes, far below the coordinator's timeouts. */
+export const LOCK_TIMEOUT_MS = 250
+
 /** The fewest prepared transactions a participant's server must allow: one per connection of
  * its pool, so that the prepares it runs at once never find the server full. (A prepare that
  * does gets a `no`: safe, but a server that allows fewer is refused at start-up.) */
@@ -92,7 +99,7 @@ export class PgStore implements ParticipantStore {
   flushes = 0
 
   constructor(readonly url: string) {
-    this.#sql = new SQL({ url, max: POOL_MAX })
+    this.#sql = new SQL({ url, max: POOL_MAX, connection: { lock_timeout: LOCK_TIMEOUT_MS } })
   }
 
   /** Waits until the database answers, retrying with backoff while it cannot be reached (each
@@ -177,12 +184,13 @@ export class PgStore implements ParticipantStore {
   async check(txn: string, ops: readonly Op[], context: PrepareContext = {}): Promise<Verdict> {
     const conflict = this.#work.conflict(txn, ops)
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
+    // Claimed before the first statement: two prepares of one key never meet in the database,
+    // where the later one's insert of the key's row would wait for the earlier one to end.
+    this.#work.hold(txn, ops)
     let conn: ReservedSQL | null = null
     try {
       const keys = keysOf(ops)
-      // Every key gets a row, present or not, so that FOR UPDATE can lock even absent keys.
-      await this.#sql`INSERT INTO twophase_kv (key) SELECT unnest(${keys}::text[])
-        ON CONFLICT DO NOTHING`
+      await this.#giveRows(keys)
       conn = await this.#sql.reserve()
       // Whom to ask in doubt is committed before the work begins: PREPARE TRANSACTION can
       // succeed on the server while the connection dies, and the transaction it leaves behind
@@ -192,23 +200,41 @@ export class PgStore implements ParticipantStore {
       await conn`BEGIN`
       const verdict = await this.#lockAndWrite(conn, txn, ops, keys)
       if (verdict.vote === 'yes') this.#open.set(txn, conn)
-      else await this.#rollback(conn)
+      else {
+        await this.#rollback(conn)
+        this.#work.release(txn)
+      }
       return verdict
     } catch (error) {
       if (conn) await this.#rollback(conn)
+      this.#work.release(txn)
+      if (errnoOf(error) === LOCK_NOT_AVAILABLE) return { vote: 'no', reason: waitedReason(txn) }
       return { vote: 'no', reason: `database unavailable: ${messageOf(error)}` }
     }
   }
 
+  /** Gives every key a row, present or not, so that FOR UPDATE can lock even absent keys. Only
+   * the missing rows are inserted, after a plain SELECT (which never waits): an INSERT … ON
+   * CONFLICT that meets a row an unfinished transaction updated or locked waits for it to end,
+   * and a prepared transaction ends only when its coordinator decides. */
+  async #giveRows(keys: string[]): Promise<void> {
+    const rows = await this.#sql`SELECT key FROM twophase_kv WHERE key = ANY(${keys}::text[])`
+    const present = new Set((rows as { key: string }[]).map((r) => r.key))
+    const missing = keys.filter((key) => !present.has(key))
+    if (missing.length === 0) return
+    await this.#sql`INSERT INTO twophase_kv (key) SELECT unnest(${missing}::text[])
+      ON CONFLICT DO NOTHING`
+  }
+
   async #lockAndWrite(conn: ReservedSQL, txn: string, ops: readonly Op[], keys: string[]) {
-    let rows: { key: string; value: Json; present: boolean }[]
-    try {
-      rows = await conn`SELECT key, value, present FROM twophase_kv
-        WHERE key = ANY(${keys}::text[]) ORDER BY key FOR UPDATE NOWAIT`
-    } catch (error) {
-      if ((error as { errno?: string }).errno !== '55P03') throw error
-      return { vote: 'no', reason: `a key of ${txn} is locked by another transaction` } as Verdict
-    }
+    // SKIP LOCKED, not NOWAIT: a row another transaction holds is left out, not an error (which
+    // the server would log). Every key has a row, so a row left out is a row locked.
+    const rows: { key: string; value: Json; present: boolean }[] = await conn`
+      SELECT key, value, present FROM twophase_kv
+      WHERE key = ANY(${keys}::text[]) ORDER BY key FOR UPDATE SKIP LOCKED`
+    const locked = keys.find((key) => !rows.some((r) => r.key === key))
+    if (locked !== undefined)
+      return { vote: 'no', reason: await this.#heldBy(conn, locked) } as Verdict
     const committed = new Map(rows.filter((r) => r.present).map((r) => [r.key, r.value]))
     const evaluation = evaluateOps(ops, (key) => committed.get(key))
     if (!evaluation.ok) return { vote: 'no', reason: evaluation.reason } as Verdict
@@ -219,8 +245,19 @@ export class PgStore implements ParticipantStore {
         await conn`UPDATE twophase_kv SET value = ${JSON.stringify(value)}::text::jsonb,
           present = true WHERE key = ${key}`
     }
-    this.#work.hold(txn, ops)
     return { vote: 'yes' } as Verdict
+  }
+
+  /** Why `key` could not be locked: the prepared transaction that holds its row (the row's
+   * xmax), named as this participant names its own, else "another transaction". */
+  async #heldBy(conn: ReservedSQL, key: string): Promise<string> {
+    const [row] = await conn`SELECT p.gid FROM twophase_kv k
+      JOIN pg_prepared_xacts p ON p.transaction = k.xmax WHERE k.key = ${key}`
+    const gid = (row as { gid?: string } | undefined)?.gid
+    const ours = `tp:${this.#database}:`
+    if (gid === undefined) return `key ${key} is locked by another transaction`
+    if (gid.startsWith(ours)) return lockReason({ key, holder: gid.slice(ours.length) })
+    return `key ${key} is locked by prepared transaction ${gid}`
   }
 
   async persist(record: ParticipantRecord, effect?: Effect): Promise<void> {
@@ -264,12 +301,18 @@ export class PgStore implements ParticipantStore {
     await this.#finish(record.txn, 'ROLLBACK')
   }
 
-  /** COMMIT or ROLLBACK PREPARED; a transaction already finished (42704) is fine: a retry. */
+  /** COMMIT or ROLLBACK PREPARED, if the transaction is still prepared: it is not when this is
+   * a retry, or the abort of a transaction that never got as far (a `no`, an abort before any
+   * prepare). Looked up first rather than tried: a missing one is an ERROR in the server's log.
+   * One finished in between by another session (42704) is fine too. */
   async #finish(txn: string, verb: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    const gid = this.#gid(txn)
+    const found = await this.#sql`SELECT 1 FROM pg_prepared_xacts WHERE gid = ${gid}`
+    if (found.length === 0) return
     try {
-      await this.#sql.unsafe(`${verb} PREPARED '${this.#gid(txn)}'`)
+      await this.#sql.unsafe(`${verb} PREPARED '${gid}'`)
     } catch (error) {
-      if ((error as { errno?: string }).errno !== '42704') throw error
+      if (errnoOf(error) !== '42704') throw error
     }
   }
 
@@ -322,6 +365,18 @@ async function appendLog(db: SQL | ReservedSQL, record: { txn: string }): Promis
 
 function three(record: ParticipantRecord): LogRow {
   return { ...record, kind: 'three' }
+}
+
+/** PostgreSQL's lock_not_available: a wait cut short by lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03'
+
+function waitedReason(txn: string): string {
+  return `a key of ${txn} is locked by another transaction (waited ${LOCK_TIMEOUT_MS} ms)`
+}
+
+function errnoOf(error: unknown): string | undefined {
+  const errno = (error as { errno?: unknown } | null)?.errno
+  return typeof errno === 'string' ? errno : undefined
 }
 
 function messageOf(error: unknown): string {

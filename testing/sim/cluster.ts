@@ -408,7 +408,10 @@ export class Sim {
     })
     p.node = node
     await node.start()
-    if (p.epoch === epoch) p.app = createApp(node) as Hono
+    // Batches unbounded: the bound's timers would shift every seed's trace, and its answer (a
+    // 503, no answer yet) is what the simulated network's lost answers already are.
+    const unbounded = { batchWaitMs: Infinity }
+    if (p.epoch === epoch) p.app = createApp(node, undefined, unbounded) as Hono
   }
 
   #begin(w: Workload[number]): void {
