@@ -216,4 +216,26 @@ describe('two coordinators on one PostgreSQL log', () => {
       b.close()
     }
   })
+
+  test('the database down past the leases: each renews its own, none is taken', async () => {
+    const log = await logDb()
+    const { coordinators } = await startCluster(log)
+    await pg.cluster().kill()
+    await Bun.sleep(LEASE_MS * 2) // the outage must outlast the leases
+    await pg.cluster().start()
+    const leases = () =>
+      query(
+        log,
+        'SELECT name, taken_by, lease_until > clock_timestamp() AS live FROM twophase_coordinators',
+      )
+    // Without a lease's grace, the first one back would have taken the other over at once.
+    const live = async () => (await leases().catch(() => [])).filter((r) => r.live).length
+    await waitFor(async () => (await live()) === 2, 10_000)
+    expect((await leases()).map((r) => r.taken_by)).toEqual([null, null])
+    for (const c of coordinators) {
+      expect(c.proc.exitCode).toBeNull()
+      const reply = await postJson(`${c.url}/transactions`, { ops: [] })
+      expect(reply.body.decision).toBe('commit')
+    }
+  }, 60_000)
 })

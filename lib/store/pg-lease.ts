@@ -19,7 +19,8 @@ import type { LogMember } from './store.ts'
 export const SCHEMA = `
   CREATE TABLE IF NOT EXISTS twophase_coordinators (
     name text PRIMARY KEY, epoch bigint NOT NULL, lease_until timestamptz NOT NULL,
-    taken_by text, taken_at timestamptz);
+    held_since timestamptz NOT NULL DEFAULT clock_timestamp(), taken_by text,
+    taken_at timestamptz);
   CREATE TABLE IF NOT EXISTS twophase_claims (
     txn text PRIMARY KEY, owner text NOT NULL, participants jsonb NOT NULL, protocol text,
     done boolean NOT NULL DEFAULT false, claimed_at timestamptz NOT NULL DEFAULT clock_timestamp());
@@ -62,7 +63,7 @@ export class PgLease {
         INSERT INTO twophase_coordinators AS c (name, epoch, lease_until)
         VALUES (${this.name}, 1, clock_timestamp() + ${this.leaseMs} * interval '1 millisecond')
         ON CONFLICT (name) DO UPDATE SET epoch = c.epoch + 1, lease_until = EXCLUDED.lease_until,
-          taken_by = NULL, taken_at = NULL
+          held_since = clock_timestamp(), taken_by = NULL, taken_at = NULL
         WHERE c.taken_by IS NOT NULL OR c.lease_until < clock_timestamp()
         RETURNING epoch`
       if (rows.length > 0) return void (this.#epoch = Number(rows[0].epoch))
@@ -71,26 +72,35 @@ export class PgLease {
     }
   }
 
-  /** Extends the lease; throws Fenced when it was taken over. */
+  /** Extends the lease; throws Fenced when it was taken over. A lease that ran out meanwhile
+   * (the database was out of reach) is held again from now on: see `takeOver`. */
   async renew(): Promise<void> {
     const rows = await this.sql`
       UPDATE twophase_coordinators
-      SET lease_until = clock_timestamp() + ${this.leaseMs} * interval '1 millisecond'
+      SET lease_until = clock_timestamp() + ${this.leaseMs} * interval '1 millisecond',
+        held_since = CASE WHEN lease_until < clock_timestamp() THEN clock_timestamp()
+          ELSE held_since END
       WHERE name = ${this.name} AND epoch = ${this.#epoch} AND taken_by IS NULL RETURNING 1`
     if (rows.length === 0) throw new Fenced(`the lease of ${this.name} was taken over`)
   }
 
   /** Takes over every coordinator whose lease ran out (only while this one's is held), and
-   * returns the records of the unfinished transactions that are this one's now. */
+   * returns the records of the unfinished transactions that are this one's now. Only one whose
+   * lease ran out while this one held its own, or that stayed silent a whole lease since: when
+   * the database itself was out of reach, every lease ran out, and each coordinator gets a
+   * lease's time to renew its own before anyone takes it. */
   async takeOver(): Promise<CoordinatorRecord[]> {
     const taken: string[] = await this.sql.begin(async (tx) => {
       const gone = (await tx`
-        UPDATE twophase_coordinators SET taken_by = ${this.name}, taken_at = clock_timestamp()
-        WHERE name <> ${this.name} AND taken_by IS NULL AND lease_until < clock_timestamp()
-          AND EXISTS (SELECT 1 FROM twophase_coordinators
-            WHERE name = ${this.name} AND epoch = ${this.#epoch} AND taken_by IS NULL
-              AND lease_until > clock_timestamp())
-        RETURNING name, epoch`) as { name: string; epoch: number }[]
+        UPDATE twophase_coordinators AS v
+        SET taken_by = ${this.name}, taken_at = clock_timestamp()
+        WHERE v.name <> ${this.name} AND v.taken_by IS NULL AND v.lease_until < clock_timestamp()
+          AND EXISTS (SELECT 1 FROM twophase_coordinators AS me
+            WHERE me.name = ${this.name} AND me.epoch = ${this.#epoch} AND me.taken_by IS NULL
+              AND me.lease_until > clock_timestamp()
+              AND me.held_since <= GREATEST(v.lease_until,
+                clock_timestamp() - ${this.leaseMs} * interval '1 millisecond'))
+        RETURNING v.name, v.epoch`) as { name: string; epoch: number }[]
       if (gone.length === 0) return [] as string[]
       const names = gone.map((g) => g.name)
       await tx`INSERT INTO twophase_takeovers (name, epoch, taken_by)
