@@ -215,7 +215,7 @@ async function main(argv: string[]): Promise<never> {
     })
     await server.stop()
     await node.flushView()
-    node.close() // writes the lazy records still pending
+    await node.close() // writes the lazy records still pending
     process.exit(0)
   }
   if (isClientCommand(argv[0])) {

@@ -22,6 +22,7 @@ import {
   getJson,
   kill,
   postJson,
+  runCoordinator,
   startCoordinatorService,
   startParticipant,
   tempDir,
@@ -237,5 +238,20 @@ describe('two coordinators on one PostgreSQL log', () => {
       const reply = await postJson(`${c.url}/transactions`, { ops: [] })
       expect(reply.body.decision).toBe('commit')
     }
+  }, 60_000)
+
+  test('batch mode on the log: decision.txt as ever, a re-run answers from the log', async () => {
+    const log = await logDb()
+    const { urls } = await startCluster(log)
+    const dir = tempDir()
+    const args = ['t1', 't2', '--log-db', log, ...urls.flatMap((u) => ['--participant', u])]
+    const first = await runCoordinator(dir, args)
+    expect(first).toMatchObject({ code: 0, stdout: 't1=commit\nt2=commit\n' })
+    expect(await Bun.file(`${dir}/decision.txt`).text()).toBe('t1=commit\nt2=commit\n')
+    expect(await Bun.file(`${dir}/coordinator.db`).exists()).toBe(false) // the log is elsewhere
+    const again = await runCoordinator(dir, args)
+    expect(again).toMatchObject({ code: 0, stdout: 't1=commit\nt2=commit\n' })
+    const decisions = await decisionsIn(log)
+    expect([...decisions.keys()].sort()).toEqual(['t1', 't2'])
   }, 60_000)
 })

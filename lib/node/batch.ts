@@ -95,7 +95,7 @@ export async function runBatch(options: BatchOptions): Promise<string | null> {
     return null
   } finally {
     await node.flushView()
-    node.close()
+    await node.close()
   }
 }
 
@@ -140,6 +140,8 @@ async function settle(
   txn: string,
   deliverTimeoutMs: number,
 ): Promise<string | null> {
+  // On a shared log, one another coordinator ran (or took over) is its to deliver.
+  if (!node.txn(txn)) return null
   const timeout = Bun.sleep(deliverTimeoutMs).then(() => null)
   const done: CoordinatorTxn | null = await Promise.race([node.when(txn, 'done'), timeout])
   const t = done ?? node.txn(txn)!

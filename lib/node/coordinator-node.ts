@@ -387,12 +387,17 @@ export class CoordinatorNode {
     return this.#sender.requests
   }
 
-  close(): void {
+  /** Stops the clock and closes the log; resolves once a log in a database is closed. */
+  close(): Promise<void> {
     this.#stopClock?.()
     this.#stopClock = null
     void this.#view.settle().catch(() => {})
-    this.log.close()
+    // A SQLite log closes at once, and so is the directory free at once (a restart in the same
+    // process may follow).
+    const closing = this.log.close()
+    if (closing instanceof Promise) return closing.finally(() => this.#lock?.release())
     this.#lock?.release()
+    return Promise.resolve()
   }
 }
 

@@ -180,7 +180,8 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
         WHERE v->>'kind' = 'record' AND EXISTS (SELECT 1 FROM lease) ORDER BY i RETURNING 1),
       finished AS (
         UPDATE twophase_claims c SET done = true FROM items
-        WHERE v->>'kind' = 'done' AND c.txn = v->>'txn' AND EXISTS (SELECT 1 FROM lease)
+        WHERE c.txn = coalesce(v->>'txn', v->'record'->>'txn') AND EXISTS (SELECT 1 FROM lease)
+          AND (v->>'kind' = 'done' OR v->'record'->>'type' = 'done')
         RETURNING 1)
       SELECT EXISTS (SELECT 1 FROM lease) AS held,
         EXISTS (SELECT 1 FROM twophase_coordinators
@@ -200,9 +201,17 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
     this.onFenced(error)
   }
 
-  /** Writes what is pending, then closes the connections. */
-  close(): void {
-    void this.#drain().then(() => this.sql.close())
+  /** Writes what is pending, gives the lease up (another coordinator may take over at once
+   * whatever is unfinished), then closes the connections. */
+  async close(): Promise<void> {
+    try {
+      await this.#drain()
+      if (!this.#fenced) await this.lease.release()
+    } catch {
+      // The database is out of reach: the lease runs out by itself.
+    } finally {
+      await this.sql.close()
+    }
   }
 
   async #drain(): Promise<void> {

@@ -63,8 +63,8 @@ export interface CoordinatorLog<R> {
   readonly flushes: number
   /** A log that checkpoints has these. */
   readonly checkpoints?: Checkpoints<R>
-  /** Writes what is still pending, then closes. */
-  close(): void
+  /** Writes what is still pending, then closes (a log in a database: once it resolves). */
+  close(): void | Promise<void>
 }
 
 /** A log several coordinators share (PostgreSQL: ./pg-log.ts), each under a lease. */
