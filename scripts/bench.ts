@@ -21,6 +21,7 @@ import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts
 import { timeClassicRuns } from './bench/classic.ts'
 import { retainArgs, startCluster } from './bench/cluster.ts'
 import { SHORT, history, historyLines } from './bench/history.ts'
+import { sharedLines, sharedLogRuns } from './bench/shared.ts'
 import {
   LEGEND,
   PROTOCOL_NAMES,
@@ -84,6 +85,18 @@ const FLAGS = {
       'short run again; start-up ms, RSS and disk per node',
   },
   classic: { value: 'RUNS', help: "time the classic exercise's coordinator RUNS times instead" },
+  'log-db': {
+    value: 'URL|embedded',
+    help:
+      "instead of the levels: the coordinator's log in this PostgreSQL (embedded: the " +
+      "project's throwaway server), against one coordinator on SQLite, clients spread over " +
+      '--coordinators; Bun fetch as the client',
+  },
+  coordinators: {
+    value: 'N,N,...',
+    default: '1,2,3',
+    help: 'with --log-db: how many coordinators share the log, in turn',
+  },
   json: { help: 'the figures as JSON' },
   profile: { value: 'DIR', help: "write each node's CPU profile (markdown) into DIR" },
 } as const
@@ -94,6 +107,8 @@ const FORMS = [
   '--history N [--transactions N] [--warmup N] [--mix MIX] [--ack-wait MS] [--retain R] ' +
     '[--protocol 2pc|3pc] [--client wrk|fetch] [--json]',
   '--classic RUNS [--protocol 2pc|3pc] [--json]',
+  '--log-db URL|embedded [--coordinators N,N,...] [--concurrency N,N,...] [--transactions N] ' +
+    '[--warmup N] [--mix MIX] [--ack-wait MS] [--json]',
 ]
 const USAGE = `scripts/bench.ts ${FORMS.join(' | ')}`
 
@@ -278,8 +293,27 @@ async function historyRun(n: number): Promise<void> {
   else for (const line of historyLines(h, s)) console.log(line)
 }
 
+/** `--log-db`: see scripts/bench/shared.ts. */
+async function sharedLogRun(target: string): Promise<void> {
+  const counts = (values.coordinators ?? '1,2,3')
+    .split(',')
+    .map((c) => integerFlag(c, 1, 'coordinators'))
+  const concurrency = values.concurrency === undefined ? [64] : levels
+  const rows = await sharedLogRuns(settings(), target, counts, concurrency, started)
+  if (values.json) console.log(JSON.stringify({ sharedLog: { mix, ackWait, warmup, rows } }))
+  else {
+    console.log(
+      `the coordinator's log: SQLite, then PostgreSQL (${target}); mix ${mix}, ack-wait ` +
+        `${ackWait}, ${count} transactions per level after ${warmup} unmeasured, client fetch,`,
+    )
+    console.log('3 participants, SQLite synchronous=FULL')
+    for (const line of sharedLines(rows)) console.log(line)
+  }
+}
+
 try {
-  if (values.classic !== undefined) await classic(integerFlag(values.classic, 20, 'classic'))
+  if (values['log-db'] !== undefined) await sharedLogRun(values['log-db'])
+  else if (values.classic !== undefined) await classic(integerFlag(values.classic, 20, 'classic'))
   else if (historyOf) await historyRun(historyOf)
   else await throughput()
 } finally {
