@@ -22,6 +22,7 @@ import {
   type PrepareRequest,
   trustedContext,
 } from '../wire/participant.ts'
+import { refuseSql } from '../wire/sql.ts'
 
 /** The participant's app around `node`; with a secret in `credentials`, only nodes that prove
  * it are heard (a client token opens nothing here). */
@@ -36,6 +37,7 @@ export function createApp(node: ParticipantNode, credentials: Credentials = OPEN
   })
   app.post('/prepare', async (c) => {
     const p = decoded(decodePrepare, await readJsonObject(c))
+    decoded(() => refuseSql(p.ops, node.allowSql), undefined)
     const context = decoded((q: PrepareRequest) => trustedContext(q, node.trusted), p)
     return answer(c, await node.prepare(p.txn, p.ops, context))
   })
@@ -138,6 +140,7 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<Encod
     const m = message as Body
     if (m.type === 'prepare') {
       const p = decodePrepare(m)
+      refuseSql(p.ops, node.allowSql)
       const context = trustedContext(p, node.trusted)
       return encodeReply(await node.prepare(p.txn, p.ops, context, false, p.onePhase))
     }
