@@ -57,7 +57,7 @@ async function nodeOf(dir: string, resource: Resource) {
   return { node, post, state }
 }
 
-const SET = [{ op: 'set', key: 'k', value: 1 }]
+const SET: Op[] = [{ op: 'set', key: 'k', value: 1 }]
 
 test('a yes is logged with its operations, then commit and abort reach the resource', async () => {
   const dir = tempDir()

@@ -5,6 +5,7 @@
 // after a crash the log says what the resource must still be told.
 import { join } from 'node:path'
 import { sqlOps, type Effect, type Json, type Op, type ParticipantRecord } from '../core/index.ts'
+import { failpoint } from '../store/failpoint.ts'
 import { DurableLog } from '../store/log.ts'
 import { PARTICIPANT_DB } from '../store/sqlite-store.ts'
 import {
@@ -98,6 +99,7 @@ export class ResourceStore implements ParticipantStore {
     const logged = record.state === 'prepared' && work ? { ...record, work } : record
     await this.#log.append(logged, undefined, lazy)
     if (record.state !== 'committed' && record.state !== 'aborted') return
+    failpoint('resource-after-outcome-logged', record.txn)
     try {
       if (record.state === 'committed') await this.resource.commit(record.txn)
       else await this.resource.abort(record.txn)
