@@ -38,7 +38,7 @@ async function cluster() {
 
 const SQL_OPS = [{ op: 'sql', text: 'UPDATE accounts SET balance = 0', params: [] }]
 
-test("a client token's transaction with sql operations is a 403 that prepares nothing", async () => {
+test("a client token's transaction with sql operations is a 403, prepared nowhere", async () => {
   const { participant, app } = await cluster()
   const body = JSON.stringify({ id: 'q1', ops: SQL_OPS })
   const refused = await app.request('/transactions', {
