@@ -2,7 +2,7 @@
 // depends on "twophase" by name builds a participant from the resource API, and a real
 // coordinator runs transactions across it and a built-in participant.
 import { afterEach, expect, test } from 'bun:test'
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, cleanEnv, listeningUrl } from '../testing/nodes.ts'
 import {
@@ -72,13 +72,13 @@ await serveResource(seats, {
 
 /** The temp project: its package.json names "twophase" as a dependency, installed as npm and
  * Bun install a file: dependency (a link to the package's directory). */
-function project(): string {
+function project(service = SERVICE): string {
   const dir = tempDir('twophase-user-')
   const deps = { twophase: `file:${ROOT}` }
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'seats', dependencies: deps }))
   mkdirSync(join(dir, 'node_modules'))
   symlinkSync(ROOT, join(dir, 'node_modules', 'twophase'), 'dir')
-  writeFileSync(join(dir, 'seats.ts'), SERVICE)
+  writeFileSync(join(dir, 'seats.ts'), service)
   return dir
 }
 
@@ -150,4 +150,34 @@ test('the package type-checks from the other project', async () => {
   )
   expect(run.stdout + run.stderr).toBe('')
   expect(run.code).toBe(0)
+})
+
+test('the example of docs/resources.md runs as written', async () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'resources.md'), 'utf8')
+  const code = /```ts\n([\s\S]*?)```/.exec(doc)![1]!
+  const seats = await startService(project(code))
+  try {
+    const counter = await startParticipant(tempDir())
+    const coordinator = await startCoordinatorService(tempDir(), {
+      participants: [`seats=${seats.url}`, `counter=${counter.url}`],
+    })
+    const book = (id: string, who: string) =>
+      postJson(`${coordinator.url}/transactions`, {
+        id,
+        ops: {
+          seats: [{ op: 'insert', key: '12', value: who }],
+          counter: [{ op: 'add', key: 'n', amount: 1 }],
+        },
+      })
+    expect((await book('b1', 'ada')).body.decision).toBe('commit')
+    const second = await book('b2', 'grace')
+    expect(second.body).toMatchObject({
+      decision: 'abort',
+      reasons: { [seats.url]: 'seat 12 is taken' },
+    })
+    expect(await getJson(`${seats.url}/seats`)).toEqual([{ seat: '12', holder: 'ada', txn: null }])
+  } finally {
+    seats.proc.kill('SIGKILL')
+    await seats.proc.exited
+  }
 })
