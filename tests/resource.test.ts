@@ -22,6 +22,7 @@ function memoryResource(held: string[] | null = null) {
       calls.push(`prepare ${txn}`)
       if (ops.some((o) => o.op !== 'sql' && o.key === 'bad')) return { vote: 'no', reason: 'bad' }
       if (ops.some((o) => o.op !== 'sql' && o.key === 'boom')) throw new Error('boom')
+      if (ops.every((o) => o.op === 'check')) return { vote: 'read-only' }
       prepared.set(txn, ops)
       return { vote: 'yes' }
     },
@@ -134,4 +135,20 @@ test('after a restart what the resource holds is finished as the log says', asyn
   expect(await after.state('kept')).toBe('prepared')
   expect(await after.state('ghost')).toBe('unknown')
   await after.node.close()
+})
+
+test('a read-only vote is kept in two-phase commit and prepared in three-phase', async () => {
+  const r = memoryResource()
+  const { node, post, state } = await nodeOf(tempDir(), r.resource)
+  const reads = [{ op: 'check', key: 'k' }]
+  expect((await post('/prepare', { txn: 'r2', ops: reads })).body.vote).toBe('read-only')
+  expect(await state('r2')).toBe('unknown')
+  const peers = ['http://127.0.0.1:1', 'http://127.0.0.1:2']
+  const three = { protocol: '3pc', participants: peers, self: peers[0] }
+  expect((await post('/prepare', { txn: 'r3', ops: reads, ...three })).body.vote).toBe('yes')
+  expect(await state('r3')).toBe('prepared')
+  expect((await post('/precommit', { txn: 'r3', attempt: 0 })).status).toBe(200)
+  expect((await post('/commit', { txn: 'r3' })).status).toBe(200)
+  expect(r.calls).toContain('commit r3')
+  await node.close()
 })

@@ -12,6 +12,7 @@ import {
   StoreUnavailable,
   type Checkpoints,
   type ParticipantStore,
+  type PrepareContext,
   type Verdict,
 } from '../store/store.ts'
 import type { Resource } from './resource.ts'
@@ -70,8 +71,9 @@ export class ResourceStore implements ParticipantStore {
       const work = r.work ?? []
       this.#work.set(r.txn, work)
       if (held.has(r.txn)) continue
+      // `read-only` keeps the promise too: a three-phase vote on reads, holding nothing.
       const again = await this.resource.prepare(r.txn, work)
-      if (again.vote !== 'yes')
+      if (again.vote === 'no')
         throw new Error(
           `the resource refused to prepare ${r.txn} again after a restart, though it voted yes ` +
             `on it (${again.reason ?? again.vote}): a resource must keep its promise`,
@@ -79,7 +81,7 @@ export class ResourceStore implements ParticipantStore {
     }
   }
 
-  async check(txn: string, ops: readonly Op[]): Promise<Verdict> {
+  async check(txn: string, ops: readonly Op[], context: PrepareContext = {}): Promise<Verdict> {
     if (sqlOps(ops).length > 0) return { vote: 'no', reason: 'a resource runs no sql operations' }
     let verdict: Verdict
     try {
@@ -88,8 +90,13 @@ export class ResourceStore implements ParticipantStore {
       await this.#quietly(() => this.resource.abort(txn))
       return { vote: 'no', reason: `resource: ${messageOf(error)}` }
     }
-    if (verdict.vote === 'yes') this.#work.set(txn, ops)
-    return verdict.reason === undefined ? { vote: verdict.vote } : verdict
+    // Three-phase commit counts every participant in its quorums: one that only reads is
+    // prepared all the same (holding nothing), and hears the outcome.
+    const vote = verdict.vote === 'read-only' && context.three ? 'yes' : verdict.vote
+    if (vote === 'yes') this.#work.set(txn, ops)
+    return verdict.reason === undefined || vote !== 'no'
+      ? { vote }
+      : { vote, reason: verdict.reason }
   }
 
   /** Logs `record`; an outcome is then carried out by the resource (retried by the caller, and
