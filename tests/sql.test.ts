@@ -95,6 +95,27 @@ describe('sql operations on a PostgreSQL participant', () => {
     await db.close()
   })
 
+  test('expect counts the rows a SELECT returns; objects go as JSON, arrays as arrays', async () => {
+    const { url, db } = await accountsDatabase()
+    await db`CREATE TABLE notes (id int PRIMARY KEY, body jsonb NOT NULL)`
+    const node = await sqlParticipant(url)
+    const ops = [
+      { op: 'sql', text: 'SELECT id FROM accounts ORDER BY id', expect: { rows: 2 } },
+      {
+        op: 'sql',
+        text: 'SELECT 1 FROM accounts WHERE id = ANY($1)',
+        params: [['a']],
+        expect: { rows: 1 },
+      },
+      { op: 'sql', text: 'INSERT INTO notes VALUES ($1, $2)', params: [1, { a: [1] }] },
+    ]
+    expect((await postJson(`${node.url}/prepare`, { txn: 'e1', ops })).body.vote).toBe('yes')
+    await postJson(`${node.url}/commit`, { txn: 'e1' })
+    const [row] = await db`SELECT body FROM notes WHERE id = 1`
+    expect(row.body).toEqual({ a: [1] })
+    await db.close()
+  })
+
   test('a row locked by a prepared transaction gets a no at once, not a wait', async () => {
     const { url, db } = await accountsDatabase()
     const node = await sqlParticipant(url)

@@ -3,7 +3,7 @@
 // so they commit or roll back with the outcome. A statement never waits: a lock another
 // transaction holds (a prepared one included) or a slow statement makes the vote `no`.
 import type { ReservedSQL } from 'bun'
-import type { Json, SqlOp } from '../core/index.ts'
+import type { SqlOp } from '../core/index.ts'
 import type { Verdict } from './store.ts'
 
 /** How long one statement may run before it is cancelled (and the vote is `no`). */
@@ -48,7 +48,8 @@ export async function runSqlOps(
 async function runOne(conn: ReservedSQL, op: SqlOp): Promise<string | null> {
   let result: { count?: number | null; length: number }
   try {
-    result = await conn.unsafe(op.text, op.params.map(paramOf))
+    // Bun's client sends an object as JSON (for jsonb) and an array as a PostgreSQL array.
+    result = await conn.unsafe(op.text, op.params as unknown[])
   } catch (error) {
     return messageOf(error)
   }
@@ -57,11 +58,6 @@ async function runOne(conn: ReservedSQL, op: SqlOp): Promise<string | null> {
     return `expected ${op.expect.rows} row${op.expect.rows === 1 ? '' : 's'}, got ${rows}`
   }
   return null
-}
-
-/** A parameter as PostgreSQL takes it: objects and arrays as JSON text (cast with ::jsonb). */
-function paramOf(value: Json): unknown {
-  return value !== null && typeof value === 'object' ? JSON.stringify(value) : value
 }
 
 /** The first keyword of a statement, after whitespace, comments and parentheses. */
