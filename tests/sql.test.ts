@@ -95,7 +95,7 @@ describe('sql operations on a PostgreSQL participant', () => {
     await db.close()
   })
 
-  test('expect counts the rows a SELECT returns; objects go as JSON, arrays as arrays', async () => {
+  test('expect counts rows a SELECT returns; objects go as JSON, arrays as arrays', async () => {
     const { url, db } = await accountsDatabase()
     await db`CREATE TABLE notes (id int PRIMARY KEY, body jsonb NOT NULL)`
     const node = await sqlParticipant(url)
