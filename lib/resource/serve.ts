@@ -139,12 +139,12 @@ export function resourceOptionsFromArgv(
     help: () => [`usage: ${usage}`, '', 'flags:', ...flagLines(FLAGS)].join('\n'),
   }
   const { values } = parseCommand(argv, command)
-  const port = values.port ?? env.PORT
+  const port = values.port ?? env.PORT ?? '9000' // as participant.ts
   const secretFile = values['secret-file'] ?? env.TWOPHASE_SECRET_FILE
   if (values['tls-key'] && !values['tls-cert']) throw new UsageError('--tls-key needs --tls-cert')
   return {
     dir: values.dir ?? '.',
-    ...(port === undefined ? {} : { port: parsePort(port, 'port') }),
+    port: parsePort(port, 'port'),
     host: values.host ?? env.HOST ?? '0.0.0.0',
     ...(values['in-doubt-after'] === undefined
       ? {}
