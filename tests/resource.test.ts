@@ -6,6 +6,7 @@ import { createApp } from '../lib/http/participant-app.ts'
 import { ResourceStore } from '../lib/resource/resource-store.ts'
 import type { Resource, ResourceVote } from '../lib/resource/resource.ts'
 import type { Op } from '../lib/core/index.ts'
+import { resolveHeuristically } from '../lib/cli/resolve.ts'
 import { cleanup, tempDir } from '../testing/processes.ts'
 
 afterEach(cleanup)
@@ -151,4 +152,17 @@ test('a read-only vote is kept in two-phase commit and prepared in three-phase',
   expect((await post('/commit', { txn: 'r3' })).status).toBe(200)
   expect(r.calls).toContain('commit r3')
   await node.close()
+})
+
+test("an operator's resolve of a stopped participant reaches the resource at its start", async () => {
+  const dir = tempDir()
+  const before = await nodeOf(dir, memoryResource().resource)
+  await before.post('/prepare', { txn: 'h1', ops: SET })
+  await before.node.close()
+  expect(await resolveHeuristically(dir, 'h1', 'abort')).toBe('h1=aborted (heuristic)')
+  const r = memoryResource(['h1'])
+  const after = await nodeOf(dir, r.resource)
+  expect(r.calls).toEqual(['abort h1'])
+  expect(await after.state('h1')).toBe('aborted')
+  await after.node.close()
 })

@@ -78,9 +78,14 @@ export async function serveResource(
     await node.close()
     throw error
   }
-  const app = createApp(node, credentialsOf(security))
-  options.routes?.(app)
-  return listen(node, app, security, options)
+  try {
+    const app = createApp(node, credentialsOf(security))
+    options.routes?.(app)
+    return await listen(node, app, security, options)
+  } catch (error) {
+    await node.close() // a port in use, a bad route: the directory's lock goes with it
+    throw error
+  }
 }
 
 async function listen(
