@@ -154,7 +154,7 @@ test('a read-only vote is kept in two-phase commit and prepared in three-phase',
   await node.close()
 })
 
-test("an operator's resolve of a stopped participant reaches the resource at its start", async () => {
+test('a resolve of a stopped participant reaches the resource at its start', async () => {
   const dir = tempDir()
   const before = await nodeOf(dir, memoryResource().resource)
   await before.post('/prepare', { txn: 'h1', ops: SET })
