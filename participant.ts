@@ -54,9 +54,13 @@ async function serve(argv: string[]): Promise<void> {
   // Before any store is opened: a second participant here must not touch the first one's data
   // (nor adopt, and later stop, its private PostgreSQL). Held until the process ends.
   lockDir(dir, 'participant')
+  const allowSql = values['allow-sql'] === true
+  if (allowSql && (values.store ?? 'sqlite') === 'sqlite') {
+    throw new UsageError('--allow-sql needs a PostgreSQL --store (postgres or a postgres:// URL)')
+  }
   const store = await storeIn(values.store ?? 'sqlite', dir)
   const ports = httpPorts(httpOptionsOf(security))
-  const options = { inDoubtAfterMs, store, ports, trusted, ...history }
+  const options = { inDoubtAfterMs, store, ports, trusted, allowSql, ...history }
   const node = new ParticipantNode(dir, votes, options)
   await node.start()
   const app = createApp(node, credentialsOf(security))

@@ -378,7 +378,7 @@ describe('errors', () => {
       [['start', 'TX1', 'SET', 'k'], 'start: SET needs a value'],
       [
         ['start', 'TX1', 'FROB', 'k'],
-        'start: expected an operation (SET, INSERT, DELETE, ADD or CHECK), got "FROB"',
+        'start: expected an operation (SET, INSERT, DELETE, ADD, CHECK or SQL), got "FROB"',
       ],
       [['start', 'TX1', 'ADD', 'k', 'ten'], 'start: invalid amount "ten": expected a number'],
       [['start', '--on', '1', 'SET', 'k', '1'], 'start: --on must follow an operation'],

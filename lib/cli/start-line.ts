@@ -6,7 +6,7 @@ import { UsageError } from './args.ts'
 import { CLIENT_FLAGS } from './http.ts'
 import { isTxnId, type Json, type Op } from '../core/index.ts'
 
-const KEYWORDS = ['set', 'insert', 'delete', 'add', 'check'] as const
+const KEYWORDS = ['set', 'insert', 'delete', 'add', 'check', 'sql'] as const
 
 function isKeyword(word: string): boolean {
   return (KEYWORDS as readonly string[]).includes(word.toLowerCase())
@@ -96,7 +96,7 @@ function parseLineOp(cursor: Cursor): LineOp {
   if (item.kind === 'on') throw new UsageError('start: --on must follow an operation')
   if (!isKeyword(item.value)) {
     throw new UsageError(
-      `start: expected an operation (SET, INSERT, DELETE, ADD or CHECK), ` +
+      `start: expected an operation (SET, INSERT, DELETE, ADD, CHECK or SQL), ` +
         `got ${JSON.stringify(item.value)}`,
     )
   }
@@ -109,6 +109,7 @@ function parseLineOp(cursor: Cursor): LineOp {
 
 /** The words after `keyword` (lower case): its key, then what that operation takes. */
 function parseOp(cursor: Cursor, keyword: string): Op {
+  if (keyword === 'sql') return parseSql(cursor)
   const key = takeWord(cursor, keyword, 'a key')
   if (keyword === 'set' || keyword === 'insert') {
     return { op: keyword, key, value: valueOf(takeWord(cursor, keyword, 'a value')) }
@@ -125,6 +126,27 @@ function parseOp(cursor: Cursor, keyword: string): Op {
   const next = peekWord(cursor)
   if (next === undefined || isKeyword(next)) return { op: 'check', key }
   return { op: 'check', key, equals: valueOf(takeWord(cursor, keyword, 'a value')) }
+}
+
+/** `SQL TEXT [PARAMS] [ROWS N]`: PARAMS a JSON array, ROWS the row count it must affect. */
+function parseSql(cursor: Cursor): Op {
+  const text = takeWord(cursor, 'sql', 'a statement')
+  let params: Json[] = []
+  const next = peekWord(cursor)
+  if (next !== undefined && next.trimStart().startsWith('[')) {
+    const value = valueOf(takeWord(cursor, 'sql', 'parameters'))
+    if (!Array.isArray(value)) {
+      throw new UsageError(`start: invalid SQL parameters ${JSON.stringify(next)}: a JSON array`)
+    }
+    params = value
+  }
+  if (peekWord(cursor)?.toLowerCase() !== 'rows') return { op: 'sql', text, params }
+  cursor.at += 1
+  const rows = numberOf(takeWord(cursor, 'sql', 'a row count after ROWS'), 'ROWS')
+  if (!Number.isSafeInteger(rows) || rows < 0) {
+    throw new UsageError(`start: invalid ROWS ${rows}: expected a whole number`)
+  }
+  return { op: 'sql', text, params, expect: { rows } }
 }
 
 /** A value on the command line: JSON when it parses as JSON, else the word as a string. */

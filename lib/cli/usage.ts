@@ -57,6 +57,9 @@ export const PARTICIPANT_FLAGS = {
     default: 'sqlite',
     help: 'sqlite, postgres (a private cluster under DIR/postgres) or a postgres:// URL',
   },
+  'allow-sql': {
+    help: 'run the "sql" operations of a prepare on a PostgreSQL --store (refused otherwise)',
+  },
   coordinator: {
     value: 'URL',
     multiple: true,
@@ -81,7 +84,8 @@ export const RESOLVE_FLAGS = {
 const TRUST_USAGE = '[--secret-file PATH] [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]'
 const PARTICIPANT_USAGE =
   'participant.ts [--port PORT] [--host HOST] [--dir DIR] [--in-doubt-after MS] [--store STORE] ' +
-  `[--coordinator URL]... [--peer URL]... [--retain N] [--no-views] ${TRUST_USAGE}`
+  `[--allow-sql] [--coordinator URL]... [--peer URL]... [--retain N] [--no-views] ` +
+  TRUST_USAGE
 const RESOLVE_USAGE = `participant.ts resolve TXN commit|abort [--dir DIR] ${TRUST_USAGE}`
 
 function participantHelp(): string {
@@ -271,6 +275,7 @@ export function coordinatorHelp(): string {
     '',
     'operations (keywords in any case; VALUE is JSON when it parses as JSON, else a string):',
     '  SET KEY VALUE | INSERT KEY VALUE | DELETE KEY | ADD KEY AMOUNT [MIN N] | CHECK KEY [VALUE]',
+    '  SQL TEXT [PARAMS] [ROWS N]   (PARAMS a JSON array; a participant run with --allow-sql)',
     '  e.g. start TX2 ADD balance -100 MIN 0 --on 0 ADD balance 100 --on 1',
     '',
     'exit status: batch: 0 every decision recorded and acknowledged, 1 not, 2 usage error.',

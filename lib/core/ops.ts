@@ -12,6 +12,18 @@ export type Op =
   | { op: 'add'; key: string; amount: number; min?: number }
   /** Fails unless the committed value equals `equals` (absent when `equals` is omitted). */
   | { op: 'check'; key: string; equals?: Json }
+  /** A statement run, in order, inside the transaction a PostgreSQL participant prepares
+   * (only one started with --allow-sql). Fails if the database refuses it, or if `expect`
+   * names a row count the statement did not affect or return. It touches no key. */
+  | SqlOp
+
+export type SqlOp = { op: 'sql'; text: string; params: Json[]; expect?: { rows: number } }
+
+/** Operations on keys: every one but `sql`. */
+export type KeyOp = Exclude<Op, SqlOp>
+
+export const MAX_SQL_BYTES = 64 * 1024
+export const MAX_SQL_PARAMS = 100
 
 export const MAX_KEY_BYTES = 256
 export const MAX_VALUE_BYTES = 64 * 1024
@@ -39,6 +51,7 @@ function parseOp(raw: unknown, at: string): Op {
     throw new OpError(`invalid ${at}: expected an object such as {"op":"set","key":"k","value":1}`)
   }
   const o = raw as Record<string, unknown>
+  if (o.op === 'sql') return parseSql(o, at)
   const key = keyOf(o.key, at)
   switch (o.op) {
     case 'set':
@@ -57,9 +70,30 @@ function parseOp(raw: unknown, at: string): Op {
         : { op: 'check', key }
     default:
       throw new OpError(
-        `invalid ${at}.op ${JSON.stringify(o.op)}: expected set, delete, insert, add or check`,
+        `invalid ${at}.op ${JSON.stringify(o.op)}: expected set, delete, insert, add, check ` +
+          'or sql',
       )
   }
+}
+
+/** `{"op":"sql","text","params"?,"expect"?:{"rows"}}`: the statement's shape only; whether this
+ * participant runs SQL at all is its own business (--allow-sql). */
+function parseSql(o: Record<string, unknown>, at: string): SqlOp {
+  const text = o.text
+  if (typeof text !== 'string' || text.trim() === '')
+    throw new OpError(`invalid ${at}.text: expected an SQL statement`)
+  if (utf8Length(text) > MAX_SQL_BYTES || !text.isWellFormed() || text.includes('\0'))
+    throw new OpError(`invalid ${at}.text: longer than ${MAX_SQL_BYTES} bytes or not text`)
+  const params = o.params ?? []
+  if (!Array.isArray(params) || params.length > MAX_SQL_PARAMS)
+    throw new OpError(`invalid ${at}.params: expected an array of at most ${MAX_SQL_PARAMS}`)
+  params.forEach((_, i) => valueOf(params as unknown as Record<string, unknown>, String(i), at))
+  const sql: SqlOp = { op: 'sql', text, params: params as Json[] }
+  if (o.expect === undefined) return sql
+  const rows = (o.expect as { rows?: unknown } | null)?.rows
+  if (!Number.isSafeInteger(rows) || (rows as number) < 0)
+    throw new OpError(`invalid ${at}.expect: expected {"rows": N} with N a whole number`)
+  return { ...sql, expect: { rows: rows as number } }
 }
 
 function keyOf(key: unknown, at: string): string {
@@ -98,7 +132,17 @@ function utf8Length(text: string): number {
 
 /** The keys `ops` touch, each once, in first-use order: what prepare locks. */
 export function keysOf(ops: readonly Op[]): string[] {
-  return [...new Set(ops.map((o) => o.key))]
+  return [...new Set(keyOps(ops).map((o) => o.key))]
+}
+
+/** The operations on keys, without the `sql` ones. */
+export function keyOps(ops: readonly Op[]): KeyOp[] {
+  return ops.filter((o): o is KeyOp => o.op !== 'sql')
+}
+
+/** The `sql` operations, in order. */
+export function sqlOps(ops: readonly Op[]): SqlOp[] {
+  return ops.filter((o): o is SqlOp => o.op === 'sql')
 }
 
 /** True when `ops` only read: such a participant has nothing to commit. */
@@ -119,7 +163,8 @@ export function evaluateOps(
 ): Evaluation {
   const writes: Writes = new Map()
   const current = (key: string) => (writes.has(key) ? writes.get(key) : read(key))
-  for (const o of ops) {
+  // A store that runs `sql` does so itself; the store that cannot refuses it before this.
+  for (const o of keyOps(ops)) {
     const value = current(o.key)
     const failure = failureOf(o, value)
     if (failure !== null) return { ok: false, reason: failure }
@@ -131,7 +176,7 @@ export function evaluateOps(
 }
 
 /** Why `o` cannot apply to a key whose value is `value`, or null when it can. */
-function failureOf(o: Op, value: Json | undefined): string | null {
+function failureOf(o: KeyOp, value: Json | undefined): string | null {
   if (o.op === 'insert' && value !== undefined) return `key ${o.key} already exists`
   if (o.op === 'add') {
     if (value !== undefined && typeof value !== 'number') return `key ${o.key} is not a number`

@@ -15,6 +15,10 @@ export type Credentials = {
 
 export const OPEN: Credentials = { secret: null }
 
+/** The requests a client token admitted (not the cluster secret's proof): a route may refuse
+ * them what only the cluster may do, such as `sql` operations. */
+export const admittedByToken = new WeakSet<Request>()
+
 /** Installs authentication on `app`, after the JSON error handling and before its routes. */
 export function useAuth(
   app: Hono,
@@ -29,7 +33,10 @@ export function useAuth(
   app.use(async (c, next) => {
     if (c.req.method === 'GET' && c.req.path === '/healthz') return next()
     const header = c.req.header('authorization')
-    if (tokens.length > 0 && clientRoute(c) && hasClientToken(header, tokens)) return next()
+    if (tokens.length > 0 && clientRoute(c) && hasClientToken(header, tokens)) {
+      admittedByToken.add(c.req.raw)
+      return next()
+    }
     const url = new URL(c.req.url)
     const body = c.req.method === 'GET' || c.req.method === 'HEAD' ? '' : await bodyText(c)
     const request = { method: c.req.method, path: url.pathname + url.search, body }

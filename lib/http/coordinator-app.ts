@@ -1,6 +1,6 @@
 // The coordinator service's HTTP API: start transactions, look them up, see the cluster.
 import { Hono, type Context } from 'hono'
-import { OPEN, useAuth, type Credentials } from './auth.ts'
+import { OPEN, admittedByToken, useAuth, type Credentials } from './auth.ts'
 import type { CoordinatorNode } from '../node/coordinator-node.ts'
 import {
   MAX_OPS,
@@ -14,6 +14,7 @@ import {
 } from '../core/index.ts'
 import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
 import { encodeCoordinatorAnswer } from '../wire/in-doubt.ts'
+import { SQL_NEEDS_CLUSTER, carriesSql } from '../wire/sql.ts'
 
 export type CoordinatorApiOptions = {
   participants: readonly string[]
@@ -48,6 +49,9 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
       throw httpError(409, 'no participants configured: start the service with --participant')
     }
     const { involved, ops } = routeOps(body.ops, options)
+    if (admittedByToken.has(c.req.raw) && carriesSql(body.ops)) {
+      return c.json({ error: SQL_NEEDS_CLUSTER }, 403)
+    }
     const decided = await decision(node, id, involved, ops, protocol)
     if (decided === null) {
       // Not decided within the prepare timeout: the transaction goes on, and the answer says so.

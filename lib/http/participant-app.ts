@@ -22,6 +22,7 @@ import {
   type PrepareRequest,
   trustedContext,
 } from '../wire/participant.ts'
+import { refuseSql } from '../wire/sql.ts'
 
 /** How long a POST /batch waits for its slowest message. When it is up, the batch answers what
  * is finished, and each message still running gets a 503 item (`stillRunning`): to the
@@ -54,6 +55,7 @@ export function createApp(
   })
   app.post('/prepare', async (c) => {
     const p = decoded(decodePrepare, await readJsonObject(c))
+    decoded(() => refuseSql(p.ops, node.allowSql), undefined)
     const context = decoded((q: PrepareRequest) => trustedContext(q, node.trusted), p)
     return answer(c, await node.prepare(p.txn, p.ops, context))
   })
@@ -157,6 +159,7 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<Encod
     const m = message as Body
     if (m.type === 'prepare') {
       const p = decodePrepare(m)
+      refuseSql(p.ops, node.allowSql)
       const context = trustedContext(p, node.trusted)
       return encodeReply(await node.prepare(p.txn, p.ops, context, false, p.onePhase))
     }

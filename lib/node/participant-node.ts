@@ -12,6 +12,7 @@ import {
   participantFold,
   participantStep as realParticipantStep,
   recoverParticipant,
+  sqlOps,
   unknownTxn,
   voteFromFile,
   defaultParticipantEnv,
@@ -69,6 +70,8 @@ export type ParticipantNodeOptions = {
   step?: typeof realParticipantStep
   /** Whom it may ask in doubt (`--coordinator`, `--peer`); by default whom each prepare names. */
   trusted?: Trusted
+  /** Accept `sql` operations (`--allow-sql`); the store must run them (PostgreSQL's). */
+  allowSql?: boolean
 }
 
 /** A transaction that has been prepared longer than the in-doubt limit, for `/status`. */
@@ -79,6 +82,7 @@ export class ParticipantNode {
   readonly store: ParticipantStore
   readonly ports: Ports
   readonly trusted: Trusted
+  readonly allowSql: boolean
   readonly #view: View
   readonly #lines = new StateLines()
   readonly #votes: VotesFile | null
@@ -100,6 +104,9 @@ export class ParticipantNode {
     this.store = options.store ?? new SqliteStore(dir)
     this.ports = options.ports ?? bunPorts
     this.trusted = options.trusted ?? { coordinators: [], peers: [] }
+    this.allowSql = options.allowSql === true
+    if (this.allowSql && this.store.sql !== true)
+      throw new Error('--allow-sql needs a store that runs SQL: a PostgreSQL --store')
     this.#env = {
       ...defaultParticipantEnv,
       inDoubtAfterMs: options.inDoubtAfterMs ?? defaultParticipantEnv.inDoubtAfterMs,
@@ -312,6 +319,8 @@ export class ParticipantNode {
   async #check(action: { txn: string; ops: readonly Op[]; context: PrepareContext }) {
     const fromFile = this.#votes === null ? null : voteFromFile(this.#votes, action.txn)
     if (fromFile?.vote === 'no') return fromFile as Verdict
+    if (sqlOps(action.ops).length > 0 && (!this.allowSql || this.store.sql !== true))
+      return { vote: 'no', reason: 'this participant runs no sql operations' } as Verdict
     return this.store.check(action.txn, action.ops, action.context)
   }
 

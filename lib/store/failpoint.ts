@@ -7,6 +7,7 @@ export const FAILPOINTS = [
   'participant-after-vote-logged', // yes vote durable, reply not sent
   'participant-after-outcome-logged', // commit/abort durable, acknowledgement not sent
   'participant-after-precommit-logged', // 3PC: precommitted (or preaborted) durable, not acked
+  'resource-after-outcome-logged', // a resource participant: outcome logged, resource not told
   'coordinator-after-precommit-logged', // 3PC: the precommit record durable, none sent yet
   'coordinator-after-first-precommit-ack', // 3PC: one participant precommitted, no quorum yet
   'coordinator-after-begin-logged', // the lazy begin record reached the disk (no decision yet)

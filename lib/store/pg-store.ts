@@ -17,12 +17,14 @@ import {
   backoffMs,
   evaluateOps,
   keysOf,
+  sqlOps,
   type Effect,
   type Json,
   type Op,
   type ParticipantRecord,
 } from '../core/index.ts'
 import { failpoint } from './failpoint.ts'
+import { runSqlOps } from './pg-sql.ts'
 import { PreparedWork, lockReason } from './locks.ts'
 import {
   StoreUnavailable,
@@ -91,6 +93,8 @@ export class PgStore implements ParticipantStore {
   /** A one-phase prepare is prepared and voted on as usual (see ParticipantStore). */
   readonly onePhase = false
   readonly threePhase = true
+  /** It runs `sql` operations (./pg-sql.ts) when the node allows them. */
+  readonly sql = true
   readonly #sql: SQL
   readonly #work = new PreparedWork()
   /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */
@@ -245,6 +249,8 @@ export class PgStore implements ParticipantStore {
         await conn`UPDATE twophase_kv SET value = ${JSON.stringify(value)}::text::jsonb,
           present = true WHERE key = ${key}`
     }
+    const refused = await runSqlOps(conn, sqlOps(ops))
+    if (refused) return refused
     return { vote: 'yes' } as Verdict
   }
 

@@ -16,6 +16,9 @@ export interface ParticipantStore {
   readonly onePhase: boolean
   /** Whether it keeps three-phase commit's states (precommitted, preaborted) and attempts. */
   readonly threePhase?: boolean
+  /** Whether it runs `sql` operations (PostgreSQL's, lib/store/pg-sql.ts); a store without it
+   * votes `no` on them. */
+  readonly sql?: boolean
   /** Every record, oldest first; rebuilds the store's prepared work and locks as it goes. */
   load(): Promise<ParticipantRecord[]>
   /** Checks `ops` against the committed data and the locks (no wait) and, on `yes`, takes a

@@ -84,6 +84,17 @@ const opEntries: fc.Arbitrary<Entries> = fc.oneof(
   fc
     .tuple(key, fc.option(value))
     .map(([k, v]) => entries(['op', q('check')], ['key', q(k)], v === null ? null : ['equals', v])),
+  // A statement: only a participant started with --allow-sql runs one (the fuzzed ones: 400).
+  fc
+    .tuple(key, fc.array(value, { maxLength: 3 }), fc.option(amount))
+    .map(([text, params, rows]) =>
+      entries(
+        ['op', q('sql')],
+        ['text', q(text)],
+        ['params', arrayText(params)],
+        rows === null ? null : ['expect', `{"rows":${rows}}`],
+      ),
+    ),
 )
 
 const manyOps = (n: number) =>

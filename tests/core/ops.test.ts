@@ -12,6 +12,7 @@ import {
   MAX_VALUE_BYTES,
   OpError,
   parseOps,
+  sqlOps,
   type Json,
   type Op,
 } from '../../lib/core/ops.ts'
@@ -45,12 +46,12 @@ describe('parseOps', () => {
         { op: 'delete', key: 'a' },
         { op: 'inc', key: 'a' },
       ],
-      'invalid ops[1].op "inc": expected set, delete, insert, add or check',
+      'invalid ops[1].op "inc": expected set, delete, insert, add, check or sql',
     ],
     [
       'a missing op',
       [{ key: 'a' }],
-      'invalid ops[0].op undefined: expected set, delete, insert, add or check',
+      'invalid ops[0].op undefined: expected set, delete, insert, add, check or sql',
     ],
     ['a set without a value', [{ op: 'set', key: 'a' }], 'invalid ops[0]: missing "value"'],
     ['an insert without a value', [{ op: 'insert', key: 'a' }], 'invalid ops[0]: missing "value"'],
@@ -278,5 +279,39 @@ describe('keysOf and isReadOnly', () => {
       ]),
     ).toBe(false)
     expect(isReadOnly([{ op: 'add', key: 'n', amount: 0 }])).toBe(false)
+  })
+})
+
+describe('sql operations', () => {
+  test('parse with their parameters and expect; params default to none', () => {
+    const ops = parseOps([
+      { op: 'sql', text: 'UPDATE t SET n = $1', params: [1], expect: { rows: 1 } },
+      { op: 'sql', text: 'SELECT 1' },
+    ])
+    expect(ops).toEqual([
+      { op: 'sql', text: 'UPDATE t SET n = $1', params: [1], expect: { rows: 1 } },
+      { op: 'sql', text: 'SELECT 1', params: [] },
+    ])
+  })
+
+  test.each([
+    ['no text', [{ op: 'sql' }], 'invalid ops[0].text: expected an SQL statement'],
+    ['blank text', [{ op: 'sql', text: '  ' }], 'invalid ops[0].text: expected an SQL statement'],
+    ['params not an array', [{ op: 'sql', text: 'x', params: 1 }], 'invalid ops[0].params'],
+    ['a bad expect', [{ op: 'sql', text: 'x', expect: { rows: -1 } }], 'invalid ops[0].expect'],
+    ['a NUL in the text', [{ op: 'sql', text: 'x\0' }], 'invalid ops[0].text'],
+  ])('refuse %s', (_, value, message) => {
+    expect(opError(value)).toStartWith(message)
+  })
+
+  test('touch no key and take no part in the key operations', () => {
+    const ops: Op[] = [
+      { op: 'sql', text: 'SELECT 1', params: [] },
+      { op: 'add', key: 'n', amount: 2 },
+    ]
+    expect(keysOf(ops)).toEqual(['n'])
+    const evaluation = evaluateOps(ops, () => undefined)
+    expect(evaluation).toEqual({ ok: true, writes: new Map([['n', 2]]) })
+    expect(sqlOps(ops)).toEqual([{ op: 'sql', text: 'SELECT 1', params: [] }])
   })
 })
