@@ -13,6 +13,8 @@ import {
 } from '../core/index.ts'
 import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
 import { encodeCoordinatorAnswer } from '../wire/in-doubt.ts'
+import { coordinatorMetrics } from '../node/metrics.ts'
+import { useMetrics } from './metrics-routes.ts'
 
 export type CoordinatorApiOptions = {
   participants: readonly string[]
@@ -28,7 +30,8 @@ export type CoordinatorApiOptions = {
 function clientRoute(c: Context): boolean {
   const path = c.req.path
   if (c.req.method === 'POST') return path === '/transactions'
-  return path === '/status' || path === '/metrics' || path.startsWith('/transactions/')
+  const views = ['/status', '/metrics', '/metrics.json', '/events']
+  return views.includes(path) || path.startsWith('/transactions/')
 }
 
 export function createCoordinatorApp(node: CoordinatorNode, options: CoordinatorApiOptions): Hono {
@@ -71,8 +74,9 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     return c.json({ ...outcomeOf(t), decision, state, phase: t.phase })
   })
   app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
-  // Counters for benchmarks: forced writes (log commits) and HTTP requests to participants.
-  app.get('/metrics', (c) => c.json({ flushes: node.log.flushes, requests: node.requests }))
+  // Prometheus; and for benchmarks forced writes (log commits) and requests to participants.
+  const counters = () => ({ flushes: node.log.flushes, requests: node.requests })
+  useMetrics(app, coordinatorMetrics(node), counters)
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
 }
