@@ -15,6 +15,7 @@ import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
 import { encodeCoordinatorAnswer } from '../wire/in-doubt.ts'
 import { coordinatorMetrics } from '../node/metrics.ts'
 import { useMetrics } from './metrics-routes.ts'
+import { useDashboardData, useDashboardPage } from './dashboard/index.ts'
 
 export type CoordinatorApiOptions = {
   participants: readonly string[]
@@ -37,7 +38,9 @@ function clientRoute(c: Context): boolean {
 export function createCoordinatorApp(node: CoordinatorNode, options: CoordinatorApiOptions): Hono {
   const app = new Hono()
   useJsonErrors(app)
+  useDashboardPage(app) // open: the page holds no data, and asks for a token when one is needed
   useAuth(app, options.credentials ?? OPEN, node.ports.now, clientRoute)
+  useDashboardData(app, node, options.participants)
   app.post('/transactions', async (c) => {
     const body = await readJsonObject(c)
     const id = idOf(body)
