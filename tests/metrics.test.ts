@@ -113,3 +113,20 @@ test('the counters the benchmarks read stay JSON at /metrics.json and on request
     expect(await asked.json()).toEqual(json)
   }
 })
+
+test('the duration histogram counts each observation in its bucket (le inclusive), cumulatively', async () => {
+  const { NodeMetrics } = await import('../lib/node/metrics.ts')
+  const { exposition } = await import('../lib/node/prometheus.ts')
+  const sources = { flushes: () => 0, inFlight: () => ({}), inDoubt: () => 0 }
+  const m = new NodeMetrics('coordinator', [], sources)
+  for (const seconds of [0.0005, 0.005, 0.006, 30]) m.observe(seconds)
+  const all = samples((await exposition(m)).text)
+  const bucket = (le: string) =>
+    valueOf(all, 'twophase_transaction_duration_seconds_bucket', { le })
+  expect([bucket('0.001'), bucket('0.005'), bucket('0.01'), bucket('10'), bucket('+Inf')]).toEqual([
+    1, 2, 3, 3, 4,
+  ])
+  expect(valueOf(all, 'twophase_transaction_duration_seconds_sum')).toBeCloseTo(30.0115)
+  expect(valueOf(all, 'twophase_locks_held')).toBe(0) // a coordinator holds no locks: no series
+  expect(all.some((s) => s.name === 'twophase_locks_held')).toBe(false)
+})

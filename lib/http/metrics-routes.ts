@@ -3,12 +3,14 @@
 import type { Hono } from 'hono'
 import { wantsJson } from './json-errors.ts'
 import type { NodeMetrics } from '../node/metrics.ts'
+import { exposition } from '../node/prometheus.ts'
 
 /** The routes; `counters` is the JSON the benchmarks read ({"flushes","requests"}). */
 export function useMetrics(app: Hono, metrics: NodeMetrics, counters: () => object): void {
   app.get('/metrics.json', (c) => c.json(counters()))
   app.get('/metrics', async (c) => {
     if (wantsJson(c)) return c.json(counters())
-    return c.body(await metrics.text(), 200, { 'content-type': metrics.contentType })
+    const { text, type } = await exposition(metrics)
+    return c.body(text, 200, { 'content-type': type })
   })
 }
