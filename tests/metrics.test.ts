@@ -114,7 +114,7 @@ test('the counters the benchmarks read stay JSON at /metrics.json and on request
   }
 })
 
-test('the duration histogram counts each observation in its bucket (le inclusive), cumulatively', async () => {
+test('the duration histogram counts each observation in its bucket (le inclusive)', async () => {
   const { NodeMetrics } = await import('../lib/node/metrics.ts')
   const { exposition } = await import('../lib/node/prometheus.ts')
   const sources = { flushes: () => 0, inFlight: () => ({}), inDoubt: () => 0 }
