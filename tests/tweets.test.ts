@@ -9,6 +9,7 @@ import {
   cleanup,
   kill,
   postJson,
+  runCommand,
   startCoordinatorService,
   startParticipant,
   tempDir,
@@ -155,4 +156,16 @@ test('on its own it starts two workers and a service, and stops them on SIGTERM'
   // Its cluster is gone with it.
   for (const child of children) expect(() => process.kill(Number(child), 0)).toThrow()
   expect(await fetch(`${tweets.url}/api/tweets`).catch(() => null)).toBeNull()
+})
+
+test('a bad flag or a coordinator that does not answer is one line and a non-zero exit', async () => {
+  const badPort = await runCommand(TWEETS, ['--port', 'abc'])
+  expect(badPort.code).toBe(2)
+  expect(badPort.stderr.trim()).toBe('error: invalid port "abc": expected a number 0-65535')
+  const nobody = await runCommand(TWEETS, ['--port', '0', '--coordinator', 'http://127.0.0.1:1'])
+  expect(nobody.code).toBe(2)
+  expect(nobody.stderr.trim()).toStartWith(
+    'error: --coordinator http://127.0.0.1:1: no answer from its /status',
+  )
+  expect(nobody.stderr.trim().split('\n').length).toBe(1)
 })
