@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { chromiumPath, launchBrowser } from '../testing/browser.ts'
 import { ROOT } from '../testing/nodes.ts'
 import {
@@ -31,6 +31,25 @@ test('the browser is the npm package’s Chromium, not the system’s', async ()
   expect(path).not.toStartWith('/usr')
   expect(browser.version()).toMatch(/^\d+\./)
 })
+
+/** docs/dashboard.png: the page after a few seconds of transactions, one timeline open. */
+async function screenshot(page: Page, url: string): Promise<void> {
+  const until = Date.now() + 4000
+  const client = async (i: number) => {
+    for (let n = 0; Date.now() < until; n++) {
+      const ok = n % 20 !== 0 // one in twenty checks a value that is not there, and aborts
+      const op = ok
+        ? { op: 'add', key: `k${i}`, amount: 1 }
+        : { op: 'check', key: 'seen', equals: 7 }
+      await postJson(`${url}/transactions`, { ops: [op] })
+    }
+  }
+  await Promise.all([0, 1, 2, 3].map(client))
+  await page.waitForTimeout(600)
+  await page.locator('#recent tr[data-txn]').first().click()
+  await page.waitForSelector('#timeline:has-text("done")')
+  await page.screenshot({ path: join(ROOT, 'docs', 'dashboard.png'), fullPage: true })
+}
 
 test('a submitted transaction shows within a second; a stopped participant is marked', async () => {
   const p0 = await startParticipant(tempDir())
@@ -63,9 +82,7 @@ test('a submitted transaction shows within a second; a stopped participant is ma
     expect(timeline).toContain(event)
   }
   expect(timeline).toContain(p0.url)
-  if (process.env.UPDATE_SCREENSHOTS === '1') {
-    await page.screenshot({ path: join(ROOT, 'docs', 'dashboard.png'), fullPage: true })
-  }
+  if (process.env.UPDATE_SCREENSHOTS === '1') await screenshot(page, service.url)
 
   await kill(p1)
   const stopped = page.locator(`#participants tr[data-url="${p1.url}"]`)

@@ -20,6 +20,7 @@ export const PAGE = `<!doctype html>
   th, td { text-align: left; padding: .25em .6em; border-bottom: 1px solid #eee; }
   tr.down td { background: #fde2e1; } tr.down .reach { color: #b3261e; font-weight: 600; }
   tr.heuristic td { background: #fff1c2; } tr.in-doubt td { background: #e8eefc; }
+  tr.doubting td { background: #e8eefc; }
   #recent tr[data-txn] { cursor: pointer; } #recent tr[data-txn]:hover td { background: #f4f4f4; }
   .yes { color: #1e6b18; } .no { color: #b3261e; } .none { color: #999; }
   #timeline { font-family: ui-monospace, monospace; white-space: pre; }
@@ -102,7 +103,8 @@ function txnRow(t) {
 function participantRow(p) {
   const doubt = p.inDoubt.map((d) => esc(d.txn) + ' (' + d.waitedMs + ' ms)').join(', ')
   const reach = p.reachable === null ? 'probing…' : p.reachable ? 'yes' : 'unreachable'
-  return '<tr data-url="' + esc(p.url) + '" class="' + (p.reachable === false ? 'down' : '') +
+  const cls = p.reachable === false ? 'down' : p.inDoubt.length ? 'doubting' : ''
+  return '<tr data-url="' + esc(p.url) + '" class="' + cls +
     '"><td>' + esc(p.url) + '</td><td class="reach">' + reach + '</td><td>' +
     (p.ms === null ? '–' : p.ms + ' ms') + '</td><td>' + p.prepared + '</td><td>' +
     (p.inDoubt.length ? doubt : '0') + '</td><td>' + p.locks + '</td></tr>'
