@@ -158,7 +158,7 @@ test('on its own it starts two workers and a service, and stops them on SIGTERM'
   expect(await fetch(`${tweets.url}/api/tweets`).catch(() => null)).toBeNull()
 })
 
-test('a bad flag, or a coordinator that does not answer: one line and a non-zero exit', async () => {
+test('a bad flag or a silent coordinator: one line and a non-zero exit', async () => {
   const badPort = await runCommand(TWEETS, ['--port', 'abc'])
   expect(badPort.code).toBe(2)
   expect(badPort.stderr.trim()).toBe('error: invalid port "abc": expected a number 0-65535')
