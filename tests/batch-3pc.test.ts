@@ -38,7 +38,7 @@ test.each([
   // Three requests per committed transaction (prepare, precommit, commit), where two-phase
   // commit sends two.
   if (t2 === 'commit') {
-    for (const node of nodes) expect((await getJson(`${node.url}/metrics`)).requests).toBe(6)
+    for (const node of nodes) expect((await getJson(`${node.url}/metrics.json`)).requests).toBe(6)
   }
 })
 
@@ -52,7 +52,7 @@ test('a bad --protocol is one line and status 2, before anything is created', as
     stderr: 'error: invalid --protocol "4pc": expected 2pc or 3pc\n',
   })
   expect(existsSync(join(dir, 'coordinator.db'))).toBe(false)
-  expect((await getJson(`${nodes[0]!.url}/metrics`)).requests).toBe(0)
+  expect((await getJson(`${nodes[0]!.url}/metrics.json`)).requests).toBe(0)
 })
 
 test('without a quorum of precommits it stops after its timeouts; a re-run commits', async () => {

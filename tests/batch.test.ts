@@ -79,12 +79,12 @@ test('concurrent transactions share HTTP requests and forced writes', async () =
     ),
   )
   expect(replies.every((r) => r.body.decision === 'commit')).toBe(true)
-  const sent = await getJson(`${coordinator.url}/metrics`)
+  const sent = await getJson(`${coordinator.url}/metrics.json`)
   // One request per message would be 6 per transaction (3 prepares, 3 commits).
   expect(sent.requests).toBeLessThan(6 * count)
   expect(sent.flushes).toBeLessThan(2 * count) // begin and decision records share commits
   for (const p of participants) {
-    const m = await getJson(`${p.url}/metrics`)
+    const m = await getJson(`${p.url}/metrics.json`)
     expect(m.flushes).toBeLessThan(2 * count) // prepared and committed records share commits
     expect((await getJson(`${p.url}/transactions/c${count - 1}`)).state).toBe('committed')
   }

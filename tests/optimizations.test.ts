@@ -29,7 +29,8 @@ async function cluster(
   return { writer, reader, proxy, c }
 }
 
-const flushesOf = async (n: Node): Promise<number> => (await getJson(`${n.url}/metrics`)).flushes
+const flushesOf = async (n: Node): Promise<number> =>
+  (await getJson(`${n.url}/metrics.json`)).flushes
 
 test('a participant that only reads votes read-only, writes nothing, hears no commit', async () => {
   const { writer, reader, proxy, c } = await cluster()

@@ -8,6 +8,7 @@ import { noOutcome } from './no-answer.ts'
 import { outcomeLines, print, statusLines } from './output.ts'
 import { indexOf, isName, nameError, opsBody } from './routing.ts'
 import { readStartLine } from './start-line.ts'
+import { intervalOf, watch } from './watch.ts'
 import { isTxnId } from '../core/index.ts'
 
 function expectPositionals(positionals: string[], names: string[], command: string): void {
@@ -124,11 +125,33 @@ export async function showCommand(argv: string[]): Promise<number> {
 }
 
 /** `status`: every participant's block is printed, reachable or not; one that cannot be
- * reached makes it exit 1, with one line on stderr that names it. */
+ * reached makes it exit 1, with one line on stderr that names it. With --watch, the picture is
+ * redrawn every --interval ms until Ctrl-C (lib/cli/watch.ts). */
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseClientArgs(argv)
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...CLIENT_FLAGS, watch: { type: 'boolean' }, interval: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  })
   expectPositionals(positionals, [], 'status')
   const target = targetOf(values)
+  if (values.watch) {
+    const intervalMs = intervalOf(values.interval)
+    return watch(
+      () => statusRound(target).catch((e) => unreachable(target, e)),
+      intervalMs,
+      target.json,
+    )
+  }
+  const { lines, json, down } = await statusRound(target)
+  print(target, json, () => lines)
+  if (down.length > 0) console.error(`error: ${down.join('; ')}`)
+  return down.length > 0 ? 1 : 0
+}
+
+/** What `status` shows now, and which participants could not be reached. */
+async function statusRound(target: Target) {
   const { timeoutMs } = target
   const { body: coordinator } = await call(target.url, '/status', 'the coordinator', timeoutMs)
   const urls = (coordinator.participants as { url: string }[]).map((p) => p.url)
@@ -142,11 +165,15 @@ export async function statusCommand(argv: string[]): Promise<number> {
       }
     }),
   )
-  const all = { coordinator: { url: target.url, ...coordinator }, participants }
-  print(target, all, () => statusLines(target.url, coordinator, participants))
-  const down = participants.flatMap((p) => (p.reachable ? [] : [p.error]))
-  if (down.length > 0) console.error(`error: ${down.join('; ')}`)
-  return down.length > 0 ? 1 : 0
+  const json = { coordinator: { url: target.url, ...coordinator }, participants }
+  const down = participants.flatMap((p) => (p.reachable ? [] : [p.error!]))
+  return { lines: statusLines(target.url, coordinator, participants), json, down }
+}
+
+/** A watched coordinator that does not answer: said on the screen, and the watch goes on. */
+function unreachable(target: Target, error: unknown) {
+  const message = error instanceof Error ? error.message : String(error)
+  return { lines: [`coordinator ${target.url}: ${message}`], json: { error: message } }
 }
 
 /** `get KEY [--on P]`: read from the participant directly, where the committed value lives. */

@@ -244,7 +244,8 @@ export const CLIENT_USAGE_LINES: Readonly<Record<string, string>> = {
     '[--timeout MS]',
   submit: 'coordinator.ts submit FILE|- [--coordinator URL] [--json] [--timeout MS]',
   show: 'coordinator.ts show ID [--coordinator URL] [--json] [--timeout MS]',
-  status: 'coordinator.ts status [--coordinator URL] [--json] [--timeout MS]',
+  status:
+    'coordinator.ts status [--watch [--interval MS]] [--coordinator URL] [--json] [--timeout MS]',
   get: 'coordinator.ts get KEY [--on P] [--coordinator URL] [--json] [--timeout MS]',
 }
 
@@ -268,6 +269,7 @@ export function coordinatorHelp(): string {
     '  coordinator.ts submit FILE|-          run a transaction given as JSON (the POST body)',
     '  coordinator.ts show ID                look a transaction up',
     '  coordinator.ts status                 the coordinator and each participant',
+    '    [--watch [--interval MS]]           redrawn in place every MS (1000) until Ctrl-C',
     '  coordinator.ts get KEY [--on P]       read a key from participant P',
     '',
     'client flags:',

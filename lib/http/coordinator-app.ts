@@ -15,6 +15,9 @@ import {
 import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
 import { encodeCoordinatorAnswer } from '../wire/in-doubt.ts'
 import { SQL_NEEDS_CLUSTER, carriesSql } from '../wire/sql.ts'
+import { coordinatorMetrics } from '../node/metrics.ts'
+import { useMetrics } from './metrics-routes.ts'
+import { useDashboardData, useDashboardPage } from './dashboard/index.ts'
 
 export type CoordinatorApiOptions = {
   participants: readonly string[]
@@ -30,13 +33,16 @@ export type CoordinatorApiOptions = {
 function clientRoute(c: Context): boolean {
   const path = c.req.path
   if (c.req.method === 'POST') return path === '/transactions'
-  return path === '/status' || path === '/metrics' || path.startsWith('/transactions/')
+  const views = ['/status', '/metrics', '/metrics.json', '/events']
+  return views.includes(path) || path.startsWith('/transactions/')
 }
 
 export function createCoordinatorApp(node: CoordinatorNode, options: CoordinatorApiOptions): Hono {
   const app = new Hono()
   useJsonErrors(app)
+  useDashboardPage(app) // open: the page holds no data, and asks for a token when one is needed
   useAuth(app, options.credentials ?? OPEN, node.ports.now, clientRoute)
+  useDashboardData(app, node, options.participants)
   app.post('/transactions', async (c) => {
     const body = await readJsonObject(c)
     const id = idOf(body)
@@ -79,8 +85,9 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     return c.json({ ...outcomeOf(t), decision, state, phase: t.phase })
   })
   app.get('/status', async (c) => c.json(await statusOf(node, options.participants)))
-  // Counters for benchmarks: forced writes (log commits) and HTTP requests to participants.
-  app.get('/metrics', (c) => c.json({ flushes: node.log.flushes, requests: node.requests }))
+  // Prometheus; and for benchmarks forced writes (log commits) and requests to participants.
+  const counters = () => ({ flushes: node.log.flushes, requests: node.requests })
+  useMetrics(app, coordinatorMetrics(node), counters)
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
 }

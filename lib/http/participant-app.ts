@@ -8,6 +8,8 @@ import { httpError, readJsonObject, useJsonErrors, wantsJson } from './json-erro
 import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
 import { StoreUnavailable } from '../store/store.ts'
+import { participantMetrics } from '../node/metrics.ts'
+import { useMetrics } from './metrics-routes.ts'
 import {
   WireError,
   decodeAttempt,
@@ -49,8 +51,10 @@ export function createApp(
   useJsonErrors(app)
   useAuth(app, credentials, node.ports.now)
   let requests = 0 // protocol requests received, for benchmarks
+  const metrics = participantMetrics(node)
   app.use(async (c, next) => {
     if (c.req.method === 'POST') requests += 1
+    if (c.req.method === 'POST' && c.req.path !== '/batch') received(node, c.req.path.slice(1))
     await next()
   })
   app.post('/prepare', async (c) => {
@@ -103,11 +107,28 @@ export function createApp(
     return c.json({ items: await node.store.list(prefix, limit) })
   })
   app.get('/status', (c) => c.json(statusOf(node)))
-  // Counters for benchmarks: forced writes (store commits) and protocol requests received.
-  app.get('/metrics', (c) => c.json({ flushes: node.store.flushes, requests }))
+  // Prometheus; and for benchmarks forced writes (store commits) and protocol requests received.
+  useMetrics(app, metrics, () => ({ flushes: node.store.flushes, requests }))
   app.get('/healthz', (c) => c.json({ ok: true }))
   return app
 }
+
+/** Counts a protocol message by its type: a known one, so no request names a new series. */
+function received(node: ParticipantNode, type: string): void {
+  if (!MESSAGE_TYPES.has(type)) return
+  for (const o of node.observers) o.received?.(type)
+}
+
+const MESSAGE_TYPES = new Set([
+  'prepare',
+  'commit',
+  'abort',
+  'precommit',
+  'preabort',
+  'state-request',
+  'decision-request',
+  'resolve',
+])
 
 /** `decode(input)`, with a malformed request answered 400 (it changes nothing). */
 function decoded<A, T>(decode: (input: A) => T, input: A): T {
@@ -157,6 +178,7 @@ async function batchItem(node: ParticipantNode, message: unknown): Promise<Encod
   try {
     if (typeof message !== 'object' || message === null) throw new WireError('invalid message')
     const m = message as Body
+    if (typeof m.type === 'string') received(node, m.type)
     if (m.type === 'prepare') {
       const p = decodePrepare(m)
       refuseSql(p.ops, node.allowSql)

@@ -31,6 +31,7 @@ import { MessageSender } from './sender.ts'
 import { DurableLog } from '../store/log.ts'
 import type { CoordinatorLog, SharedLog } from '../store/store.ts'
 import { NO_VIEW, bunPorts, type Ports, type View } from './ports.ts'
+import type { CoordinatorObserver } from './observe.ts'
 import { DEFAULT_RETAIN, Retention } from './retention.ts'
 
 export const COORDINATOR_DB = 'coordinator.db'
@@ -98,6 +99,8 @@ export class CoordinatorNode {
   /** Claims on the shared log still being written, so one id is claimed once. */
   readonly #claims = new Map<string, Promise<boolean>>()
   #leasing = false
+  /** Who watches this node (its metrics, the dashboard): told of every change, send and answer. */
+  readonly observers: CoordinatorObserver[] = []
 
   constructor(readonly options: CoordinatorOptions) {
     this.ports = options.ports ?? bunPorts
@@ -294,7 +297,9 @@ export class CoordinatorNode {
   }
 
   #set(next: CoordinatorTxn): void {
+    const before = this.txns.get(next.txn)
     this.txns.set(next.txn, next)
+    for (const o of this.observers) o.changed?.(before, next)
     const at = wakeAt(next)
     if (at === null) this.#wakeAt.delete(next.txn)
     else this.#wakeAt.set(next.txn, at)
@@ -369,7 +374,9 @@ export class CoordinatorNode {
 
   /** One HTTP attempt; its outcome goes back into the core as an event. Retries are the core's. */
   #deliver(txn: string, to: string, message: CoordinatorMessage): void {
+    for (const o of this.observers) o.sent?.(to, message)
     this.#sender.send(to, message, this.options.selfUrl, (event) => {
+      for (const o of this.observers) o.answered?.(txn, event)
       if (event.type === 'ack' && this.txns.get(txn)?.phase === 'deciding') {
         failpoint('coordinator-after-first-ack', txn)
       }

@@ -36,6 +36,7 @@ import { KeyedQueue } from './keyed-queue.ts'
 import { StateLines } from './state-lines.ts'
 import { NO_VIEW, bunPorts, type Ports, type View } from './ports.ts'
 import { DEFAULT_RETAIN, Retention } from './retention.ts'
+import type { ParticipantObserver } from './observe.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import type { ParticipantStore, Verdict } from '../store/store.ts'
 import { decodeCoordinatorAnswer, decodePeerState } from '../wire/in-doubt.ts'
@@ -95,6 +96,8 @@ export class ParticipantNode {
   #stopClock: (() => void) | null = null
   #lock: DirLock | null = null
   readonly #retention: Retention
+  /** Who watches this node (its metrics): told of every durable record and message received. */
+  readonly observers: ParticipantObserver[] = []
 
   constructor(
     readonly dir: string,
@@ -289,6 +292,8 @@ export class ParticipantNode {
       this.ports.warn(`participant: ${record.txn}: ${record.state} not recorded: ${error}`)
       return { type: 'persist-failed', txn: record.txn, action, error: messageOf(error), now }
     }
+    const preparedAt = this.txns.get(record.txn)?.preparedAt ?? null
+    for (const o of this.observers) o.recorded?.(record, preparedAt)
     if (record.state === 'prepared') {
       failpoint('participant-after-vote-logged', record.txn)
       return null

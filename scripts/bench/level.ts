@@ -88,7 +88,10 @@ export function cpuSeconds(pid: number): number {
 }
 
 async function io(url: string): Promise<{ flushes: number; requests: number }> {
-  return (await (await fetch(`${url}/metrics`)).json()) as { flushes: number; requests: number }
+  return (await (await fetch(`${url}/metrics.json`)).json()) as {
+    flushes: number
+    requests: number
+  }
 }
 
 type Counts = { preparing: number; commit: number; abort: number; delivering: number }

@@ -9,7 +9,14 @@ export type Answer = { status: number; text: string; headers: Headers }
 export type Facts = { txnState?: (txn: string) => string }
 
 type Check = (body: any, request: FuzzRequest, facts: Facts) => string | null
-type Route = { method: 'GET' | 'POST'; path: RegExp; check: Check; text?: readonly string[] }
+type Route = {
+  method: 'GET' | 'POST'
+  path: RegExp
+  check: Check
+  text?: readonly string[]
+  /** A body that need not be JSON (Prometheus's text, the dashboard's HTML): checked whole. */
+  plain?: (text: string, request: FuzzRequest) => string | null
+}
 
 /** Words that only a crash puts in an answer or on the console. */
 const LEAK =
@@ -39,6 +46,7 @@ export function problemOf(
   const route = routes.find((r) => r.method === method && r.path.test(pathname))
   if (route === undefined) return `200 from no route: ${text.slice(0, 200)}`
   if (head) return text === '' ? null : 'a HEAD answer with a body'
+  if (route.plain !== undefined) return route.plain(text, request)
   if (route.text !== undefined && !wantsJson(request)) {
     return route.text.includes(text) ? null : `plain answer ${JSON.stringify(text)}`
   }

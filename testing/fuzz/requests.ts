@@ -162,8 +162,6 @@ const UNKNOWN_PATHS = [
   '/transactions/',
   '/kv/',
   '/kv/a/b',
-  '/metrics.json',
-  '/events',
   '/%',
   '/%zz',
   '/%00',

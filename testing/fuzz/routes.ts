@@ -11,6 +11,7 @@ import {
   shape,
   stringMap,
   type Facts,
+  wantsJson,
   type Route,
 } from './oracle.ts'
 import type { FuzzRequest } from './requests.ts'
@@ -96,6 +97,21 @@ function stateReport(body: any, request: FuzzRequest): string | null {
 
 const healthz = (body: any) => shape(body, { ok: oneOf(true) })
 const metrics = (body: any) => shape(body, { flushes: isCount, requests: isCount })
+/** Prometheus's text format (the counters' JSON with `Accept: application/json`). */
+function exposition(text: string, request: FuzzRequest): string | null {
+  if (wantsJson(request)) return jsonProblem(text, metrics)
+  return text.includes('# TYPE twophase_transactions_total counter') ? null : 'no twophase metrics'
+}
+
+function jsonProblem(text: string, check: (body: any) => string | null): string | null {
+  try {
+    return check(JSON.parse(text))
+  } catch {
+    return `not JSON: ${JSON.stringify(text.slice(0, 200))}`
+  }
+}
+
+const html = (text: string) => (text.startsWith('<!doctype html>') ? null : 'not a page')
 
 export const PARTICIPANT_ROUTES: readonly Route[] = [
   {
@@ -152,7 +168,8 @@ export const PARTICIPANT_ROUTES: readonly Route[] = [
         locks: stringMap(isString),
       }),
   },
-  { method: 'GET', path: /^\/metrics$/, check: metrics },
+  { method: 'GET', path: /^\/metrics$/, check: metrics, plain: exposition },
+  { method: 'GET', path: /^\/metrics\.json$/, check: metrics },
   { method: 'GET', path: /^\/healthz$/, check: healthz },
 ]
 
@@ -187,6 +204,7 @@ function transactionView(body: any, request: FuzzRequest): string | null {
 export const COORDINATOR_ROUTES: readonly Route[] = [
   { method: 'POST', path: /^\/transactions$/, check: transactionOutcome },
   { method: 'GET', path: /^\/transactions\/[^/]+$/, check: transactionView },
+  { method: 'GET', path: /^\/$/, check: () => null, plain: html },
   {
     method: 'GET',
     path: /^\/status$/,
@@ -198,6 +216,7 @@ export const COORDINATOR_ROUTES: readonly Route[] = [
         delivering: Array.isArray,
       }),
   },
-  { method: 'GET', path: /^\/metrics$/, check: metrics },
+  { method: 'GET', path: /^\/metrics$/, check: metrics, plain: exposition },
+  { method: 'GET', path: /^\/metrics\.json$/, check: metrics },
   { method: 'GET', path: /^\/healthz$/, check: healthz },
 ]
