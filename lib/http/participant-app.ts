@@ -89,6 +89,16 @@ export function createApp(
     const event = { type: 'resolve', txn, decision: decoded(decodeDecision, body) } as const
     return answer(c, await node.handle(event), true)
   })
+  useReads(app, node)
+  app.get('/status', (c) => c.json(statusOf(node)))
+  // Prometheus; and for benchmarks forced writes (store commits) and protocol requests received.
+  useMetrics(app, metrics, () => ({ flushes: node.store.flushes, requests }))
+  app.get('/healthz', (c) => c.json({ ok: true }))
+  return app
+}
+
+/** The read-only views: one transaction's state, and the committed data. */
+function useReads(app: Hono, node: ParticipantNode): void {
   app.get('/transactions/:txn', (c) => {
     const txn = c.req.param('txn')
     if (!isTxnId(txn)) throw httpError(400, txnIdError(txn))
@@ -106,11 +116,6 @@ export function createApp(
     const limit = limitOf(c.req.query('limit'))
     return c.json({ items: await node.store.list(prefix, limit) })
   })
-  app.get('/status', (c) => c.json(statusOf(node)))
-  // Prometheus; and for benchmarks forced writes (store commits) and protocol requests received.
-  useMetrics(app, metrics, () => ({ flushes: node.store.flushes, requests }))
-  app.get('/healthz', (c) => c.json({ ok: true }))
-  return app
 }
 
 /** Counts a protocol message by its type: a known one, so no request names a new series. */
