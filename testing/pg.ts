@@ -25,3 +25,14 @@ export function usePgCluster(prefix: string): { cluster: () => PgCluster } {
     },
   }
 }
+
+/** Runs `text` on its own connection to `url` and returns the rows. */
+export async function pgQuery(url: string, text: string): Promise<any[]> {
+  const { SQL } = await import('bun')
+  const db = new SQL({ url, max: 1 })
+  try {
+    return [...(await db.unsafe(text))]
+  } finally {
+    await db.close()
+  }
+}

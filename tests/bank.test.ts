@@ -29,7 +29,7 @@ import {
   type Node,
 } from '../testing/processes.ts'
 import { ROOT } from '../testing/nodes.ts'
-import { usePgCluster } from '../testing/pg.ts'
+import { pgQuery, usePgCluster } from '../testing/pg.ts'
 import { mapLimit } from '../testing/util.ts'
 
 const SEED = Number(process.env.BANK_SEED ?? 7)
@@ -44,16 +44,6 @@ const PG_PARTICIPANT = 1 // the participant index whose store is PostgreSQL
 // Started for the crash test's describe block only: the three-phase run needs no PostgreSQL.
 let pg: ReturnType<typeof usePgCluster>
 afterEach(cleanup)
-
-async function pgQuery(url: string, query: string): Promise<any[]> {
-  const { SQL } = await import('bun')
-  const db = new SQL({ url, max: 1 })
-  try {
-    return [...(await db.unsafe(query))]
-  } finally {
-    await db.close()
-  }
-}
 
 /** The cluster under test: three participants (one on PostgreSQL) and a coordinator service. */
 type Cluster = {

@@ -29,7 +29,7 @@ import {
   waitFor,
   type Node,
 } from '../testing/processes.ts'
-import { usePgCluster } from '../testing/pg.ts'
+import { pgQuery, usePgCluster } from '../testing/pg.ts'
 import { PgLog } from '../lib/store/pg-log.ts'
 import { Fenced } from '../lib/store/pg-lease.ts'
 
@@ -41,20 +41,10 @@ const ACCOUNTS = 12
 const INITIAL = 100
 let databases = 0
 
-async function query(url: string, text: string): Promise<any[]> {
-  const { SQL } = await import('bun')
-  const db = new SQL({ url, max: 1 })
-  try {
-    return [...(await db.unsafe(text))]
-  } finally {
-    await db.close()
-  }
-}
-
 /** A fresh database for the log of one test. */
 async function logDb(): Promise<string> {
   const name = `coordlog${++databases}`
-  await query(pg.cluster().url, `CREATE DATABASE ${name}`)
+  await pgQuery(pg.cluster().url, `CREATE DATABASE ${name}`)
   return pg.cluster().url.replace(/\/postgres$/, `/${name}`)
 }
 
@@ -76,7 +66,7 @@ async function startCluster(log: string, leaseMs = LEASE_MS, env: Record<string,
 
 /** Each transaction's decisions in the log, and which coordinator wrote each. */
 async function decisionsIn(log: string): Promise<Map<string, Set<string>>> {
-  const rows = await query(
+  const rows = await pgQuery(
     log,
     "SELECT txn, record->>'decision' AS decision FROM twophase_coordinator_log " +
       "WHERE record->>'type' = 'decision'",
@@ -120,7 +110,7 @@ describe('two coordinators on one PostgreSQL log', () => {
     })
     await waitSettled(banks[1]!, LEASE_MS + 5000)
     const settledMs = Date.now() - killedAt
-    const adopted = await query(
+    const adopted = await pgQuery(
       log,
       `SELECT count(*)::int AS n FROM twophase_claims WHERE owner = '${second.url}'
        AND txn IN (SELECT txn FROM twophase_coordinator_log WHERE writer = '${first.url}')`,
@@ -156,11 +146,11 @@ describe('two coordinators on one PostgreSQL log', () => {
       const { coordinators } = await getJson(`${second.url}/status`)
       return coordinators.some((c: any) => c.url === first.url && c.takenBy === second.url)
     }, LEASE_MS * 10)
-    const [{ at: takenAt }] = await query(log, 'SELECT at FROM twophase_takeovers')
+    const [{ at: takenAt }] = await pgQuery(log, 'SELECT at FROM twophase_takeovers')
     first.proc.kill('SIGCONT')
     // It finds out at its next renewal or write, says so and stops.
     expect(await first.proc.exited).toBe(1)
-    const after = await query(
+    const after = await pgQuery(
       log,
       `SELECT count(*)::int AS n FROM twophase_coordinator_log
        WHERE writer = '${first.url}' AND at > '${new Date(takenAt).toISOString()}'`,
@@ -206,7 +196,7 @@ describe('two coordinators on one PostgreSQL log', () => {
       const decision = { type: 'decision', txn: 'f1', decision: 'commit' } as const
       await expect(a.append(decision, undefined, false)).rejects.toBeInstanceOf(Fenced)
       await expect(a.renew()).rejects.toBeInstanceOf(Fenced)
-      const written = await query(
+      const written = await pgQuery(
         url,
         "SELECT writer, record->>'type' AS type FROM twophase_coordinator_log",
       )
@@ -225,7 +215,7 @@ describe('two coordinators on one PostgreSQL log', () => {
     await Bun.sleep(LEASE_MS * 2) // the outage must outlast the leases
     await pg.cluster().start()
     const leases = () =>
-      query(
+      pgQuery(
         log,
         'SELECT name, taken_by, lease_until > clock_timestamp() AS live FROM twophase_coordinators',
       )

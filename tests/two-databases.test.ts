@@ -17,6 +17,7 @@ import {
 } from '../testing/processes.ts'
 import { usePgCluster } from '../testing/pg.ts'
 import { INITIAL, check, createDatabases, opsOf } from '../testing/two-databases.ts'
+import { preparedXacts } from '../testing/inventory.ts'
 import type { Databases, Transfer } from '../testing/two-databases.ts'
 
 const pg = usePgCluster('twophase-two-databases-')
@@ -33,16 +34,6 @@ test('the example: both databases agree after the kills', async () => {
   expect(run.stdout).toContain('verdict: both databases agree')
   expect(run.code).toBe(0)
 }, 60_000)
-
-async function prepared(url: string): Promise<number> {
-  const db = new SQL({ url, max: 1 })
-  try {
-    const [row] = await db`SELECT count(*)::int AS n FROM pg_prepared_xacts`
-    return row.n as number
-  } finally {
-    await db.close()
-  }
-}
 
 async function balance(urls: Databases, id: string): Promise<number> {
   const db = new SQL({ url: urls.ledger, max: 1 })
@@ -95,15 +86,15 @@ test('commit decided, then coordinator, ledger participant and server SIGKILLed'
   const answer = submit(c.first, t1).catch(() => null)
   await c.first.proc.exited // it died with the commit decided and sent to nobody
   await answer
-  expect(await prepared(pg.cluster().url)).toBe(2) // one in each database
+  expect(await preparedXacts(pg.cluster().url)).toBe(2) // one in each database
   await kill(c.nodes.ledger)
   await pg.cluster().kill()
   await pg.cluster().start()
-  expect(await prepared(pg.cluster().url)).toBe(2) // prepared transactions survive a crash
+  expect(await preparedXacts(pg.cluster().url)).toBe(2) // prepared transactions survive a crash
   c.nodes.ledger = await c.start('ledger')
   const coordinator = await c.coordinator()
   await waitFor(async () => (await getJson(`${coordinator.url}/transactions/t1`)).acknowledged)
-  expect(await prepared(pg.cluster().url)).toBe(0)
+  expect(await preparedXacts(pg.cluster().url)).toBe(0)
   expect(await balance(c.urls, 'alice')).toBe(INITIAL - 300)
   expect(await balance(c.urls, 'bob')).toBe(INITIAL + 300)
   const result = await check(c.urls)
@@ -117,10 +108,10 @@ test('audit participant SIGKILLed after PREPARE TRANSACTION: aborted in both', a
   const answer = (await (await submit(c.first, t2)).json()) as { decision: string }
   expect(answer.decision).toBe('abort')
   await c.nodes.audit.proc.exited
-  expect(await prepared(pg.cluster().url)).toBe(1) // the audit's, which nobody has decided
+  expect(await preparedXacts(pg.cluster().url)).toBe(1) // the audit's, which nobody has decided
   c.nodes.audit = await c.start('audit')
   // In doubt, it asks the coordinator: abort, so ROLLBACK PREPARED.
-  await waitFor(async () => (await prepared(pg.cluster().url)) === 0)
+  await waitFor(async () => (await preparedXacts(pg.cluster().url)) === 0)
   expect((await getJson(`${c.nodes.audit.url}/transactions/t2`)).state).toBe('aborted')
   expect(await balance(c.urls, 'carol')).toBe(INITIAL)
   const result = await check(c.urls)
