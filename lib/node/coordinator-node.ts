@@ -118,6 +118,7 @@ export class CoordinatorNode {
       lazyAborts: options.lazyAborts ?? false,
       onePhase: options.onePhase ?? false,
       retryUndecided: options.retryUndecided ?? false,
+      sharedLog: options.shared !== undefined,
     }
     this.#core = options.core ?? { begin: realBegin, step: realCoordinatorStep, resume: realResume }
     const requestMs = options.requestMs ?? 5_000
