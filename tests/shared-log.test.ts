@@ -217,6 +217,30 @@ describe('two coordinators on one PostgreSQL log', () => {
     }
   })
 
+  test('a claim committed though its answer was lost is recovered, not waited on', async () => {
+    const log = await logDb()
+    const { urls, coordinators } = await startCluster(log)
+    const [first, second] = coordinators as [Node, Node]
+    // As if the claim's INSERT had committed and the connection dropped before its answer: the
+    // claim is the first's, and the first never ran the transaction.
+    await query(
+      log,
+      `INSERT INTO twophase_claims (txn, owner, participants)
+       VALUES ('lost1', '${first.url}', '${JSON.stringify(urls)}'::jsonb)`,
+    )
+    const ops = [{ op: 'set', key: 'lost', value: 1 }]
+    // The client asks again with the same id: the first recovers it from the log (nothing was
+    // prepared, so presumed abort), instead of waiting for a decision nobody would make.
+    const again = await postJson(`${first.url}/transactions`, { id: 'lost1', ops })
+    expect({ status: again.status, decision: again.body.decision }).toEqual({
+      status: 200,
+      decision: 'abort',
+    })
+    const elsewhere = await postJson(`${second.url}/transactions`, { id: 'lost1', ops })
+    expect(elsewhere.body.decision).toBe('abort')
+    expect((await decisionsIn(log)).get('lost1')).toEqual(new Set(['abort']))
+  }, 60_000)
+
   test('the database down past the leases: each renews its own, none is taken', async () => {
     const log = await logDb()
     const { coordinators } = await startCluster(log)

@@ -96,7 +96,7 @@ export class CoordinatorNode {
   readonly #wakeAt = new Map<string, number>()
   readonly #retention: Retention
   /** Claims on the shared log still being written, so one id is claimed once. */
-  readonly #claims = new Map<string, Promise<boolean>>()
+  readonly #claims = new Map<string, Promise<boolean | 'orphan'>>()
   #leasing = false
 
   constructor(readonly options: CoordinatorOptions) {
@@ -165,12 +165,7 @@ export class CoordinatorNode {
     try {
       await shared.renew()
       // A coordinator nobody can ask (batch mode) takes over nobody.
-      const taken = this.options.selfUrl ? await shared.takeOver() : []
-      const adopted = recoverCoordinator(taken, this.ports.now())
-      const fresh = [...adopted.values()].filter((t) => !this.txns.has(t.txn))
-      for (const t of fresh) this.#set(t)
-      for (const t of fresh) this.#finishing(t)
-      this.#resume(fresh)
+      this.#adopt(this.options.selfUrl ? await shared.takeOver() : [])
       const self = this.options.selfUrl
       // Batch coordinators on the log are named by their directory: nobody asks them.
       const urls = (await shared.members()).map((m) => m.url).filter((u) => /^https?:/.test(u))
@@ -180,6 +175,16 @@ export class CoordinatorNode {
     } finally {
       this.#leasing = false
     }
+  }
+
+  /** Takes on transactions from their records on the shared log, as a restarted coordinator
+   * would (presumed abort for the undecided, the decided delivered); not those it has. */
+  #adopt(records: CoordinatorRecord[]): void {
+    const adopted = recoverCoordinator(records, this.ports.now())
+    const fresh = [...adopted.values()].filter((t) => !this.txns.has(t.txn))
+    for (const t of fresh) this.#set(t)
+    for (const t of fresh) this.#finishing(t)
+    this.#resume(fresh)
   }
 
   /** Starts `txn` unless the log already knows it; resolves once it is decided. */
@@ -217,6 +222,9 @@ export class CoordinatorNode {
       void claim.catch(() => {}).finally(() => this.#claims.delete(txn))
     }
     const mine = await claim
+    // Its own claim, unfinished, that it never ran: recovered from the log, as after a restart.
+    if (mine === 'orphan' && !this.txns.has(txn))
+      this.#adopt(await this.options.shared!.lookup(txn))
     if (!mine && !this.txns.has(txn)) return this.#decidedElsewhere(txn)
     if (!this.txns.has(txn)) {
       const started = this.#core.begin(
