@@ -15,7 +15,8 @@
 // Exit status 0 when every invariant holds, 1 when one does not (or the run broke), 2 for usage.
 // The run itself lives in testing/chaos/: run.ts (the steps), cluster.ts (the processes),
 // clients.ts (the workload), faults.ts (the seeded faults), observe.ts and checks.ts (the
-// invariants), report.ts (the report).
+// invariants), log-db.ts and log-checks.ts (a shared log's database and its invariants),
+// report.ts (the report).
 import { UsageError, fail } from '../lib/cli/args.ts'
 import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
 import { formatReport } from '../testing/chaos/report.ts'

@@ -48,8 +48,10 @@ export class FaultLoop {
   async run(outcomes: readonly ClientOutcome[]): Promise<void> {
     const { cluster, options } = this
     const deadline = cluster.faultStart + options.seconds * 1000
-    // On a shared log, after those: a coordinator stalled past its lease, a database crash.
-    if (cluster.logDb) this.forced.push('long-stall-coordinator')
+    // On a shared log: first a coordinator stalled past its lease while all is calm (so that
+    // another takes it over, and it is fenced when it wakes), last a crash of the database
+    // (which would make every lease run out, and delay takeovers by a lease).
+    if (cluster.logDb) this.forced.unshift('long-stall-coordinator')
     if (cluster.logDb?.server) this.forced.push('crash-postgres')
     let nextProgress = 5000
     while (!options.aborted()) {
@@ -124,9 +126,10 @@ export class FaultLoop {
       this.cluster.kill(target, Math.max(0, downMs))
       return `${clock}  kill ${target.name}, restart after ${downMs} ms`
     }
-    // Past the lease: 1.5 to 2.5 leases (the lease may have been renewed just before).
+    // Past the lease: 2 to 3 leases (it may have been renewed just before, and the others must
+    // notice: they look every third of a lease).
     const ms = Math.round(
-      past ? lease * (1.5 + lengthDraw) : leased ? 100 + lengthDraw * 600 : 100 + lengthDraw * 1400,
+      past ? lease * (2 + lengthDraw) : leased ? 100 + lengthDraw * 600 : 100 + lengthDraw * 1400,
     )
     this.cluster.stall(target, ms)
     return `${clock}  stall ${target.name} for ${ms} ms${past ? ' (past its lease)' : ''}`
