@@ -29,6 +29,9 @@ import {
   type Node,
 } from '../testing/processes.ts'
 import { usePgCluster } from '../testing/pg.ts'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CoordinatorNode } from '../lib/node/coordinator-node.ts'
 import { PgLog } from '../lib/store/pg-log.ts'
 import { Fenced } from '../lib/store/pg-lease.ts'
 
@@ -240,6 +243,30 @@ describe('two coordinators on one PostgreSQL log', () => {
     expect(elsewhere.body.decision).toBe('abort')
     expect((await decisionsIn(log)).get('lost1')).toEqual(new Set(['abort']))
   }, 60_000)
+
+  test('decision.txt shows a decision once, though the log has it twice', async () => {
+    const url = await logDb()
+    const name = 'http://dup:1'
+    const first = await PgLog.open(url, { name, leaseMs: 300 })
+    const participants = ['http://p:1']
+    expect(await first.claim('dup1', participants, '2pc')).toBe(true)
+    const decision = { type: 'decision', txn: 'dup1', decision: 'commit', participants } as const
+    // Its first write committed, but the answer was lost with the connection: written again.
+    await first.append(decision, undefined, false)
+    await first.append(decision, undefined, false)
+    first.close()
+    // Restarted under the same name (once the first's lease ran out), it reads both.
+    const log = await PgLog.open(url, { name, leaseMs: 300 })
+    const dir = tempDir()
+    const node = new CoordinatorNode({ dir, shared: log })
+    try {
+      expect(log.records().filter((r) => r.type === 'decision').length).toBe(2)
+      await node.flushView()
+      expect(readFileSync(join(dir, 'decision.txt'), 'utf8')).toBe('dup1=commit\n')
+    } finally {
+      node.close()
+    }
+  })
 
   test('the database down past the leases: each renews its own, none is taken', async () => {
     const log = await logDb()

@@ -110,7 +110,7 @@ export class CoordinatorNode {
     const records = this.log.records()
     this.txns = recoverCoordinator(records, this.ports.now())
     const shown = options.view === false ? [] : (this.log.checkpoints?.history() ?? records)
-    for (const r of shown) if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
+    this.#decisions = decisionLines(shown)
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
@@ -410,6 +410,20 @@ export class CoordinatorNode {
 function openLog(dir: string): DurableLog<CoordinatorRecord> {
   const anchor = (r: CoordinatorRecord) => r.type === 'decision'
   return new DurableLog<CoordinatorRecord>(join(dir, COORDINATOR_DB), { anchor })
+}
+
+/** decision.txt's lines from the log's history, one per transaction: on a shared log a decision
+ * whose write committed though its answer was lost with the connection is written again, so it
+ * may be there twice (always the same decision). */
+function decisionLines(records: Iterable<CoordinatorRecord>): string {
+  const seen = new Set<string>()
+  let text = ''
+  for (const r of records) {
+    if (r.type !== 'decision' || seen.has(r.txn)) continue
+    seen.add(r.txn)
+    text += `${r.txn}=${r.decision}\n`
+  }
+  return text
 }
 
 /** Decided means durable: an answer about a decision a crash could still undo is not given. */
