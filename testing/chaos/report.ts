@@ -58,14 +58,12 @@ export function progress(
   return `${at}: ${outcomes.length} transfers (${committed} committed), ${k} kills, ${s} stalls`
 }
 
-/** Coordinators on one log: how many, the log, and the takeovers and fencings seen. */
+/** Coordinators on one log: the takeovers and fencings seen. */
 function sharedLines({ shared }: Report): string[] {
   if (!shared) return []
   return [
-    `shared log: ${shared.coordinators} coordinators on ` +
-      `${shared.logDb === 'throwaway' ? 'a throwaway PostgreSQL' : shared.logDb}, ` +
-      `lease ${shared.leaseMs} ms: ${shared.takeovers} takeovers, ${shared.fencings} fencings ` +
-      '(a coordinator woken after its takeover stopped and was restarted)',
+    `shared log: ${shared.takeovers} takeovers, ${shared.fencings} fencings ` +
+      '(coordinators that woke after their takeover, stopped, were restarted)',
   ]
 }
 

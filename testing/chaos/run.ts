@@ -108,13 +108,13 @@ async function startBank({ s, cluster, found, started }: Run): Promise<Bank> {
   if (s.shared) cluster.logDb = await LogDb.open(cluster.root, s.logDb)
   const bank = await cluster.start(s)
   const secured = s.secure ? ' (secret, client tokens, mutual TLS)' : ''
-  const urls = cluster.coordinators.map((c) => c.url).join(' ')
-  const where = s.shared
-    ? `${s.coordinators} coordinators ${urls} on one log ` +
-      `(${cluster.logDb!.server ? 'a throwaway PostgreSQL' : cluster.logDb!.label}, ` +
-      `lease ${s.leaseMs} ms)`
-    : `coordinator ${bank.coordinator}`
+  const where = s.shared ? `${s.coordinators} coordinators` : `coordinator ${bank.coordinator}`
   s.log(`cluster in ${cluster.root}: ${where}, ${bank.participants.length} participants${secured}`)
+  if (s.shared) {
+    const db = cluster.logDb!.server ? 'a throwaway PostgreSQL' : cluster.logDb!.label
+    const ports = cluster.coordinators.map((c) => new URL(c.url).port).join(' ')
+    s.log(`  on one log in ${db}, lease ${s.leaseMs} ms; the coordinators on ports ${ports}`)
+  }
   const opened = await openAccounts(bank, s.accounts, s.initial)
   if (opened.opened !== s.accounts)
     throw new Error(`opened ${opened.opened} of ${s.accounts} accounts`)
