@@ -5,13 +5,18 @@
 // nodes' own APIs and files are checked: money conserved, no negative balance, one outcome per
 // transaction everywhere, decision.txt and state.txt agreeing with the APIs, nothing left locked.
 //   bun scripts/chaos.ts [--seconds 30] [--seed N] [--accounts 30] [--concurrency 16] [--json]
-//     [--verbose] [--keep] [--secure]
+//     [--verbose] [--keep] [--secure] [--coordinators 1] [--log-db URL] [--lease 1000]
 // With --secure every node has a fresh secret, client tokens and mutual TLS: the clients use a
-// token and the certificate, the checks the secret.
+// token and the certificate, the checks the secret. With --coordinators N (N > 1) or --log-db
+// URL, N coordinator services share one log in PostgreSQL (the URL's, else a throwaway server
+// in the run's directory, which is crashed and restarted too): the clients are spread over
+// them, coordinators are stalled too (some past their lease: taken over and fenced), and the
+// log's own tables are checked (one decision per transaction, no lease overlap).
 // Exit status 0 when every invariant holds, 1 when one does not (or the run broke), 2 for usage.
 // The run itself lives in testing/chaos/: run.ts (the steps), cluster.ts (the processes),
 // clients.ts (the workload), faults.ts (the seeded faults), observe.ts and checks.ts (the
-// invariants), report.ts (the report).
+// invariants), log-db.ts and log-checks.ts (a shared log's database and its invariants),
+// report.ts (the report).
 import { UsageError, fail } from '../lib/cli/args.ts'
 import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
 import { formatReport } from '../testing/chaos/report.ts'
@@ -30,11 +35,21 @@ const FLAGS = {
   secure: {
     help: 'a fresh secret, client tokens and mutual TLS on every node; the clients use a token',
   },
+  coordinators: {
+    value: 'N',
+    default: '1',
+    help: 'coordinator services; more than one share a log in PostgreSQL (see --log-db)',
+  },
+  'log-db': {
+    value: 'URL',
+    help: 'the shared log in this PostgreSQL database (postgres://…) instead of a throwaway one',
+  },
+  lease: { value: 'MS', default: '1000', help: "the coordinators' --lease on the shared log" },
 } as const
 
 const USAGE =
   'scripts/chaos.ts [--seconds N] [--seed N] [--accounts N] [--concurrency N] [--json] ' +
-  '[--verbose] [--keep] [--secure]'
+  '[--verbose] [--keep] [--secure] [--coordinators N] [--log-db URL] [--lease MS]'
 
 const CHAOS: Command<typeof FLAGS> = {
   name: 'scripts/chaos.ts',
@@ -46,7 +61,9 @@ const CHAOS: Command<typeof FLAGS> = {
       '       (or: npm run chaos -- FLAGS)',
       '',
       'Real nodes under SIGKILL, restarts and SIGSTOP while bank transfers run, then checks',
-      'that money is conserved and every node agrees on every outcome.',
+      'that money is conserved and every node agrees on every outcome. With several',
+      'coordinators on one PostgreSQL log, the log server is crashed too, and the log must hold',
+      'one decision per transaction and no write by a coordinator after its takeover.',
       '',
       'flags:',
       ...flagLines(FLAGS),
@@ -59,6 +76,14 @@ async function main(): Promise<number> {
   const { values } = parseCommand(Bun.argv.slice(2), CHAOS)
   const seed = integerFlag(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed', 0)
   const accounts = integerFlag(values.accounts, 30, 'accounts', 2)
+  const logDb = values['log-db']
+  if (logDb !== undefined && !/^postgres(ql)?:\/\//.test(logDb)) {
+    throw new UsageError(`invalid --log-db ${JSON.stringify(logDb)}: expected postgres://…`)
+  }
+  const coordinators = integerFlag(values.coordinators, 1, 'coordinators', 1)
+  if (values.lease !== undefined && coordinators === 1 && logDb === undefined) {
+    throw new UsageError('--lease needs a shared log: --coordinators N (N > 1) or --log-db URL')
+  }
   const controller = new AbortController()
   const interrupt = () => controller.abort()
   process.on('SIGINT', interrupt)
@@ -72,6 +97,9 @@ async function main(): Promise<number> {
     verbose: values.verbose,
     keep: values.keep ? 'always' : 'on-failure',
     secure: values.secure ?? false,
+    coordinators,
+    ...(logDb !== undefined ? { logDb } : {}),
+    leaseMs: integerFlag(values.lease, 1000, 'lease', 300),
     signal: controller.signal,
   })
   if (values.json) console.log(JSON.stringify(report, null, 2))

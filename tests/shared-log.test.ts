@@ -30,6 +30,9 @@ import {
   type Node,
 } from '../testing/processes.ts'
 import { pgQuery, usePgCluster } from '../testing/pg.ts'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CoordinatorNode } from '../lib/node/coordinator-node.ts'
 import { PgLog } from '../lib/store/pg-log.ts'
 import { Fenced } from '../lib/store/pg-lease.ts'
 
@@ -205,6 +208,54 @@ describe('two coordinators on one PostgreSQL log', () => {
     } finally {
       a.close()
       b.close()
+    }
+  })
+
+  test('a claim committed though its answer was lost is recovered, not waited on', async () => {
+    const log = await logDb()
+    const { urls, coordinators } = await startCluster(log)
+    const [first, second] = coordinators as [Node, Node]
+    // As if the claim's INSERT had committed and the connection dropped before its answer: the
+    // claim is the first's, and the first never ran the transaction.
+    await pgQuery(
+      log,
+      `INSERT INTO twophase_claims (txn, owner, participants)
+       VALUES ('lost1', '${first.url}', '${JSON.stringify(urls)}'::jsonb)`,
+    )
+    const ops = [{ op: 'set', key: 'lost', value: 1 }]
+    // The client asks again with the same id: the first recovers it from the log (nothing was
+    // prepared, so presumed abort), instead of waiting for a decision nobody would make.
+    const again = await postJson(`${first.url}/transactions`, { id: 'lost1', ops })
+    expect({ status: again.status, decision: again.body.decision }).toEqual({
+      status: 200,
+      decision: 'abort',
+    })
+    const elsewhere = await postJson(`${second.url}/transactions`, { id: 'lost1', ops })
+    expect(elsewhere.body.decision).toBe('abort')
+    expect((await decisionsIn(log)).get('lost1')).toEqual(new Set(['abort']))
+  }, 60_000)
+
+  test('decision.txt shows a decision once, though the log has it twice', async () => {
+    const url = await logDb()
+    const name = 'http://dup:1'
+    const first = await PgLog.open(url, { name, leaseMs: 300 })
+    const participants = ['http://p:1']
+    expect(await first.claim('dup1', participants, '2pc')).toBe(true)
+    const decision = { type: 'decision', txn: 'dup1', decision: 'commit', participants } as const
+    // Its first write committed, but the answer was lost with the connection: written again.
+    await first.append(decision, undefined, false)
+    await first.append(decision, undefined, false)
+    first.close()
+    // Restarted under the same name (once the first's lease ran out), it reads both.
+    const log = await PgLog.open(url, { name, leaseMs: 300 })
+    const dir = tempDir()
+    const node = new CoordinatorNode({ dir, shared: log })
+    try {
+      expect(log.records().filter((r) => r.type === 'decision').length).toBe(2)
+      await node.flushView()
+      expect(readFileSync(join(dir, 'decision.txt'), 'utf8')).toBe('dup1=commit\n')
+    } finally {
+      node.close()
     }
   })
 

@@ -134,4 +134,8 @@ export type CoordinatorEnv = Readonly<{
   retryUndecided?: boolean
   /** A transaction with a single participant is committed in one phase (the service's mode). */
   onePhase?: boolean
+  /** Other coordinators answer from this log (a shared log in PostgreSQL): a decision settled
+   * elsewhere (one phase: the participant's log holds it) is still written again when its
+   * write fails, or they would answer it as undecided. */
+  sharedLog?: boolean
 }>

@@ -98,7 +98,8 @@ function onPersistFailed(
   env: CoordinatorEnv,
 ): Step {
   if (record.type === 'done' || (record.type === 'begin' && lazy)) return [state, []]
-  if (record.type === 'decision' && state.logged) return [state, []] // settled elsewhere
+  // Settled elsewhere, unless other coordinators read the decision from this log.
+  if (record.type === 'decision' && state.logged && !env.sharedLog) return [state, []]
   const attempt = state.unlogged === null ? 0 : state.unlogged.attempt + 1
   const retryAt = now + backoffMs(attempt, env.prng, env.backoff)
   return [{ ...state, unlogged: { record, lazy, attempt, retryAt } }, []]

@@ -97,7 +97,7 @@ export class CoordinatorNode {
   readonly #wakeAt = new Map<string, number>()
   readonly #retention: Retention
   /** Claims on the shared log still being written, so one id is claimed once. */
-  readonly #claims = new Map<string, Promise<boolean>>()
+  readonly #claims = new Map<string, Promise<boolean | 'orphan'>>()
   #leasing = false
   /** Who watches this node (its metrics, the dashboard): told of every change, send and answer. */
   readonly observers: CoordinatorObserver[] = []
@@ -113,7 +113,7 @@ export class CoordinatorNode {
     const records = this.log.records()
     this.txns = recoverCoordinator(records, this.ports.now())
     const shown = options.view === false ? [] : (this.log.checkpoints?.history() ?? records)
-    for (const r of shown) if (r.type === 'decision') this.#decisions += `${r.txn}=${r.decision}\n`
+    this.#decisions = decisionLines(shown)
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
@@ -121,6 +121,7 @@ export class CoordinatorNode {
       lazyAborts: options.lazyAborts ?? false,
       onePhase: options.onePhase ?? false,
       retryUndecided: options.retryUndecided ?? false,
+      sharedLog: options.shared !== undefined,
     }
     this.#core = options.core ?? { begin: realBegin, step: realCoordinatorStep, resume: realResume }
     const requestMs = options.requestMs ?? 5_000
@@ -167,12 +168,7 @@ export class CoordinatorNode {
     try {
       await shared.renew()
       // A coordinator nobody can ask (batch mode) takes over nobody.
-      const taken = this.options.selfUrl ? await shared.takeOver() : []
-      const adopted = recoverCoordinator(taken, this.ports.now())
-      const fresh = [...adopted.values()].filter((t) => !this.txns.has(t.txn))
-      for (const t of fresh) this.#set(t)
-      for (const t of fresh) this.#finishing(t)
-      this.#resume(fresh)
+      this.#adopt(this.options.selfUrl ? await shared.takeOver() : [])
       const self = this.options.selfUrl
       // Batch coordinators on the log are named by their directory: nobody asks them.
       const urls = (await shared.members()).map((m) => m.url).filter((u) => /^https?:/.test(u))
@@ -182,6 +178,16 @@ export class CoordinatorNode {
     } finally {
       this.#leasing = false
     }
+  }
+
+  /** Takes on transactions from their records on the shared log, as a restarted coordinator
+   * would (presumed abort for the undecided, the decided delivered); not those it has. */
+  #adopt(records: CoordinatorRecord[]): void {
+    const adopted = recoverCoordinator(records, this.ports.now())
+    const fresh = [...adopted.values()].filter((t) => !this.txns.has(t.txn))
+    for (const t of fresh) this.#set(t)
+    for (const t of fresh) this.#finishing(t)
+    this.#resume(fresh)
   }
 
   /** Starts `txn` unless the log already knows it; resolves once it is decided. */
@@ -219,6 +225,9 @@ export class CoordinatorNode {
       void claim.catch(() => {}).finally(() => this.#claims.delete(txn))
     }
     const mine = await claim
+    // Its own claim, unfinished, that it never ran: recovered from the log, as after a restart.
+    if (mine === 'orphan' && !this.txns.has(txn))
+      this.#adopt(await this.options.shared!.lookup(txn))
     if (!mine && !this.txns.has(txn)) return this.#decidedElsewhere(txn)
     if (!this.txns.has(txn)) {
       const started = this.#core.begin(
@@ -413,6 +422,20 @@ export class CoordinatorNode {
 function openLog(dir: string): DurableLog<CoordinatorRecord> {
   const anchor = (r: CoordinatorRecord) => r.type === 'decision'
   return new DurableLog<CoordinatorRecord>(join(dir, COORDINATOR_DB), { anchor })
+}
+
+/** decision.txt's lines from the log's history, one per transaction: on a shared log a decision
+ * whose write committed though its answer was lost with the connection is written again, so it
+ * may be there twice (always the same decision). */
+function decisionLines(records: Iterable<CoordinatorRecord>): string {
+  const seen = new Set<string>()
+  let text = ''
+  for (const r of records) {
+    if (r.type !== 'decision' || seen.has(r.txn)) continue
+    seen.add(r.txn)
+    text += `${r.txn}=${r.decision}\n`
+  }
+  return text
 }
 
 /** Decided means durable: an answer about a decision a crash could still undo is not given. */

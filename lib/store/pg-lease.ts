@@ -96,7 +96,9 @@ export class PgLease {
    * the database itself was out of reach, every lease ran out, and each coordinator gets a
    * lease's time to renew its own before anyone takes it. */
   async takeOver(): Promise<CoordinatorRecord[]> {
-    const taken: string[] = await this.sql.begin(async (tx) => {
+    // The records are read in the same transaction: had they been read after its commit, a
+    // connection lost between the two would leave the moved claims to no one's memory.
+    return await this.sql.begin(async (tx): Promise<CoordinatorRecord[]> => {
       const gone = (await tx`
         UPDATE twophase_coordinators AS v
         SET taken_by = ${this.name}, taken_at = clock_timestamp()
@@ -107,23 +109,23 @@ export class PgLease {
               AND me.held_since <= GREATEST(v.lease_until,
                 clock_timestamp() - ${this.leaseMs} * interval '1 millisecond'))
         RETURNING v.name, v.epoch`) as { name: string; epoch: number }[]
-      if (gone.length === 0) return [] as string[]
+      if (gone.length === 0) return []
       const names = gone.map((g) => g.name)
       await tx`INSERT INTO twophase_takeovers (name, epoch, taken_by)
         SELECT g->>'name', (g->>'epoch')::bigint, ${this.name}
         FROM jsonb_array_elements(${JSON.stringify(gone)}::text::jsonb) AS g`
       const moved = (await tx`UPDATE twophase_claims SET owner = ${this.name}
         WHERE owner = ANY(${names}::text[]) AND NOT done RETURNING txn`) as { txn: string }[]
-      return moved.map((m) => m.txn)
+      const txns = moved.map((m) => m.txn)
+      return txns.length === 0 ? [] : this.recordsOf(txns, tx)
     })
-    return taken.length === 0 ? [] : this.recordsOf(taken)
   }
 
   /** The records of `txns`, oldest first, each opened by a begin made from its claim. */
-  async recordsOf(txns: string[]): Promise<CoordinatorRecord[]> {
-    const claims = (await this.sql`SELECT txn, participants, protocol FROM twophase_claims
+  async recordsOf(txns: string[], sql: SQL = this.sql): Promise<CoordinatorRecord[]> {
+    const claims = (await sql`SELECT txn, participants, protocol FROM twophase_claims
       WHERE txn = ANY(${txns}::text[]) ORDER BY claimed_at`) as ClaimRow[]
-    const rows = (await this.sql`SELECT txn, record FROM twophase_coordinator_log
+    const rows = (await sql`SELECT txn, record FROM twophase_coordinator_log
       WHERE txn = ANY(${txns}::text[]) ORDER BY seq`) as LogRow[]
     return [...claims.map(beginOf), ...rows.map((r) => r.record)]
   }

@@ -13,7 +13,8 @@ type Item =
   | { kind: 'record'; record: CoordinatorRecord }
   | { kind: 'claim'; txn: string; participants: readonly string[]; protocol?: '3pc' }
   | { kind: 'done'; txn: string }
-type Pending = { item: Item; resolve: (claimed: boolean) => void; reject: (e: unknown) => void }
+type Claimed = boolean | 'orphan'
+type Pending = { item: Item; resolve: (claimed: Claimed) => void; reject: (e: unknown) => void }
 
 export type PgLogOptions = {
   /** This coordinator's URL, its name on the log. */
@@ -83,8 +84,11 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
   }
 
   /** Makes `txn` this coordinator's before anything of it is sent; false when the log already
-   * has it (another coordinator ran it, or this one before a restart). */
-  claim(txn: string, participants: readonly string[], protocol: '2pc' | '3pc'): Promise<boolean> {
+   * has it (another coordinator ran it, or this one before a restart); `orphan` when the log
+   * has it as this coordinator's and unfinished, though it never ran it: a claim whose answer
+   * was lost with the connection (it was committed all the same), or one moved here by a
+   * takeover whose records were never read. */
+  claim(txn: string, participants: readonly string[], protocol: '2pc' | '3pc'): Promise<Claimed> {
     const three = protocol === '3pc' ? { protocol: '3pc' as const } : {}
     return this.#enqueue({ kind: 'claim', txn, participants, ...three }, false)
   }
@@ -117,9 +121,9 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
     }
   }
 
-  #enqueue(item: Item, lazy: boolean): Promise<boolean> {
+  #enqueue(item: Item, lazy: boolean): Promise<Claimed> {
     if (this.#fenced) return Promise.reject(this.#fenced)
-    const { promise, resolve, reject } = Promise.withResolvers<boolean>()
+    const { promise, resolve, reject } = Promise.withResolvers<Claimed>()
     this.#pending.push({ item, resolve, reject })
     if (!lazy || this.lazyMs === 0) this.#writeSoon()
     else this.#lazyTimer ??= setTimeout(() => this.#writeSoon(), this.lazyMs)
@@ -142,10 +146,11 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
     const { promise, resolve } = Promise.withResolvers<void>()
     this.#writing = promise
     try {
-      const claimed = await this.#statement(group.map((p) => p.item))
+      const { claimed, orphans } = await this.#statement(group.map((p) => p.item))
       this.flushes += 1
-      for (const p of group) {
-        p.resolve(p.item.kind !== 'claim' || claimed.has(p.item.txn))
+      for (const { item, resolve } of group) {
+        if (item.kind !== 'claim' || claimed.has(item.txn)) resolve(true)
+        else resolve(orphans.has(item.txn) ? 'orphan' : false)
       }
     } catch (error) {
       if (error instanceof Fenced) this.#fence(error)
@@ -159,8 +164,9 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
   }
 
   /** One statement: the lease checked (and locked against a takeover) and the group written,
-   * or nothing written at all. Returns the transactions it claimed. */
-  async #statement(items: Item[]): Promise<Set<string>> {
+   * or nothing written at all. Returns the transactions it claimed, and those it found claimed
+   * already by this coordinator and unfinished (its CTEs all see the rows from before it). */
+  async #statement(items: Item[]): Promise<{ claimed: Set<string>; orphans: Set<string> }> {
     const { name, epoch } = this.lease
     const [row] = await this.sql`
       WITH lease AS (
@@ -174,6 +180,9 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
         SELECT v->>'txn', ${name}, v->'participants', v->>'protocol' FROM items
         WHERE v->>'kind' = 'claim' AND EXISTS (SELECT 1 FROM lease)
         ON CONFLICT (txn) DO NOTHING RETURNING txn),
+      orphans AS (
+        SELECT c.txn FROM twophase_claims c JOIN items ON c.txn = v->>'txn'
+        WHERE v->>'kind' = 'claim' AND c.owner = ${name} AND NOT c.done),
       logged AS (
         INSERT INTO twophase_coordinator_log (txn, writer, epoch, record)
         SELECT v->'record'->>'txn', ${name}, ${epoch}, v->'record' FROM items
@@ -187,12 +196,13 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
         EXISTS (SELECT 1 FROM twophase_coordinators
           WHERE name = ${name} AND epoch = ${epoch} AND taken_by IS NULL) AS ours,
         (SELECT coalesce(jsonb_agg(txn), '[]'::jsonb) FROM claimed) AS claimed,
+        (SELECT coalesce(jsonb_agg(txn), '[]'::jsonb) FROM orphans) AS orphans,
         (SELECT count(*) FROM logged) + (SELECT count(*) FROM finished) AS written`
     if (!row.ours) throw new Fenced(`the lease of ${name} was taken over: nothing written`)
     // Run out but not taken over (the database was out of reach): written once it is renewed.
     if (!row.held) throw new Error(`the lease of ${name} ran out: nothing written`)
-    const claimed = typeof row.claimed === 'string' ? JSON.parse(row.claimed) : row.claimed
-    return new Set(claimed as string[])
+    const set = (v: unknown) => new Set((typeof v === 'string' ? JSON.parse(v) : v) as string[])
+    return { claimed: set(row.claimed), orphans: set(row.orphans) }
   }
 
   #fence(error: Fenced): void {

@@ -73,8 +73,13 @@ export interface CoordinatorLog<R> {
 /** A log several coordinators share (PostgreSQL: ./pg-log.ts), each under a lease. */
 export interface SharedLog<R> extends CoordinatorLog<R> {
   /** Makes `txn` this coordinator's, durably, before anything of it is sent; false when the log
-   * already has it. */
-  claim(txn: string, participants: readonly string[], protocol: '2pc' | '3pc'): Promise<boolean>
+   * already has it; `orphan` when the log has it as this coordinator's and unfinished though
+   * this one never ran it (its claim's answer was lost): it is to be recovered from the log. */
+  claim(
+    txn: string,
+    participants: readonly string[],
+    protocol: '2pc' | '3pc',
+  ): Promise<boolean | 'orphan'>
   /** Every record of `txn`, whoever wrote it (empty: no coordinator on the log ran it). */
   lookup(txn: string): Promise<R[]>
   /** Renews this coordinator's lease (throws once it was taken over). */

@@ -1,6 +1,17 @@
 // The invariants, each its own check over what the nodes said once the run was quiet (see
-// observe.ts); each returns an Invariant whose details are what broke it.
+// observe.ts); each returns an Invariant whose details are what broke it. Coordinators on a
+// shared log are checked against the log itself too (see log-checks.ts).
 import type { Bank } from '../bank.ts'
+import type { LogDb } from './log-db.ts'
+import {
+  checkClientsWithLog,
+  checkCoordinatorsAgree,
+  checkDecisionFiles,
+  checkLeases,
+  checkOneDecision,
+  readLog,
+  type LogFacts,
+} from './log-checks.ts'
 import { observe, type Observed } from './observe.ts'
 import type { ChaosNode, ClientOutcome, Invariant } from './types.ts'
 import { getJson } from './util.ts'
@@ -10,22 +21,48 @@ export type CheckInput = {
   accounts: number
   initial: number
   outcomes: readonly ClientOutcome[]
-  coordinator: ChaosNode
+  coordinators: readonly ChaosNode[]
   participantNodes: readonly ChaosNode[]
   /** Why the cluster did not become quiet, if it did not. */
   settled: string[]
+  /** The shared log's database, with coordinators on one log. */
+  logDb: LogDb | null
 }
 
-/** Checks every invariant from the nodes' own APIs and files, in the report's order. */
-export async function check(input: CheckInput): Promise<Invariant[]> {
-  const seen = await observe(input)
-  return [
+/** Checks every invariant from the nodes' own APIs and files, in the report's order; on a
+ * shared log, also returns what the log showed. */
+export async function check(
+  input: CheckInput,
+): Promise<{ invariants: Invariant[]; log?: LogFacts }> {
+  const seen = await observe({ ...input, shared: input.logDb !== null })
+  if (input.logDb) {
+    const log = await readLog(input.logDb, input.coordinators)
+    return { invariants: await checkShared(input, seen, log), log }
+  }
+  const invariants = [
     ...checkMoney(input, seen),
     checkClients(input, seen),
     checkParticipants(input, seen),
     checkDecisionFile(seen),
     await checkStateFiles(input, seen),
     await checkQuiet(input, seen),
+  ]
+  return { invariants }
+}
+
+/** The invariants of coordinators on one log: the log stands where the single coordinator
+ * stood, and every coordinator must answer as it does. */
+async function checkShared(input: CheckInput, seen: Observed, log: LogFacts) {
+  return [
+    ...checkMoney(input, seen),
+    checkClientsWithLog(input.outcomes, log, seen),
+    checkParticipants(input, seen, 'participants agree with the log'),
+    checkCoordinatorsAgree(input.coordinators, seen),
+    checkDecisionFiles(input.coordinators, log, seen),
+    await checkStateFiles(input, seen),
+    await checkQuiet(input, seen),
+    checkOneDecision(log),
+    checkLeases(log),
   ]
 }
 
@@ -64,7 +101,7 @@ function checkMoney(input: CheckInput, { balances, byId }: Observed): Invariant[
     invariant(
       'balances match the committed transfers',
       wrongBalances,
-      `${input.accounts} accounts, from the coordinator's commits`,
+      `${input.accounts} accounts, from the ${input.logDb ? "log's" : "coordinator's"} commits`,
     ),
   ]
 }
@@ -103,7 +140,11 @@ function checkClients({ outcomes }: CheckInput, { byId }: Observed): Invariant {
  * abort allows `unknown` for an abort too, where a participant never voted (the abort is sent
  * once), and `aborted` for a transaction the coordinator lost before its lazy begin record was
  * written (the participant asked, and unknown means abort). */
-function checkParticipants({ participantNodes }: CheckInput, { views }: Observed): Invariant {
+function checkParticipants(
+  { participantNodes }: CheckInput,
+  { views }: Observed,
+  name = 'participants agree with the coordinator',
+): Invariant {
   const mismatches: string[] = []
   let decided = 0
   for (const { id, c, p } of views) {
@@ -128,7 +169,7 @@ function checkParticipants({ participantNodes }: CheckInput, { views }: Observed
     })
   }
   return invariant(
-    'participants agree with the coordinator',
+    name,
     mismatches,
     `${decided} decided, ${views.length} ids on ${participantNodes.length} participants`,
   )
@@ -202,12 +243,14 @@ function stateFileProblems(i: number, counts: Record<string, number>, seen: Obse
 }
 
 /** 6. Nothing in flight: the cluster became quiet, and nothing is prepared, locked, in doubt or
- * resolved by hand. */
-async function checkQuiet(input: CheckInput, { status }: Observed): Promise<Invariant> {
+ * resolved by hand; no coordinator preparing or delivering. */
+async function checkQuiet(input: CheckInput, { statuses }: Observed): Promise<Invariant> {
   const leftovers = [...input.settled]
-  if ((status.counts.preparing ?? 0) > 0 || (status.counts.delivering ?? 0) > 0) {
-    leftovers.push(`coordinator: ${JSON.stringify(status.counts)}`)
-  }
+  statuses.forEach((status, i) => {
+    if ((status.counts.preparing ?? 0) > 0 || (status.counts.delivering ?? 0) > 0) {
+      leftovers.push(`${input.coordinators[i]!.name}: ${JSON.stringify(status.counts)}`)
+    }
+  })
   for (const [i, n] of input.participantNodes.entries()) {
     const s = (await getJson(input.bank, `${n.url}/status`)) as {
       prepared: string[]

@@ -1,5 +1,6 @@
 // The workload: clients that run the bank's transfers through the coordinator one after another,
-// and retry with the same id when the coordinator goes down under them.
+// and retry with the same id when the coordinator goes down under them. With several
+// coordinators on one log each client has its own, and retries at the next one.
 import {
   accountKey,
   homeOf,
@@ -13,6 +14,12 @@ import type { ClientOutcome } from './types.ts'
 import { message } from './util.ts'
 
 const RETRY_LIMIT_MS = 120_000
+/** On a shared log a client waits this long for a coordinator before it tries the next one: a
+ * stalled coordinator holds its requests (the coordinator itself answers 202 after its prepare
+ * timeout when a transaction is not decided yet). */
+const SHARED_REQUEST_MS = 4000
+
+export type Shared = { coordinators: readonly string[]; prefix: string }
 
 export class Workload {
   readonly outcomes: ClientOutcome[] = []
@@ -27,18 +34,24 @@ export class Workload {
   giveUp = (): boolean => this.abandoned || this.aborted()
 
   /** Starts `concurrency` clients, each running one transfer after another until told to stop,
-   * from a plan drawn lazily from the seed. */
-  start(bank: Bank, accounts: number, seed: number, concurrency: number): void {
+   * from a plan drawn lazily from the seed. With `shared` (several coordinators on one log),
+   * client k starts at coordinator k mod N, and ids are `PREFIX-N` (a log given by URL may hold
+   * an earlier run's). */
+  start(bank: Bank, accounts: number, seed: number, concurrency: number, shared?: Shared): void {
     const planRandom = mulberry32(seed)
     let planned = 0
+    const prefix = shared?.prefix ?? 'xfer'
     const nextTransfer = (): Transfer => {
-      const [t] = planTransfers(1, accounts, planRandom, { prefix: 'xfer' })
-      return { ...t!, id: `xfer-${planned++}` }
+      const [t] = planTransfers(1, accounts, planRandom, { prefix })
+      return { ...t!, id: `${prefix}-${planned++}` }
     }
-    const client = async () => {
+    const client = async (_: unknown, k: number) => {
       while (!this.stopped && !this.giveUp()) {
         const t = nextTransfer()
-        this.outcomes.push(await runTransfer(bank, t, this.giveUp))
+        const outcome = shared
+          ? await runSharedTransfer(bank, shared.coordinators, k, t, this.giveUp)
+          : await runTransfer(bank, t, this.giveUp)
+        this.outcomes.push(outcome)
       }
     }
     this.done = Promise.all(Array.from({ length: concurrency }, client))
@@ -82,6 +95,34 @@ async function runTransfer(
   }
 }
 
+/** One transfer on a shared log: POSTed to the client's coordinator; when that fails (refused,
+ * 5xx, 202 not decided yet, timeout), POSTed again with the same id to the next coordinator,
+ * and so on round, until one answers a decision. Whichever coordinator claimed the id first
+ * runs it; the others answer its outcome from the log. No `GET` shortcut here: `unknown` from
+ * one coordinator does not mean that a stalled one will not claim it yet. */
+async function runSharedTransfer(
+  bank: Bank,
+  coordinators: readonly string[],
+  first: number,
+  t: Transfer,
+  abandon: () => boolean,
+): Promise<ClientOutcome> {
+  const body = transactionBody(bank, t)
+  const giveUp = Date.now() + RETRY_LIMIT_MS
+  let error = ''
+  for (let attempt = 0; ; attempt++) {
+    const at = coordinators[(first + attempt) % coordinators.length]!
+    const reply = await postTransaction({ ...bank, coordinator: at }, body, SHARED_REQUEST_MS)
+    if (reply.decision) {
+      return { ...t, decision: reply.decision, how: attempt === 0 ? 'reply' : 'retried' }
+    }
+    error = `${at}: ${reply.error}`
+    if (Date.now() > giveUp || abandon()) return { ...t, decision: null, how: 'lost', error }
+    // A whole round failed: every coordinator is down or the log is; back off a little.
+    if ((attempt + 1) % coordinators.length === 0) await Bun.sleep(50 + 150 * Math.random())
+  }
+}
+
 /** The transfer as a transaction: the debit (never below 0) and the credit, each sent to the
  * participant that holds the account. */
 function transactionBody(bank: Bank, t: Transfer): string {
@@ -99,10 +140,11 @@ function transactionBody(bank: Bank, t: Transfer): string {
 async function postTransaction(
   bank: Bank,
   text: string,
+  timeoutMs = 30_000,
 ): Promise<{ decision?: 'commit' | 'abort'; error?: string }> {
   try {
     const url = `${bank.coordinator}/transactions`
-    const response = await send(bank, 'POST', url, { text, timeoutMs: 30_000 })
+    const response = await send(bank, 'POST', url, { text, timeoutMs })
     const reply = (await response.json().catch(() => null)) as { decision?: unknown } | null
     const decision = reply?.decision
     if (response.status === 200 && (decision === 'commit' || decision === 'abort')) {

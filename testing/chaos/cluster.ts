@@ -1,22 +1,34 @@
-// The chaos run's processes: three participants and a coordinator service started in a temp
-// directory, and the faults done to them (SIGKILL and restart, SIGSTOP stalls), with the
-// bookkeeping that guarantees no process outlives the run. A secure cluster's nodes have a
-// secret, client tokens and mutual TLS, with the same flags at every restart.
+// The chaos run's processes: three participants and one coordinator service (or several on one
+// log in PostgreSQL) started in a temp directory, and the faults done to them (SIGKILL and
+// restart, SIGSTOP stalls, a crash of the log's PostgreSQL server), with the bookkeeping that
+// guarantees no process outlives the run. A coordinator that stops by itself because its lease
+// was taken over is restarted, as a supervisor would. A secure cluster's nodes have a secret,
+// client tokens and mutual TLS, with the same flags at every restart.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import { makeKeys, type Auth, type Bank } from '../bank.ts'
 import { COORDINATOR, PARTICIPANT, cleanEnv } from '../nodes.ts'
-import { listening } from './logs.ts'
+import type { LogDb } from './log-db.ts'
+import { listening, sinceLastStart } from './logs.ts'
 import type { ChaosNode } from './types.ts'
 import { appendLine, message } from './util.ts'
 
-export type ClusterOptions = { inDoubtAfterMs: number; timeoutMs: number; secure: boolean }
+export type ClusterOptions = {
+  inDoubtAfterMs: number
+  timeoutMs: number
+  secure: boolean
+  coordinators: number
+  leaseMs: number
+}
+
+/** What a coordinator prints when it finds its lease taken over, just before it exits 1. */
+const FENCED_LINE = /lease of \S+ was taken over/
 
 export class Cluster {
   readonly procs = new Set<Subprocess>()
-  /** The coordinator first (once it is up), then the participants. */
-  readonly nodes: ChaosNode[] = []
+  readonly coordinators: ChaosNode[] = []
+  readonly participants: ChaosNode[] = []
   /** Pending SIGCONTs of stalls, and kills whose restart is under way. */
   readonly timers = new Set<Timer>()
   readonly pending = new Set<Promise<void>>()
@@ -24,6 +36,10 @@ export class Cluster {
   readonly errors: string[] = []
   readonly kills: Record<string, number> = {}
   readonly stalls: Record<string, number> = {}
+  /** Coordinators that stopped by themselves once their lease was taken over. */
+  fencings = 0
+  /** The shared log's database, with several coordinators (or `--log-db`): set before `start`. */
+  logDb: LogDb | null = null
   /** What the clients' requests carry: a client token and TLS on a secure cluster. */
   clientAuth: Auth = {}
   /** Once set, a killed node stays down and a failed start is not retried. */
@@ -40,7 +56,7 @@ export class Cluster {
     process.on('exit', this.onExit)
   }
 
-  // The last resort: whatever happens, no node outlives this process.
+  // The last resort: whatever happens, no node outlives this process (nor the log's server).
   private readonly onExit = () => {
     for (const proc of this.procs) {
       try {
@@ -48,17 +64,24 @@ export class Cluster {
         proc.kill('SIGKILL')
       } catch {}
     }
+    this.logDb?.stopNow()
   }
 
   clock = (): string => `${((performance.now() - this.faultStart) / 1000).toFixed(2)} s`
 
   get coordinator(): ChaosNode {
-    return this.nodes[0]!
+    return this.coordinators[0]!
   }
 
-  /** Starts the participants first (the coordinator needs their URLs), each on port 0 the first
-   * time and on the same port at every restart, then the coordinator. The bank returned reads
-   * with the secret (the checks); the clients use `clientAuth`. */
+  /** The coordinators first (once they are up), then the participants. */
+  get nodes(): ChaosNode[] {
+    return [...this.coordinators, ...this.participants]
+  }
+
+  /** Starts the participants first (the coordinators need their URLs), each on port 0 the
+   * first time and on the same port at every restart, then the coordinators. The bank returned
+   * reads with the secret (the checks) through the first coordinator; the clients use
+   * `clientAuth`. */
   async start(options: ClusterOptions): Promise<Bank> {
     const secure = { secret: options.secure, tokens: options.secure, tls: options.secure }
     const keys = makeKeys(join(this.root, 'keys'), secure)
@@ -74,30 +97,43 @@ export class Cluster {
         (port) => ({ PORT: String(port), HOST: '127.0.0.1' }),
       )
       await this.launch(node)
-      this.nodes.push(node)
+      this.participants.push(node)
     }
-    const participants = this.nodes.map((n) => n.url)
-    const coordinator = chaosNode(
-      'coordinator',
-      join(this.root, 'coordinator'),
-      (port) => [
-        ...coordinatorArgv(port, participants, options.timeoutMs),
-        ...keys.nodeFlags,
-        ...keys.serveFlags,
-      ],
-      () => ({}),
-    )
-    mkdirSync(coordinator.dir)
-    await this.launch(coordinator)
-    this.nodes.unshift(coordinator)
+    const participants = this.participants.map((n) => n.url)
+    const shared = this.logDb ? ['--log-db', this.logDb.url, '--lease', `${options.leaseMs}`] : []
+    for (let i = 0; i < options.coordinators; i++) {
+      // One coordinator keeps the name it always had; several are numbered.
+      const name = this.logDb && options.coordinators > 1 ? `coordinator${i}` : 'coordinator'
+      const coordinator = chaosNode(
+        name,
+        join(this.root, name),
+        (port) => [
+          ...coordinatorArgv(port, participants, options.timeoutMs),
+          ...shared,
+          ...keys.nodeFlags,
+          ...keys.serveFlags,
+        ],
+        () => ({}),
+      )
+      mkdirSync(coordinator.dir)
+      await this.launch(coordinator)
+      this.coordinators.push(coordinator)
+    }
     for (const n of this.nodes) this.kills[n.name] = 0
-    for (const n of this.nodes.slice(1)) this.stalls[n.name] = 0
-    return { coordinator: coordinator.url, participants, auth: keys.nodeAuth }
+    const stalled = this.logDb ? this.nodes : this.participants
+    for (const n of stalled) this.stalls[n.name] = 0
+    if (this.logDb?.server) this.kills.postgres = 0
+    return { coordinator: this.coordinator.url, participants, auth: keys.nodeAuth }
   }
 
-  /** Starts `node` on its port, retrying a few times: a port just freed may still be taken. */
+  /** Starts `node` on its port, retrying a few times: a port just freed may still be taken,
+   * and a coordinator on a shared log fails to start while the database is down (it waits for
+   * it to be up again). */
   async launch(node: ChaosNode): Promise<void> {
+    const coordinator = node.name.startsWith('coordinator')
+    const attempts = coordinator && this.logDb ? 10 : 5
     for (let attempt = 1; ; attempt++) {
+      if (coordinator) await this.logDb?.whenUp()
       const proc = Bun.spawn(node.argv(node.port), {
         cwd: node.dir,
         env: { ...cleanEnv(), ...node.env(node.port) },
@@ -112,36 +148,60 @@ export class Cluster {
       const at = `${this.clock()}, ${new Date().toISOString()}`
       appendLine(logFile, `--- start ${node.starts} (pid ${proc.pid}) at ${at}\n`)
       try {
-        const url = await listening(proc, logFile, 20_000)
+        const { url, copied } = await listening(proc, logFile, 20_000)
         node.proc = proc
         node.port = Number(new URL(url).port)
         node.url = url
+        void proc.exited.then(async (code) => {
+          await copied
+          this.exited(node, proc, code)
+        })
         return
       } catch (error) {
         proc.kill('SIGKILL')
         await proc.exited
-        if (attempt >= 5 || this.stopping)
+        if (attempt >= attempts || this.stopping)
           throw new Error(`${node.name} would not start: ${message(error)}`)
         await Bun.sleep(100 * attempt)
       }
     }
   }
 
-  /** Kills `node` now and restarts it `downMs` later, in the background (see `track`). */
-  kill(node: ChaosNode, downMs: number): void {
-    this.track(this.killAndRestart(node, downMs))
+  /** A node that exited by itself. A coordinator that found its lease taken over is fenced:
+   * it stopped as it must, and is started again as a supervisor would. Anything else is an
+   * error of the run (and the node is started again, so the checks can still read it). */
+  private exited(node: ChaosNode, proc: Subprocess, code: number): void {
+    if (node.proc !== proc || node.busy || this.stopping) return
+    node.proc = null
+    node.stall = null
+    const fenced =
+      this.logDb !== null && code === 1 && FENCED_LINE.test(sinceLastStart(this.root, node))
+    if (fenced) this.fencings += 1
+    else this.errors.push(`${node.name} exited by itself with code ${code}`)
+    this.track(this.restart(node, 0))
   }
 
-  private async killAndRestart(node: ChaosNode, downMs: number): Promise<void> {
+  /** Kills `node` now and restarts it `downMs` later, in the background (see `track`). */
+  kill(node: ChaosNode, downMs: number): void {
+    const proc = node.proc!
     node.busy = true
+    if (node.stall !== null) proc.kill('SIGCONT') // a stopped process is woken before it dies
+    node.stall = null
+    proc.kill('SIGKILL')
+    this.kills[node.name] = (this.kills[node.name] ?? 0) + 1
+    this.track(proc.exited.then(() => this.restart(node, downMs)))
+  }
+
+  /** Crashes the log's PostgreSQL server (SIGKILL) and starts it again `downMs` later. */
+  crashLogDb(downMs: number): void {
+    this.kills.postgres = (this.kills.postgres ?? 0) + 1
+    this.track(this.logDb!.crash(downMs))
+  }
+
+  private async restart(node: ChaosNode, downMs: number): Promise<void> {
+    node.busy = true
+    node.proc = null
     try {
-      const proc = node.proc!
-      if (node.stall !== null) proc.kill('SIGCONT') // a stopped process is woken before it dies
-      node.stall = null
-      proc.kill('SIGKILL')
-      await proc.exited
-      node.proc = null
-      this.kills[node.name] = (this.kills[node.name] ?? 0) + 1
       await Bun.sleep(downMs)
       if (!this.stopping) await this.launch(node)
     } finally {
@@ -177,13 +237,34 @@ export class Cluster {
   }
 
   /** The end of the faults: wakes every stalled node and waits for the restarts under way, so
-   * anything down comes back; throws the first error of a restart. */
+   * anything down comes back; throws the first error of a restart. On a shared log, waits
+   * until every coordinator holds its lease: one woken after its lease was taken over stops
+   * and is started again. */
   async endFaults(aborted: () => boolean): Promise<void> {
     this.clearTimers()
     for (const n of this.nodes) this.resume(n)
-    await Promise.all(this.pending)
-    for (const n of this.nodes) if (n.proc === null && !aborted()) await this.launch(n)
-    if (this.errors.length > 0) throw new Error(this.errors[0])
+    const deadline = performance.now() + 30_000
+    for (;;) {
+      await Promise.all(this.pending)
+      for (const n of this.nodes) if (n.proc === null && !aborted()) await this.launch(n)
+      if (this.errors.length > 0) throw new Error(this.errors[0])
+      if (aborted() || (await this.leasesHeld())) return
+      if (performance.now() > deadline) throw new Error('a coordinator holds no lease after 30 s')
+      await Bun.sleep(50)
+    }
+  }
+
+  /** Whether every coordinator holds a live lease on the shared log (always, without one). */
+  private async leasesHeld(): Promise<boolean> {
+    if (!this.logDb) return true
+    const rows = await this.logDb
+      .query(
+        'SELECT name FROM twophase_coordinators ' +
+          'WHERE taken_by IS NULL AND lease_until > clock_timestamp()',
+      )
+      .catch(() => [])
+    const live = new Set(rows.map((r) => r.name))
+    return this.coordinators.every((c) => live.has(c.url) && c.proc !== null && !c.busy)
   }
 
   /** Stops everything: no more restarts, then every process still running. */

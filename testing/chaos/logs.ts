@@ -6,12 +6,13 @@ import type { ChaosNode } from './types.ts'
 import { appendLine, readText } from './util.ts'
 
 /** Reads the node's stdout up to "listening on URL" (within `ms`), copying stdout and stderr
- * (stderr lines marked `! `) to its log file, and keeps copying afterwards. */
+ * (stderr lines marked `! `) to its log file, and keeps copying afterwards; `copied` resolves
+ * once both are closed and copied (the process is gone), so its last lines can be read. */
 export async function listening(
   proc: Subprocess<'ignore', 'pipe', 'pipe'>,
   logFile: string,
   ms: number,
-): Promise<string> {
+): Promise<{ url: string; copied: Promise<unknown> }> {
   const stderr = copyLines(proc.stderr.getReader(), logFile, '! ')
   const reader = proc.stdout.getReader()
   const decoder = new TextDecoder()
@@ -21,8 +22,7 @@ export async function listening(
     for (;;) {
       const match = /listening on (https?:\/\/\S+)/.exec(text)
       if (match) {
-        void copyLines(reader, logFile, '')
-        return match[1]!
+        return { url: match[1]!, copied: Promise.all([stderr, copyLines(reader, logFile, '')]) }
       }
       const { value, done } = await reader.read()
       if (done) {
@@ -60,6 +60,12 @@ async function copyLines(
 
 /** The line a node prints on stderr at each start, saying whom it hears: no error. */
 const TRUST_LINE = /^! (participant|coordinator): (no --secret-file|requests must prove)/
+
+/** What the node's log file holds since its last start: the output of the running process. */
+export function sinceLastStart(root: string, node: ChaosNode): string {
+  const text = readText(join(root, 'logs', `${node.name}.log`))
+  return text.slice(text.lastIndexOf('--- start '))
+}
 
 /** The stderr lines of every node (an error a node logged), over all its restarts. */
 export function readNodeErrors(root: string, nodes: readonly ChaosNode[]) {

@@ -41,6 +41,7 @@ export function buildReport(input: ReportInput): Report {
     totalMs: Math.round(performance.now() - input.started),
     dir: input.dir,
     processes: input.processes,
+    shared: input.shared,
   }
 }
 
@@ -57,6 +58,15 @@ export function progress(
   return `${at}: ${outcomes.length} transfers (${committed} committed), ${k} kills, ${s} stalls`
 }
 
+/** Coordinators on one log: the takeovers and fencings seen. */
+function sharedLines({ shared }: Report): string[] {
+  if (!shared) return []
+  return [
+    `shared log: ${shared.takeovers} takeovers, ${shared.fencings} fencings ` +
+      '(coordinators that woke after their takeover, stopped, were restarted)',
+  ]
+}
+
 /** The report as the lines `bun run chaos` prints. */
 export function formatReport(report: Report): string[] {
   const t = report.transfers
@@ -71,8 +81,11 @@ export function formatReport(report: Report): string[] {
     `        ${sum(report.stalls)} stalls (${per(report.stalls)})`,
     `transfers: ${t.total}: ${t.committed} committed, ${t.aborted} aborted` +
       (t.lost > 0 ? `, ${t.lost} LOST (no outcome)` : ''),
-    `  ${t.retried} retried with the same id after the coordinator went down, ` +
-      `${t.unrecorded} aborted as it never recorded them`,
+    report.shared
+      ? `  ${t.retried} retried with the same id at another coordinator after theirs failed`
+      : `  ${t.retried} retried with the same id after the coordinator went down, ` +
+        `${t.unrecorded} aborted as it never recorded them`,
+    ...sharedLines(report),
     `times: start ${s(report.timings.startMs)}, faults ${s(report.timings.faultMs)}, ` +
       `drain ${s(report.timings.drainMs)}, quiet after ${s(report.timings.settleMs)}, ` +
       `checks ${s(report.timings.checkMs)}`,

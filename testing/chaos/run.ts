@@ -1,5 +1,6 @@
-// One chaos experiment from start to end: the cluster up and the accounts open, the workload
-// and the faults together, then the drain, the wait for quiet and the checks.
+// One chaos experiment from start to end: the cluster up (on a shared log, its database first)
+// and the accounts open, the workload and the faults together, then the drain, the wait for
+// quiet and the checks.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,14 +9,18 @@ import { check } from './checks.ts'
 import { Workload } from './clients.ts'
 import { Cluster } from './cluster.ts'
 import { FaultLoop } from './faults.ts'
+import { LogDb } from './log-db.ts'
 import { readNodeErrors } from './logs.ts'
 import { buildReport, progress } from './report.ts'
 import type { ChaosOptions, Invariant, Report } from './types.ts'
 import { message } from './util.ts'
 
-type Settings = Required<Omit<ChaosOptions, 'signal' | 'keep'>> & {
+type Settings = Required<Omit<ChaosOptions, 'signal' | 'keep' | 'logDb'>> & {
   keep: NonNullable<ChaosOptions['keep']>
   signal?: AbortSignal
+  logDb?: string
+  /** Coordinators on one log in PostgreSQL: more than one, or a log database given. */
+  shared: boolean
   aborted: () => boolean
 }
 
@@ -25,6 +30,7 @@ type Findings = {
   invariants: Invariant[]
   nodeErrors: Report['nodeErrors']
   ok: boolean
+  takeovers: number
 }
 
 type Run = {
@@ -50,6 +56,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<Report> {
     invariants: [],
     nodeErrors: { count: 0, first: [] },
     ok: false,
+    takeovers: 0,
   }
   const run: Run = { s, started, cluster, workload, faults, found }
   try {
@@ -64,13 +71,19 @@ export async function runChaos(options: ChaosOptions = {}): Promise<Report> {
     workload.abandon()
     await cluster.shutdown()
     await workload.done
+    await cluster.logDb?.close().catch((e) => void cluster.errors.push(message(e)))
     cluster.dispose()
   }
   return finish(run)
 }
 
 function settings(options: ChaosOptions): Settings {
+  const coordinators = options.coordinators ?? 1
   return {
+    coordinators,
+    logDb: options.logDb,
+    leaseMs: options.leaseMs ?? 1000,
+    shared: coordinators > 1 || options.logDb !== undefined,
     seed: options.seed ?? 1,
     seconds: options.seconds ?? 30,
     accounts: options.accounts ?? 30,
@@ -92,16 +105,20 @@ function settings(options: ChaosOptions): Settings {
 
 /** The cluster up, the accounts open, and quiet before the faults begin. */
 async function startBank({ s, cluster, found, started }: Run): Promise<Bank> {
+  if (s.shared) cluster.logDb = await LogDb.open(cluster.root, s.logDb)
   const bank = await cluster.start(s)
   const secured = s.secure ? ' (secret, client tokens, mutual TLS)' : ''
-  s.log(
-    `cluster in ${cluster.root}: coordinator ${bank.coordinator}, ` +
-      `${bank.participants.length} participants${secured}`,
-  )
+  const where = s.shared ? `${s.coordinators} coordinators` : `coordinator ${bank.coordinator}`
+  s.log(`cluster in ${cluster.root}: ${where}, ${bank.participants.length} participants${secured}`)
+  if (s.shared) {
+    const db = cluster.logDb!.server ? 'a throwaway PostgreSQL' : cluster.logDb!.label
+    const ports = cluster.coordinators.map((c) => new URL(c.url).port).join(' ')
+    s.log(`  on one log in ${db}, lease ${s.leaseMs} ms; the coordinators on ports ${ports}`)
+  }
   const opened = await openAccounts(bank, s.accounts, s.initial)
   if (opened.opened !== s.accounts)
     throw new Error(`opened ${opened.opened} of ${s.accounts} accounts`)
-  await settle(bank, 30_000, s.signal)
+  await settle(bank, cluster, 30_000, s.signal)
   found.timings.startMs = performance.now() - started
   return bank
 }
@@ -114,7 +131,13 @@ async function faultPhase({ s, cluster, workload, faults, found }: Run, bank: Ba
       `transfers of 1-50`,
   )
   // The clients as an application would be: a client token (on a secure cluster), no secret.
-  workload.start({ ...bank, auth: cluster.clientAuth }, s.accounts, s.seed, s.concurrency)
+  // On a shared log the ids carry a tag of the run: a log given by URL may hold older ones.
+  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`
+  const shared = s.shared
+    ? { coordinators: cluster.coordinators.map((c) => c.url), prefix: `xfer-${tag}` }
+    : undefined
+  const clients = { ...bank, auth: cluster.clientAuth }
+  workload.start(clients, s.accounts, s.seed, s.concurrency, shared)
   await faults.run(workload.outcomes)
   found.timings.faultMs = performance.now() - cluster.faultStart
 }
@@ -139,32 +162,40 @@ async function settleAndCheck({ s, cluster, workload, found }: Run, bank: Bank):
   const settleStarted = performance.now()
   let settled: string[] = []
   try {
-    await settle(bank, s.settleMs, s.signal)
+    await settle(bank, cluster, s.settleMs, s.signal)
   } catch (error) {
     settled = [message(error)]
   }
   found.timings.settleMs = performance.now() - settleStarted
 
   const checkStarted = performance.now()
-  found.invariants = await check({
+  const checked = await check({
     bank,
     accounts: s.accounts,
     initial: s.initial,
     outcomes: workload.outcomes,
-    coordinator: cluster.coordinator,
-    participantNodes: cluster.nodes.slice(1),
+    coordinators: cluster.coordinators,
+    participantNodes: cluster.participants,
     settled,
+    logDb: cluster.logDb,
   })
+  found.invariants = checked.invariants
+  found.takeovers = checked.log?.takeovers ?? 0
   found.timings.checkMs = performance.now() - checkStarted
   found.nodeErrors = readNodeErrors(cluster.root, cluster.nodes)
   found.ok = found.invariants.every((i) => i.ok)
 }
 
-/** Polls until nothing is in flight anywhere (see the bank's `pendingWork`). */
-async function settle(bank: Bank, ms: number, signal?: AbortSignal): Promise<void> {
+/** Polls until nothing is in flight anywhere (see the bank's `pendingWork`): on no coordinator
+ * and no participant. */
+async function settle(bank: Bank, cluster: Cluster, ms: number, signal?: AbortSignal) {
   const deadline = Date.now() + ms
+  const others = cluster.coordinators.slice(1).map((c) => c.url)
   for (;;) {
     const left = await pendingWork(bank)
+    for (const coordinator of others) {
+      left.push(...(await pendingWork({ ...bank, coordinator, participants: [] })))
+    }
     if (left.length === 0) return
     if (signal?.aborted) throw new Error('interrupted')
     if (Date.now() > deadline) throw new Error(`not quiet after ${ms} ms: ${left.join('; ')}`)
@@ -196,5 +227,14 @@ function finish({ s, started, cluster, workload, faults, found }: Run): Report {
       started: cluster.nodes.reduce((a, n) => a + n.starts, 0),
       left: cluster.procs.size,
     },
+    shared: s.shared
+      ? {
+          coordinators: s.coordinators,
+          logDb: cluster.logDb?.label ?? (s.logDb === undefined ? 'throwaway' : 'unreachable'),
+          leaseMs: s.leaseMs,
+          takeovers: found.takeovers,
+          fencings: cluster.fencings,
+        }
+      : null,
   })
 }

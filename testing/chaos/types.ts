@@ -28,6 +28,13 @@ export type ChaosOptions = {
   /** Start the cluster with a fresh secret, client tokens and mutual TLS: the clients then use
    * a token (and the certificate), the checks the secret. */
   secure?: boolean
+  /** How many coordinator services; more than one shares a log in PostgreSQL (`--log-db`). */
+  coordinators?: number
+  /** The shared log's database; a throwaway PostgreSQL in the run's directory when absent (and
+   * then the PostgreSQL server is killed and restarted too). Implies a shared log. */
+  logDb?: string
+  /** The coordinators' `--lease` on a shared log. */
+  leaseMs?: number
 }
 
 export type Invariant = { name: string; ok: boolean; summary: string; details: string[] }
@@ -66,6 +73,19 @@ export type Report = {
   totalMs: number
   dir: string | null
   processes: { started: number; left: number }
+  /** Coordinators on one log in PostgreSQL; null for one coordinator on its SQLite log. */
+  shared: SharedReport | null
+}
+
+export type SharedReport = {
+  coordinators: number
+  /** `throwaway` (PostgreSQL started in the run's directory), or the URL given. */
+  logDb: string
+  leaseMs: number
+  /** Coordinators taken over by another once their lease ran out (twophase_takeovers). */
+  takeovers: number
+  /** Coordinators that woke to find their lease taken over and stopped (exit 1), restarted. */
+  fencings: number
 }
 
 export type NodeName = string

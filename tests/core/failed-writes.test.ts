@@ -95,6 +95,24 @@ describe('the coordinator', () => {
     const [, again] = step(state, { type: 'tick', now: 7 }, lazy)
     expect(again).toEqual([{ type: 'persist', record, lazy: true }])
   })
+
+  test('a failed one-phase decision: settled on its own log, written again on a shared one', () => {
+    const one: CoordinatorEnv = { ...env, onePhase: true }
+    const shared: CoordinatorEnv = { ...one, sharedLog: true }
+    const [started] = begin(T, ['p0'], 0, one)
+    const outcome = { type: 'outcome', from: 'p0', decision: 'commit', now: 1 } as const
+    const [committed, actions] = step(started, outcome, one)
+    expect(committed.phase).toBe('done')
+    const record = (actions[0] as PersistAction & { record: CoordinatorRecord }).record
+    const failed = { type: 'persist-failed', record, lazy: true, now: 2 } as const
+    // The participant's log holds the outcome, and a restart asks it again: nothing to redo.
+    expect(step(committed, failed, one)).toEqual([committed, []])
+    // Other coordinators answer from a shared log: without the record, they would say preparing.
+    const [state] = step(committed, failed, shared)
+    expect(wakeAt(state)).toBe(7)
+    const [, again] = step(state, { type: 'tick', now: 7 }, shared)
+    expect(again).toEqual([{ type: 'persist', record, lazy: true }])
+  })
 })
 
 const penv: ParticipantEnv = {
