@@ -99,6 +99,9 @@ export class CoordinatorNode {
   /** Claims on the shared log still being written, so one id is claimed once. */
   readonly #claims = new Map<string, Promise<boolean>>()
   #leasing = false
+  /** Whether this coordinator may own a transaction on the shared log that it does not run: a
+   * takeover or a claim failed, and may have been written all the same (its answer lost). */
+  #unsure = false
   /** Who watches this node (its metrics, the dashboard): told of every change, send and answer. */
   readonly observers: CoordinatorObserver[] = []
 
@@ -167,7 +170,7 @@ export class CoordinatorNode {
     try {
       await shared.renew()
       // A coordinator nobody can ask (batch mode) takes over nobody.
-      const taken = this.options.selfUrl ? await shared.takeOver() : []
+      const taken = this.options.selfUrl ? await this.#takeOver(shared) : []
       const adopted = recoverCoordinator(taken, this.ports.now())
       const fresh = [...adopted.values()].filter((t) => !this.txns.has(t.txn))
       for (const t of fresh) this.#set(t)
@@ -181,6 +184,27 @@ export class CoordinatorNode {
       this.ports.warn(`coordinator: the lease on the shared log: ${error}`)
     } finally {
       this.#leasing = false
+    }
+  }
+
+  /** The records of what the shared log now says is this coordinator's: what it took over and,
+   * when unsure, any unfinished transaction it owns there but does not run. Without that, one
+   * whose takeover or claim was written while the answer was lost would wait for ever: its
+   * participants prepared, its clients told nothing (the owner, alive, is never taken over). */
+  async #takeOver(shared: SharedLog<CoordinatorRecord>): Promise<CoordinatorRecord[]> {
+    const unsure = this.#unsure
+    this.#unsure = false
+    try {
+      const taken = await shared.takeOver()
+      if (!unsure) return taken
+      const known = (txn: string) =>
+        this.txns.has(txn) || this.#claims.has(txn) || taken.some((r) => r.txn === txn)
+      const lost = (await shared.unfinished()).filter((txn) => !known(txn))
+      for (const txn of lost) taken.push(...(await shared.lookup(txn)))
+      return taken
+    } catch (error) {
+      this.#unsure = true
+      throw error
     }
   }
 
@@ -216,7 +240,10 @@ export class CoordinatorNode {
     if (!claim) {
       claim = this.options.shared!.claim(txn, participants, protocol)
       this.#claims.set(txn, claim)
-      void claim.catch(() => {}).finally(() => this.#claims.delete(txn))
+      // Refused, or failed (perhaps written all the same): the log may hold a claim of this
+      // coordinator that it does not run; the next renewal looks (`#takeOver`).
+      const unsure = () => void (this.#unsure = true)
+      void claim.then((mine) => mine || unsure(), unsure).finally(() => this.#claims.delete(txn))
     }
     const mine = await claim
     if (!mine && !this.txns.has(txn)) return this.#decidedElsewhere(txn)
@@ -359,8 +386,18 @@ export class CoordinatorNode {
 
   /** A lazy record: nothing waits for it, but its result still reaches the core (a lazy abort
    * decision is answered only once durable; one that failed is written again). */
-  #persistLazily(record: CoordinatorRecord): void {
-    void this.#persist(record, true).then((event) => this.step(record.txn, event))
+  #persistLazily(record: CoordinatorRecord, attempt = 0): void {
+    // One phase: the participant's outcome is the decision, settled before its record is
+    // written, so the core lets a failed write go. On a shared log that record is how every
+    // other coordinator learns it: it is written again until it is durable (even once folded).
+    const settled = record.type === 'decision' && this.txns.get(record.txn)?.logged === true
+    void this.#persist(record, true).then((event) => {
+      if (event.type !== 'persist-failed' || !settled || !this.options.shared) {
+        return this.step(record.txn, event)
+      }
+      const wait = Math.min(1000, 20 * 2 ** attempt)
+      void this.ports.sleep(wait).then(() => this.#persistLazily(record, attempt + 1))
+    })
   }
 
   #notify(state: CoordinatorTxn): void {

@@ -222,15 +222,20 @@ export class SharedSim extends Sim {
     this.db.cut.clear()
   }
 
-  /** Every client has its outcome, every coordinator runs and has finished what it holds,
-   * and the participants are quiet. */
+  /** Every client has its outcome, every coordinator runs and has finished what it holds (its
+   * decisions in the log), and the participants are quiet. */
   override quiescent(): boolean {
     if (this.#unstarted > 0) return false
-    for (const client of this.clients.values()) if (client.outcome === null) return false
+    for (const client of this.clients.values()) {
+      // Told, and the log holds it (a one-phase outcome is told before its record is written).
+      if (client.outcome === null || this.checks.decision(client.txn) === undefined) return false
+    }
     for (const c of this.coordinators) {
       if (!c.up || c.node === null || c.app === null || c.stalledUntil > this.now) return false
       for (const t of c.node.txns.values()) {
         if (t.phase !== 'done' || t.unlogged !== null || !t.logged) return false
+        // A one-phase outcome is settled before its record is written: the log must get it.
+        if (this.checks.decision(t.txn) === undefined) return false
       }
     }
     if (!this.participants.every((p) => p.up)) return false

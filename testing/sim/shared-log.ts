@@ -316,6 +316,10 @@ export class SimSharedLog implements SharedLog<CoordinatorRecord>, Checkpoints<C
     return this.#call(() => this.db.listMembers())
   }
 
+  unfinished(): Promise<string[]> {
+    return this.#call(() => this.db.owned(this.name))
+  }
+
   async renew(): Promise<void> {
     if (this.#fenced) throw this.#fenced
     try {
