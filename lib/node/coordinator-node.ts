@@ -102,6 +102,8 @@ export class CoordinatorNode {
   /** Whether this coordinator may own a transaction on the shared log that it does not run: a
    * takeover or a claim failed, and may have been written all the same (its answer lost). */
   #unsure = false
+  /** One-phase outcomes not yet written to the shared log (see `#persistLazily`). */
+  readonly #unwritten = new Set<string>()
   /** Who watches this node (its metrics, the dashboard): told of every change, send and answer. */
   readonly observers: CoordinatorObserver[] = []
 
@@ -355,7 +357,8 @@ export class CoordinatorNode {
 
   /** A finished transaction joins the retained ones; past `retain`, the oldest is folded. */
   #finishing(state: CoordinatorTxn): void {
-    if (coordinatorFold(state) !== null) this.#retention.finished(state.txn)
+    if (coordinatorFold(state) === null || this.#unwritten.has(state.txn)) return
+    this.#retention.finished(state.txn)
   }
 
   #fold(txn: string): void {
@@ -389,14 +392,20 @@ export class CoordinatorNode {
   #persistLazily(record: CoordinatorRecord, attempt = 0): void {
     // One phase: the participant's outcome is the decision, settled before its record is
     // written, so the core lets a failed write go. On a shared log that record is how every
-    // other coordinator learns it: it is written again until it is durable (even once folded).
+    // other coordinator learns it: it is written again until it is durable, and the
+    // transaction is not folded meanwhile (a fold marks it done there, for good).
     const settled = record.type === 'decision' && this.txns.get(record.txn)?.logged === true
+    const unwritten = settled && this.options.shared !== undefined
+    if (unwritten) this.#unwritten.add(record.txn)
     void this.#persist(record, true).then((event) => {
-      if (event.type !== 'persist-failed' || !settled || !this.options.shared) {
-        return this.step(record.txn, event)
+      if (unwritten && event.type === 'persist-failed') {
+        const wait = Math.min(1000, 20 * 2 ** attempt)
+        return void this.ports.sleep(wait).then(() => this.#persistLazily(record, attempt + 1))
       }
-      const wait = Math.min(1000, 20 * 2 ** attempt)
-      void this.ports.sleep(wait).then(() => this.#persistLazily(record, attempt + 1))
+      if (unwritten) this.#unwritten.delete(record.txn)
+      const state = unwritten ? this.txns.get(record.txn) : undefined
+      if (state) this.#finishing(state)
+      return this.step(record.txn, event)
     })
   }
 
