@@ -288,10 +288,25 @@ const takesOverLiveLease: Protocol = { leaseRules: { expiredOnly: false } }
  * of reach (every lease ran out) the first to come back takes over all the others. */
 const takesOverWithoutGrace: Protocol = { leaseRules: { grace: false } }
 
+/** Several coordinators: a coordinator that never looks for what it owns on the log but does
+ * not run (as this project's once did): a takeover or a claim written while its answer was
+ * lost leaves a transaction nobody finishes, its participants prepared, its client unanswered. */
+const forgetsLostWork: Protocol = {
+  wrapShared: (log: SharedLog<CoordinatorRecord>) =>
+    new Proxy(log, {
+      get(target, key) {
+        if (key === 'unfinished') return async () => []
+        const value = Reflect.get(target, key, target) as unknown
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    }),
+}
+
 /** The variants of several coordinators on one shared log (`--coordinators N`). */
 export const BROKEN_SHARED: Record<string, Protocol> = {
   'no-fencing': noFencing,
   'no-claim': noClaim,
   'takes-over-live-lease': takesOverLiveLease,
   'takes-over-without-grace': takesOverWithoutGrace,
+  'forgets-lost-work': forgetsLostWork,
 }
