@@ -1,10 +1,12 @@
 // Long simulation runs of the real nodes: `bun run simulate -- --seeds 100000`, or one seed with
 // its whole trace: `bun run simulate -- --seed 317 --trace` (add `--variant NAME` to run a
-// broken variant). Prints the faults injected, disk faults included.
+// broken variant; `--coordinators 3`: three coordinators on one shared log). Prints the faults
+// injected, disk faults included, and with several coordinators their takeovers and fencings.
 import { flagLines, parseCommand, type Command } from '../lib/cli/flags.ts'
 import { fail } from '../lib/cli/args.ts'
-import { BROKEN, BROKEN_3PC } from '../testing/sim/broken.ts'
+import { BROKEN, BROKEN_3PC, BROKEN_SHARED } from '../testing/sim/broken.ts'
 import { report, runSeed, type Counts } from '../testing/sim/run.ts'
+import type { SharedCounts } from '../testing/sim/shared-cluster.ts'
 import { integerFlag } from '../testing/util.ts'
 
 const FLAGS = {
@@ -19,18 +21,26 @@ const FLAGS = {
       '3pc: three-phase commit on 3-5 participants, split partitions, and on even seeds the ' +
       'coordinator dead for good once the faults end',
   },
+  coordinators: {
+    value: '1|2|3',
+    default: '1',
+    help:
+      '2 or 3: that many coordinator services on one simulated shared log, with leases, ' +
+      'fencing and takeovers, stalls and database outages (two-phase commit)',
+  },
   variant: {
     value: 'NAME',
     default: '$VARIANT, else none: the real protocol',
     help:
       `run a deliberately broken variant: ${Object.keys(BROKEN).join(', ')}; with --protocol ` +
-      `3pc: ${Object.keys(BROKEN_3PC).join(', ')}`,
+      `3pc: ${Object.keys(BROKEN_3PC).join(', ')}; with --coordinators 2 or 3: ` +
+      Object.keys(BROKEN_SHARED).join(', '),
   },
 } as const
 
 const USAGE =
   'scripts/simulate.ts [--seeds N] [--start N] [--seed N [--trace]] [--protocol 2pc|3pc] ' +
-  '[--variant NAME]'
+  '[--coordinators N] [--variant NAME]'
 
 const SIMULATE: Command<typeof FLAGS> = {
   name: 'scripts/simulate.ts',
@@ -64,7 +74,13 @@ if (kind !== '2pc' && kind !== '3pc') {
   process.exit(2)
 }
 const threePhase = kind === '3pc'
-const variants = threePhase ? BROKEN_3PC : BROKEN
+const coordinators = integerFlag(values.coordinators, 1, 'coordinators')
+if (coordinators > 3 || (coordinators > 1 && threePhase)) {
+  console.error('error: --coordinators takes 1, 2 or 3, with two-phase commit')
+  process.exit(2)
+}
+const several = coordinators > 1 ? coordinators : 0
+const variants = several ? BROKEN_SHARED : threePhase ? BROKEN_3PC : BROKEN
 const variant = values.variant ?? Bun.env.VARIANT
 const protocol = variant ? variants[variant] : undefined
 if (variant && !protocol) {
@@ -74,9 +90,14 @@ if (variant && !protocol) {
 
 if (values.seed !== undefined) {
   const seed = integerFlag(values.seed, 1, 'seed', 0)
-  const result = await runSeed(seed, { protocol, fullTrace: true, threePhase })
+  const result = await runSeed(seed, {
+    protocol,
+    fullTrace: true,
+    threePhase,
+    coordinators: several,
+  })
   if (values.trace) console.log(result.trace.join('\n'))
-  console.log(result.ok ? `seed ${result.seed}: ok` : report(result, variant, threePhase))
+  console.log(result.ok ? `seed ${result.seed}: ok` : report(result, variant, threePhase, several))
   process.exit(result.ok ? 0 : 1)
 }
 
@@ -92,12 +113,24 @@ const totals: Counts = {
   failedWrites: 0,
   steps: 0,
 }
+const shared: SharedCounts = {
+  takeovers: 0,
+  fencings: 0,
+  stalls: 0,
+  dbOutages: 0,
+  dbCuts: 0,
+  dbFailed: 0,
+  retries: 0,
+}
 const began = performance.now()
 for (let seed = start; seed < start + count; seed++) {
-  const result = await runSeed(seed, { protocol, threePhase })
+  const result = await runSeed(seed, { protocol, threePhase, coordinators: several })
   for (const key of Object.keys(totals) as (keyof Counts)[]) totals[key] += result.counts[key]
+  for (const key of Object.keys(shared) as (keyof SharedCounts)[]) {
+    shared[key] += result.shared?.[key] ?? 0
+  }
   if (!result.ok) {
-    console.log(report(result, variant, threePhase))
+    console.log(report(result, variant, threePhase, several))
     process.exit(1)
   }
   if ((seed - start + 1) % 1000 === 0) console.log(`${seed - start + 1} seeds ok`)
@@ -110,3 +143,11 @@ console.log(
     `(${totals.failedWrites} failed writes), ${totals.stalls} stalled disks, ` +
     `${totals.steps} steps`,
 )
+if (several) {
+  console.log(
+    `${several} coordinators: ${shared.takeovers} takeovers, ${shared.fencings} fencings, ` +
+      `${shared.stalls} stalls, ${shared.dbOutages} database outages, ${shared.dbCuts} ` +
+      `coordinators cut off from it (${shared.dbFailed} failed statements), ` +
+      `${shared.retries} client retries at another coordinator`,
+  )
+}

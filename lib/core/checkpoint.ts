@@ -7,10 +7,13 @@ import { persistOf } from './participant.ts'
 import type { ParticipantRecord, ParticipantTxn } from './participant-types.ts'
 
 /** The record a finished coordinator transaction folds into: its durable decision, owed to
- * nobody (so recovery finds it done). Null while it is not finished, and for one whose decision
- * a participant refused (a heuristic outcome stays in full view for the operator). */
+ * nobody (so recovery finds it done). Null while it is not finished, while a record of it is
+ * still to be written again (on a shared log, a one-phase decision other coordinators read),
+ * and for one whose decision a participant refused (a heuristic outcome stays in full view for
+ * the operator). */
 export function coordinatorFold(state: CoordinatorTxn): CoordinatorRecord | null {
   if (state.phase !== 'done' || !state.logged || state.decision === null) return null
+  if (state.unlogged !== null) return null
   if (Object.keys(state.refusals).length > 0) return null
   const { txn, decision, participants } = state
   const protocol = state.protocol ? { protocol: state.protocol } : {}

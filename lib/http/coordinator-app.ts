@@ -61,7 +61,10 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     const decided = await decision(node, id, involved, ops, protocol)
     if (decided === null) {
       // Not decided within the prepare timeout: the transaction goes on, and the answer says so.
-      const t = (await sharedLogRead(() => node.lookup(id)))!
+      const t = await sharedLogRead(() => node.lookup(id))
+      // On a shared log the claim itself may still be on its way (the database slow): nothing
+      // of the transaction is written yet, and nothing of it was sent.
+      if (!t) return c.json({ id, decision: null, state: 'preparing', phase: 'preparing' }, 202)
       return c.json({ ...outcomeOf(t), state: 'preparing', phase: t.phase }, 202)
     }
     // With --ack-wait 0 the answer leaves at the commit point: the decision is durable. One

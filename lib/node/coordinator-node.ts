@@ -99,6 +99,9 @@ export class CoordinatorNode {
   /** Claims on the shared log still being written, so one id is claimed once. */
   readonly #claims = new Map<string, Promise<boolean | 'orphan'>>()
   #leasing = false
+  /** Whether this coordinator may own a transaction on the shared log that it does not run: a
+   * takeover or a claim failed, and may have been written all the same (its answer lost). */
+  #unsure = false
   /** Who watches this node (its metrics, the dashboard): told of every change, send and answer. */
   readonly observers: CoordinatorObserver[] = []
 
@@ -168,7 +171,7 @@ export class CoordinatorNode {
     try {
       await shared.renew()
       // A coordinator nobody can ask (batch mode) takes over nobody.
-      this.#adopt(this.options.selfUrl ? await shared.takeOver() : [])
+      this.#adopt(this.options.selfUrl ? await this.#takeOver(shared) : [])
       const self = this.options.selfUrl
       // Batch coordinators on the log are named by their directory: nobody asks them.
       const urls = (await shared.members()).map((m) => m.url).filter((u) => /^https?:/.test(u))
@@ -188,6 +191,27 @@ export class CoordinatorNode {
     for (const t of fresh) this.#set(t)
     for (const t of fresh) this.#finishing(t)
     this.#resume(fresh)
+  }
+
+  /** The records of what the shared log now says is this coordinator's: what it took over and,
+   * when unsure, any unfinished transaction it owns there but does not run. Without that, one
+   * whose takeover or claim was written while the answer was lost would wait for ever: its
+   * participants prepared, its clients told nothing (the owner, alive, is never taken over). */
+  async #takeOver(shared: SharedLog<CoordinatorRecord>): Promise<CoordinatorRecord[]> {
+    const unsure = this.#unsure
+    this.#unsure = false
+    try {
+      const taken = await shared.takeOver()
+      if (!unsure) return taken
+      const known = (txn: string) =>
+        this.txns.has(txn) || this.#claims.has(txn) || taken.some((r) => r.txn === txn)
+      const lost = (await shared.unfinished()).filter((txn) => !known(txn))
+      for (const txn of lost) taken.push(...(await shared.lookup(txn)))
+      return taken
+    } catch (error) {
+      this.#unsure = true
+      throw error
+    }
   }
 
   /** Starts `txn` unless the log already knows it; resolves once it is decided. */
@@ -222,7 +246,10 @@ export class CoordinatorNode {
     if (!claim) {
       claim = this.options.shared!.claim(txn, participants, protocol)
       this.#claims.set(txn, claim)
-      void claim.catch(() => {}).finally(() => this.#claims.delete(txn))
+      // Refused, or failed (perhaps written all the same): the log may hold a claim of this
+      // coordinator that it does not run; the next renewal looks (`#takeOver`).
+      const unsure = () => void (this.#unsure = true)
+      void claim.then((mine) => mine || unsure(), unsure).finally(() => this.#claims.delete(txn))
     }
     const mine = await claim
     // Its own claim, unfinished, that it never ran: recovered from the log, as after a restart.
@@ -337,7 +364,8 @@ export class CoordinatorNode {
 
   /** A finished transaction joins the retained ones; past `retain`, the oldest is folded. */
   #finishing(state: CoordinatorTxn): void {
-    if (coordinatorFold(state) !== null) this.#retention.finished(state.txn)
+    if (coordinatorFold(state) === null) return
+    this.#retention.finished(state.txn)
   }
 
   #fold(txn: string): void {

@@ -137,6 +137,13 @@ export class PgLease {
     return rows.length === 0 ? [] : this.recordsOf(rows.map((r) => r.txn))
   }
 
+  /** The unfinished transactions this coordinator owns (the partial index's). */
+  async unfinished(): Promise<string[]> {
+    const rows = (await this.sql`SELECT txn FROM twophase_claims
+      WHERE owner = ${this.name} AND NOT done`) as { txn: string }[]
+    return rows.map((r) => r.txn)
+  }
+
   /** Every coordinator on the log. */
   async members(): Promise<LogMember[]> {
     const rows = (await this.sql`

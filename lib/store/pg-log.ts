@@ -110,6 +110,10 @@ export class PgLog implements SharedLog<CoordinatorRecord>, Checkpoints<Coordina
     return this.lease.members()
   }
 
+  unfinished(): Promise<string[]> {
+    return this.lease.unfinished()
+  }
+
   /** Renews the lease; once it was taken over, fences this log for good. */
   async renew(): Promise<void> {
     if (this.#fenced) throw this.#fenced

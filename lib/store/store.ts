@@ -86,6 +86,9 @@ export interface SharedLog<R> extends CoordinatorLog<R> {
   renew(): Promise<void>
   /** Takes over the coordinators whose lease ran out: the records of what is now this one's. */
   takeOver(): Promise<R[]>
+  /** The unfinished transactions this coordinator owns on the log: to find one it lost track
+   * of (a takeover or a claim that was written, but whose answer was lost). */
+  unfinished(): Promise<string[]>
   /** The coordinators on the log. */
   members(): Promise<LogMember[]>
   readonly leaseMs: number

@@ -14,7 +14,12 @@ import {
   type Vote,
 } from '../../lib/core/index.ts'
 import type { CoordinatorCore } from '../../lib/node/coordinator-node.ts'
-import type { Checkpoints, CoordinatorLog, ParticipantStore } from '../../lib/store/store.ts'
+import type {
+  Checkpoints,
+  CoordinatorLog,
+  ParticipantStore,
+  SharedLog,
+} from '../../lib/store/store.ts'
 import type { Protocol } from './cluster.ts'
 
 const realCore: CoordinatorCore = { begin, step: coordinatorStep, resume }
@@ -255,4 +260,53 @@ export const BROKEN: Record<string, Protocol> = {
   'answers-before-writing': answersBeforeWriting,
   'prepares-decided-again': preparesDecidedAgain,
   'forgets-folded': forgetsFolded,
+}
+
+/** Several coordinators: a shared log whose writes do not check the writer's lease, so one
+ * taken over (stalled, or cut off from the database) still writes when it wakes. */
+const noFencing: Protocol = { leaseRules: { fencing: false } }
+
+/** Several coordinators: a coordinator that begins a transaction without claiming it, so the
+ * log shows no trace of it until its first record: another coordinator asked about it answers
+ * `unknown` (presumed abort), and one that a client retries at runs it a second time. */
+const noClaim: Protocol = {
+  wrapShared: (log: SharedLog<CoordinatorRecord>) =>
+    new Proxy(log, {
+      get(target, key) {
+        if (key === 'claim') return async () => true
+        const value = Reflect.get(target, key, target) as unknown
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    }),
+}
+
+/** Several coordinators: takeover of a lease that has not run out (a coordinator that is
+ * merely slow, or whose renewal is on its way). */
+const takesOverLiveLease: Protocol = { leaseRules: { expiredOnly: false } }
+
+/** Several coordinators: takeover without the grace rule, so that after the database was out
+ * of reach (every lease ran out) the first to come back takes over all the others. */
+const takesOverWithoutGrace: Protocol = { leaseRules: { grace: false } }
+
+/** Several coordinators: a coordinator that never looks for what it owns on the log but does
+ * not run (as this project's once did): a takeover or a claim written while its answer was
+ * lost leaves a transaction nobody finishes, its participants prepared, its client unanswered. */
+const forgetsLostWork: Protocol = {
+  wrapShared: (log: SharedLog<CoordinatorRecord>) =>
+    new Proxy(log, {
+      get(target, key) {
+        if (key === 'unfinished') return async () => []
+        const value = Reflect.get(target, key, target) as unknown
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    }),
+}
+
+/** The variants of several coordinators on one shared log (`--coordinators N`). */
+export const BROKEN_SHARED: Record<string, Protocol> = {
+  'no-fencing': noFencing,
+  'no-claim': noClaim,
+  'takes-over-live-lease': takesOverLiveLease,
+  'takes-over-without-grace': takesOverWithoutGrace,
+  'forgets-lost-work': forgetsLostWork,
 }

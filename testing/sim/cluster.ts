@@ -5,19 +5,20 @@
 // and lose at a crash whatever was not flushed. Nodes crash (the process is gone) and restart
 // from what their disks hold. Nothing here decides anything a node decides: it only runs them.
 import type { Hono } from 'hono'
-import type { CoordinatorRecord, Json, Op } from '../../lib/core/index.ts'
+import type { CoordinatorRecord, CoordinatorTxn, Json, Op } from '../../lib/core/index.ts'
 import { participantStep } from '../../lib/core/index.ts'
 import { createCoordinatorApp } from '../../lib/http/coordinator-app.ts'
 import { createApp } from '../../lib/http/participant-app.ts'
 import { CoordinatorNode, type CoordinatorCore } from '../../lib/node/coordinator-node.ts'
 import { ParticipantNode } from '../../lib/node/participant-node.ts'
 import type { Ports, View, WireReply } from '../../lib/node/ports.ts'
-import type { CoordinatorLog, ParticipantStore } from '../../lib/store/store.ts'
+import type { CoordinatorLog, ParticipantStore, SharedLog } from '../../lib/store/store.ts'
 import { Disk, GroupWriter, type DiskCounts } from './disk.ts'
 import { Invariants } from './invariants.ts'
 import { SimNetwork, type Host } from './network.ts'
 import { random, type Random } from './prng.ts'
 import { Scheduler, settle } from './scheduler.ts'
+import type { LeaseRules } from './shared-log.ts'
 import { SimLog, SimStore, type Durable } from './store.ts'
 
 export type Faults = {
@@ -44,6 +45,10 @@ export type Protocol = {
   /** The glue between a node and its disk. */
   wrapLog?: (log: CoordinatorLog<CoordinatorRecord>) => CoordinatorLog<CoordinatorRecord>
   wrapStore?: (store: ParticipantStore) => ParticipantStore
+  /** Several coordinators (testing/sim/shared-cluster.ts): the shared log's rules, and the glue
+   * between a coordinator and the shared log. */
+  leaseRules?: Partial<LeaseRules>
+  wrapShared?: (log: SharedLog<CoordinatorRecord>) => SharedLog<CoordinatorRecord>
 }
 
 export type Workload = {
@@ -75,7 +80,7 @@ export type SimConfig = {
   coordinatorDies?: boolean
 }
 
-type SimNode = Host & { downUntil: number; disk: Disk; view: string }
+export type SimNode = Host & { downUntil: number; disk: Disk; view: string }
 export type SimCoordinator = SimNode & {
   node: CoordinatorNode | null
   records: CoordinatorRecord[]
@@ -85,6 +90,9 @@ export type SimCoordinator = SimNode & {
 export type SimParticipant = SimNode & { node: ParticipantNode | null; durable: Durable }
 
 export const urlOf = (id: string): string => `http://${id}`
+
+/** The host the clients send from (several coordinators: testing/sim/shared-cluster.ts). */
+export const CLIENT = 'client'
 
 export class Sim {
   readonly rng: Random
@@ -128,14 +136,16 @@ export class Sim {
         durable: { records: [], data, applied: new Set(), folded: new Set() },
       }
     })
-    const hosts = new Map<string, Host>(this.#nodes().map((n) => [n.id, n]))
+    // The nodes of this class, not of a subclass (not built yet): it adds its own.
+    const own: SimNode[] = [this.coordinator, ...this.participants]
+    const hosts = new Map<string, Host>(own.map((n) => [n.id, n]))
     const faults = () => this.faults
-    this.net = new SimNetwork(this.sched, this.rng, hosts, faults, this.#observer(), (line) =>
+    this.net = new SimNetwork(this.sched, this.rng, hosts, faults, this.observer(), (line) =>
       this.log(line),
     )
     this.invariants = new Invariants(this)
     this.#unstarted = config.workload.length
-    for (const w of config.workload) this.sched.at(w.at, () => this.#begin(w))
+    for (const w of config.workload) this.sched.at(w.at, () => this.begin(w))
   }
 
   get now(): number {
@@ -150,8 +160,8 @@ export class Sim {
   /** Starts every node, runs the fault phase, heals everything, then runs until quiet; true if
    * it got there. */
   async run(maxMs = 60_000): Promise<boolean> {
-    await this.#startCoordinator()
-    for (const p of this.participants) await this.#startParticipant(p)
+    await this.startCoordinators()
+    for (const p of this.participants) await this.startParticipant(p)
     const faultEnd = this.config.faultPhaseMs ?? 1500
     while (this.now < faultEnd) await this.step()
     this.heal()
@@ -165,10 +175,10 @@ export class Sim {
 
   async step(): Promise<void> {
     this.counts.steps += 1
-    this.#injectFaults()
+    this.injectFaults()
     const next = this.sched.nextAt()
     if (next > this.now) this.sched.now = next
-    await this.#restartDue()
+    await this.restartDue()
     for (const event of this.sched.takeDue()) {
       event.fn()
       await settle()
@@ -182,7 +192,7 @@ export class Sim {
     this.log('heal: no more faults')
     this.faults = { ...this.faults, drop: 0, duplicate: 0, crash: 0, partition: 0 }
     this.faults = { ...this.faults, crashAfterPersist: 0, diskFail: 0, diskStall: 0 }
-    for (const n of this.#nodes()) {
+    for (const n of this.nodes()) {
       if (!n.up) n.downUntil = this.now
       n.disk.failingUntil = 0
       n.disk.stallUntil = 0
@@ -193,19 +203,19 @@ export class Sim {
 
   /** Every transaction started, decided durably and done, and no participant holds anything. */
   quiescent(): boolean {
-    if (this.config.coordinatorDies) return this.#participantsQuiet()
+    if (this.config.coordinatorDies) return this.participantsQuiet()
     if (this.#unstarted > 0) return false
-    if (!this.#nodes().every((n) => n.up)) return false
+    if (!this.nodes().every((n) => n.up)) return false
     const c = this.coordinator.node
     if (c === null) return false
     for (const t of c.txns.values()) {
       if (t.phase !== 'done' || t.unlogged !== null || !t.logged) return false
     }
-    return this.#participantsQuiet()
+    return this.participantsQuiet()
   }
 
   /** Every participant up, none waiting for an outcome, none holding a lock. */
-  #participantsQuiet(): boolean {
+  protected participantsQuiet(): boolean {
     for (const p of this.participants) {
       if (p.node === null) return false
       for (const t of p.node.txns.values()) {
@@ -218,17 +228,32 @@ export class Sim {
     return true
   }
 
+  /** Whether `id` names a coordinator. */
+  isCoordinator(id: string): boolean {
+    return id === 'c'
+  }
+
+  /** Every record the coordinators' log holds. */
+  loggedRecords(): CoordinatorRecord[] {
+    return this.coordinator.records
+  }
+
+  /** What the coordinators know of `txn` at the end (a folded one rebuilt). */
+  finalOf(txn: string): CoordinatorTxn | undefined {
+    return this.coordinator.node?.txn(txn)
+  }
+
   participant(url: string): SimParticipant {
     return this.participants.find((p) => urlOf(p.id) === url || p.id === url)!
   }
 
-  #nodes(): SimNode[] {
+  protected nodes(): SimNode[] {
     return [this.coordinator, ...this.participants]
   }
 
-  #injectFaults(): void {
+  protected injectFaults(): void {
     const f = this.faults
-    const node = () => this.rng.pick(this.#nodes())
+    const node = () => this.rng.pick(this.nodes())
     if (f.crash > 0 && this.rng.chance(f.crash)) {
       const n = node()
       if (n.up) this.crash(n, this.now + this.rng.int(20, 400))
@@ -267,7 +292,7 @@ export class Sim {
   /** A partition that splits the cluster in two sides (three-phase commit's hard case). */
   #split(): void {
     const side = new Set(
-      this.#nodes()
+      this.nodes()
         .filter(() => this.rng.chance(0.5))
         .map((n) => n.id),
     )
@@ -296,22 +321,25 @@ export class Sim {
     }
   }
 
-  async #restartDue(): Promise<void> {
-    for (const n of this.#nodes()) {
+  protected async restartDue(): Promise<void> {
+    for (const n of this.nodes()) {
       if (n.up || n.downUntil > this.now) continue
       n.up = true
       this.log(`restart ${n.id}`)
-      if (n === this.coordinator) await this.#startCoordinator()
-      else await this.#startParticipant(n as SimParticipant)
+      if (n === this.coordinator) await this.startCoordinators()
+      else await this.startParticipant(n as SimParticipant)
     }
   }
 
   /** The clock, timers and network of `n` in its current life: a later life never hears what
    * an earlier one asked for. */
-  #ports(n: SimNode): Ports {
+  protected ports(n: SimNode): Ports {
     const epoch = n.epoch
     const alive = () => n.up && n.epoch === epoch
     const sched = this.sched
+    // A stalled node's timers fire once it runs again.
+    const later = (ms: number, fn: () => void) =>
+      sched.at(sched.now + ms, () => this.net.whenRunning(n, fn))
     return {
       now: () => sched.now,
       every(ms, fn) {
@@ -319,19 +347,19 @@ export class Sim {
         const tick = () => {
           if (!on || !alive()) return
           fn()
-          sched.at(sched.now + ms, tick)
+          later(ms, tick)
         }
-        sched.at(sched.now + ms, tick)
+        later(ms, tick)
         return () => void (on = false)
       },
-      sleep: (ms) => new Promise((resolve) => sched.at(sched.now + ms, () => alive() && resolve())),
+      sleep: (ms) => new Promise((resolve) => later(ms, () => alive() && resolve())),
       request: (method, url, body, timeoutMs) =>
         this.net.request(n, epoch, method, url, body, timeoutMs),
       warn: (line) => this.log(`${n.id} warns: ${line}`),
     }
   }
 
-  #writer<T>(n: SimNode, lazyMs: number) {
+  protected writer<T>(n: SimNode, lazyMs: number) {
     const epoch = n.epoch
     const alive = () => n.up && n.epoch === epoch
     const crashAfter = () => {
@@ -344,7 +372,7 @@ export class Sim {
   }
 
   /** A view in memory: what the node would show in its text file. */
-  #view(n: SimNode): (render: () => string) => View {
+  protected view(n: SimNode): (render: () => string) => View {
     return (render) => ({
       refresh: async () => void (n.view = render()),
       refreshSoon: () => void (n.view = render()),
@@ -352,10 +380,10 @@ export class Sim {
     })
   }
 
-  async #startCoordinator(): Promise<void> {
+  protected async startCoordinators(): Promise<void> {
     const c = this.coordinator
     const epoch = c.epoch
-    const log = new SimLog(c.records, c.folded, this.#writer(c, 20), (r) => {
+    const log = new SimLog(c.records, c.folded, this.writer(c, 20), (r) => {
       this.log(`c logged ${r.type} ${r.txn}${r.type === 'decision' ? ` ${r.decision}` : ''}`)
       this.invariants.onCoordinatorPersist(r)
     })
@@ -372,8 +400,8 @@ export class Sim {
       onePhase: this.service,
       retryUndecided: !this.service,
       log: this.protocol.wrapLog ? this.protocol.wrapLog(log) : log,
-      view: this.#view(c),
-      ports: this.#ports(c),
+      view: this.view(c),
+      ports: this.ports(c),
       ...(this.retain !== undefined ? { retain: this.retain } : {}),
       ...(this.protocol.coordinator ? { core: this.protocol.coordinator } : {}),
     })
@@ -386,11 +414,11 @@ export class Sim {
     for (const w of this.started) this.#run(node, w)
   }
 
-  async #startParticipant(p: SimParticipant): Promise<void> {
+  protected async startParticipant(p: SimParticipant): Promise<void> {
     const epoch = p.epoch
     const forcedNo = (txn: string) =>
       this.config.workload.find((w) => w.txn === txn)?.no.includes(p.id) ?? false
-    const store = new SimStore(p.durable, this.#writer(p, 0), forcedNo, (record) => {
+    const store = new SimStore(p.durable, this.writer(p, 0), forcedNo, (record) => {
       this.log(`${p.id} logged ${record.state} ${record.txn}`)
       this.invariants.onParticipantPersist(p, record)
     })
@@ -401,8 +429,8 @@ export class Sim {
       prng: this.rng.next,
       backoff: { baseMs: 20, capMs: 200 },
       store: this.protocol.wrapStore ? this.protocol.wrapStore(store) : store,
-      view: this.#view(p),
-      ports: this.#ports(p),
+      view: this.view(p),
+      ports: this.ports(p),
       ...(this.retain !== undefined ? { retain: this.retain } : {}),
       ...(this.protocol.participantStep ? { step: this.protocol.participantStep } : {}),
     })
@@ -414,12 +442,12 @@ export class Sim {
     if (p.epoch === epoch) p.app = createApp(node, undefined, unbounded) as Hono
   }
 
-  #begin(w: Workload[number]): void {
+  protected begin(w: Workload[number]): void {
     const c = this.coordinator
     // A client whose coordinator is down tries again once it is up.
     if (!c.up || c.node === null) {
       // One that dies for good never starts it: nothing of it is anywhere to finish.
-      if (Number.isFinite(c.downUntil)) this.sched.at(c.downUntil + 1, () => this.#begin(w))
+      if (Number.isFinite(c.downUntil)) this.sched.at(c.downUntil + 1, () => this.begin(w))
       return
     }
     this.#unstarted -= 1
@@ -437,7 +465,7 @@ export class Sim {
 
   /** The checks read off the wire. A violation is kept by the invariants and raised by the
    * loop: thrown here it would only unwind the node's own promise chain. */
-  #observer() {
+  protected observer() {
     const quietly = (check: () => void) => {
       try {
         check()

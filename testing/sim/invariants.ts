@@ -4,7 +4,7 @@ import type { CoordinatorRecord, Json, ParticipantRecord, Ballot } from '../../l
 import type { WireReply } from '../../lib/node/ports.ts'
 import { decodeBatchReplies } from '../../lib/wire/coordinator.ts'
 import { decodeBatch, decodeReply, decodeTxn, type Body } from '../../lib/wire/participant.ts'
-import { urlOf, type Sim, type SimParticipant } from './cluster.ts'
+import { CLIENT, urlOf, type Sim, type SimParticipant } from './cluster.ts'
 
 export class SimViolation extends Error {
   constructor(
@@ -55,13 +55,24 @@ export class Invariants {
     this.#outcomes.set(txn, outcome)
   }
 
-  onCoordinatorPersist(record: CoordinatorRecord): void {
+  /** A violation found by a check kept elsewhere (testing/sim/shared-invariants.ts). */
+  fail(property: string, detail: string): never {
+    this.#fail(property, detail)
+  }
+
+  /** `node`: the coordinator that logged it (several share one log). */
+  onCoordinatorPersist(record: CoordinatorRecord, node = 'c'): void {
     if (record.type !== 'decision') return
     if (record.decision === 'commit') this.#validCommit(record.txn, record.participants ?? [])
     // Learned from a participant that committed first (a termination): its own rule applied.
     const learned = this.#outcomes.get(record.txn) === 'commit'
-    if (record.decision === 'commit' && !learned) this.#quorumPrecommitted('c', record.txn)
-    this.#decide('c', record.txn, record.decision)
+    if (record.decision === 'commit' && !learned) this.#quorumPrecommitted(node, record.txn)
+    this.#decide(node, record.txn, record.decision)
+  }
+
+  /** The outcome every node persisted for `txn` so far, if any did. */
+  outcome(txn: string): Outcome | undefined {
+    return this.#outcomes.get(txn)
   }
 
   /** Three-phase: the coordinator commits only once a quorum (a majority of the transaction's
@@ -102,16 +113,17 @@ export class Invariants {
   /** Persist-before-send: a commit leaves only once the coordinator has logged it (an abort
    * need not be: without a record, the presumption is abort). Read off the wire. */
   onRequest(from: string, to: string, path: string, body: unknown): void {
+    if (from === CLIENT) return // a client's request to a coordinator
     const items =
       path === '/batch' ? decodeBatch(body as Body) : [{ ...(body as Body), type: path.slice(1) }]
-    if (from !== 'c') return this.#terminatorSends(from, to, items as Body[])
+    if (!this.sim.isCoordinator(from)) return this.#terminatorSends(from, to, items as Body[])
     for (const item of items as Body[]) {
       if (item.type === 'precommit') this.#precommitLogged(decodeTxn(item), to)
       if (item.type !== 'commit') continue
       const txn = decodeTxn(item)
-      const logged = this.sim.coordinator.records.some(
-        (r) => r.type === 'decision' && r.txn === txn && r.decision === 'commit',
-      )
+      const logged = this.sim
+        .loggedRecords()
+        .some((r) => r.type === 'decision' && r.txn === txn && r.decision === 'commit')
       if (!logged)
         this.#fail('persist-before-send', `commit of ${txn} sent to ${to} before it was logged`)
     }
@@ -120,9 +132,9 @@ export class Invariants {
   /** Three-phase, persist-before-send: the coordinator's precommit leaves only once its
    * precommit record is durable (a restart must never abort what it may have precommitted). */
   #precommitLogged(txn: string, to: string): void {
-    const logged = this.sim.coordinator.records.some(
-      (r) => (r.type === 'precommit' || r.type === 'decision') && r.txn === txn,
-    )
+    const logged = this.sim
+      .loggedRecords()
+      .some((r) => (r.type === 'precommit' || r.type === 'decision') && r.txn === txn)
     if (!logged) this.#fail('persist-before-send', `precommit of ${txn} sent to ${to} unlogged`)
   }
 
@@ -144,7 +156,7 @@ export class Invariants {
 
   /** What a participant's answer says about its votes, read off the wire as it leaves. */
   onAnswer(host: string, path: string, reply: WireReply): void {
-    if (host === 'c' || !['/prepare', '/batch', '/precommit'].includes(path)) return
+    if (this.sim.isCoordinator(host) || !['/prepare', '/batch', '/precommit'].includes(path)) return
     const p = this.sim.participant(host)
     const items = path === '/batch' ? (decodeBatchReplies(reply.body, Infinity) ?? []) : [reply]
     for (const item of items) {
@@ -193,7 +205,7 @@ export class Invariants {
     for (const w of sim.started) {
       // Folded or not: a checkpoint must not change what any transaction ended as. The
       // outcome is the coordinator's, or (one that died) the one every participant agrees on.
-      const t = sim.coordinator.node?.txn(w.txn)
+      const t = sim.finalOf(w.txn)
       const decision = t ? t.decision : (this.#outcomes.get(w.txn) ?? 'abort')
       const participants = t ? t.participants : Object.keys(w.ops).map((id) => urlOf(id))
       for (const url of participants) this.#ended(sim.participant(url), w.txn, decision)

@@ -8,8 +8,15 @@ import type { Scheduler } from './scheduler.ts'
 
 export type NetFaults = { drop: number; duplicate: number }
 
-/** What the network needs of a node: whether it runs (and which life of it), and its app. */
-export type Host = { id: string; up: boolean; epoch: number; app: Hono | null }
+/** What the network needs of a node: whether it runs (and which life of it), and its app.
+ * `stalledUntil`: the process is stopped (SIGSTOP) until then, and runs nothing meanwhile. */
+export type Host = {
+  id: string
+  up: boolean
+  epoch: number
+  app: Hono | null
+  stalledUntil?: number
+}
 
 export type Observer = {
   /** A request leaves `from` (before any drop: what the sender did is what counts). */
@@ -53,19 +60,22 @@ export class SimNetwork {
       settled = true
       resolve(reply)
     }
-    this.sched.at(this.sched.now + timeoutMs, () => finish(null))
+    this.sched.at(this.sched.now + timeoutMs, () => this.whenRunning(from, () => finish(null)))
     if (method === 'POST') this.observer.onRequest(from.id, to, path, body)
     const text = body === null ? undefined : JSON.stringify(body)
     const copies = this.rng.chance(this.faults().duplicate) ? 2 : 1
     if (copies === 2) this.counts.duplicates += 1
     for (let i = 0; i < copies; i++) {
       if (this.#lost(from.id, to, `${method} ${path}`)) continue
-      this.sched.at(this.sched.now + this.#delay(), () => {
+      const serve = () =>
         void this.#serve(from.id, to, method, url, path, text).then((reply) => {
           if (reply === null || this.#lost(to, from.id, `reply to ${path}`)) return
-          this.sched.at(this.sched.now + this.#delay(), () => finish(reply))
+          const back = () => this.whenRunning(from, () => finish(reply))
+          this.sched.at(this.sched.now + this.#delay(), back)
         })
-      })
+      this.sched.at(this.sched.now + this.#delay(), () =>
+        this.whenRunning(this.hosts.get(to), serve),
+      )
     }
     return promise
   }
@@ -93,6 +103,14 @@ export class SimNetwork {
     const reply = { status: response.status, body: json }
     this.observer.onAnswer(to, path, text === undefined ? null : JSON.parse(text), reply)
     return reply
+  }
+
+  /** Runs `fn` now, or once `host` wakes if it is stalled: a stopped process reads nothing,
+   * and its timers fire only when it runs again. */
+  whenRunning(host: Host | undefined, fn: () => void): void {
+    const until = host?.stalledUntil ?? 0
+    if (until > this.sched.now) this.sched.at(until, () => this.whenRunning(host, fn))
+    else fn()
   }
 
   #lost(from: string, to: string, what: string): boolean {

@@ -1,6 +1,7 @@
 // Running one seed, and reporting a failure so that it can be replayed.
 import { createSim, type Faults, type Protocol } from './cluster.ts'
 import { SimViolation } from './invariants.ts'
+import { SharedSim, type SharedCounts } from './shared-cluster.ts'
 import { FAULTS, bankConfig, totalOf } from './workload.ts'
 
 export type Counts = {
@@ -25,24 +26,36 @@ export type SeedResult = {
   allYes: string[]
   /** Transactions folded by a checkpoint, on the coordinator and on every participant. */
   folded: number
+  /** Several coordinators on one shared log: what happened to their leases. */
+  shared?: SharedCounts
 }
 
-export async function runSeed(
-  seed: number,
-  options: { faults?: Faults; protocol?: Protocol; fullTrace?: boolean; threePhase?: boolean } = {},
-): Promise<SeedResult> {
+export type RunOptions = {
+  faults?: Faults
+  protocol?: Protocol
+  fullTrace?: boolean
+  threePhase?: boolean
+  /** 2 or 3: that many coordinators on one shared log (./shared-cluster.ts). */
+  coordinators?: number
+}
+
+export async function runSeed(seed: number, options: RunOptions = {}): Promise<SeedResult> {
   const faults = options.faults ?? FAULTS
   const config = bankConfig(seed, faults, options.protocol, options.threePhase ?? false)
-  const sim = createSim({ ...config, fullTrace: options.fullTrace ?? false })
+  const fullTrace = options.fullTrace ?? false
+  const sim = options.coordinators
+    ? new SharedSim({ ...config, fullTrace, coordinators: options.coordinators })
+    : createSim({ ...config, fullTrace })
   let violation: string | null = null
   try {
     const quiescent = await sim.run()
     sim.invariants.atEnd(quiescent, totalOf(config))
+    if (sim instanceof SharedSim) sim.clientsAgree()
   } catch (error) {
     if (!(error instanceof SimViolation)) throw error
     violation = error.message
   }
-  const records = sim.coordinator.records
+  const records = sim.loggedRecords()
   const decisions: Record<string, string> = {}
   for (const r of records) if (r.type === 'decision') decisions[r.txn] = r.decision
   const allYes: string[] = []
@@ -59,12 +72,21 @@ export async function runSeed(
     .map((set) => set.size)
     .reduce((a, b) => a + b, 0)
   const { trace } = sim
-  return { seed, ok: violation === null, violation, trace, counts, decisions, allYes, folded }
+  const shared = sim instanceof SharedSim ? { shared: sim.sharedCounts() } : {}
+  const ok = violation === null
+  return { seed, ok, violation, trace, counts, decisions, allYes, folded, ...shared }
 }
 
 /** What a failing seed prints: the property, the replay command and the events before it. */
-export function report(result: SeedResult, variant = '', threePhase = false): string {
-  const flag = (threePhase ? ' --protocol 3pc' : '') + (variant ? ` --variant ${variant}` : '')
+export function report(
+  result: SeedResult,
+  variant = '',
+  threePhase = false,
+  coordinators = 0,
+): string {
+  const several = coordinators > 0 ? ` --coordinators ${coordinators}` : ''
+  const flag =
+    (threePhase ? ' --protocol 3pc' : '') + several + (variant ? ` --variant ${variant}` : '')
   return [
     `seed ${result.seed} violated ${result.violation}`,
     `replay: bun scripts/simulate.ts --seed ${result.seed} --trace${flag}`,
