@@ -67,4 +67,11 @@ describe('coordinatorFold', () => {
     const done = recoverCoordinator([begin, commit, { type: 'done', txn: 't' }], 0).get('t')!
     expect(coordinatorFold({ ...done, refusals: { [P[0]!]: 'heuristic abort' } })).toBeNull()
   })
+
+  test('nor one with a record still to be written again (a shared log reads it)', () => {
+    const done = recoverCoordinator([begin, commit, { type: 'done', txn: 't' }], 0).get('t')!
+    const unlogged = { record: commit, lazy: true, attempt: 0, retryAt: 50 }
+    expect(coordinatorFold({ ...done, unlogged })).toBeNull()
+    expect(coordinatorFold(done)).not.toBeNull()
+  })
 })
