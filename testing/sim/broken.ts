@@ -289,13 +289,18 @@ const takesOverLiveLease: Protocol = { leaseRules: { expiredOnly: false } }
 const takesOverWithoutGrace: Protocol = { leaseRules: { grace: false } }
 
 /** Several coordinators: a coordinator that never looks for what it owns on the log but does
- * not run (as this project's once did): a takeover or a claim written while its answer was
+ * not run (as this project's once did): neither after a failed takeover or claim, nor when a
+ * repeated claim finds its own (an orphan). A takeover or a claim written while its answer was
  * lost leaves a transaction nobody finishes, its participants prepared, its client unanswered. */
 const forgetsLostWork: Protocol = {
   wrapShared: (log: SharedLog<CoordinatorRecord>) =>
     new Proxy(log, {
       get(target, key) {
         if (key === 'unfinished') return async () => []
+        if (key === 'claim') {
+          return async (...args: Parameters<typeof target.claim>) =>
+            (await target.claim(...args)) === true
+        }
         const value = Reflect.get(target, key, target) as unknown
         return typeof value === 'function' ? value.bind(target) : value
       },

@@ -6,9 +6,10 @@
 // its answer on the way back, as a COMMIT whose connection dies) or slow. SimSharedLog is one
 // coordinator's handle on it in one life, with PgLog's group commit.
 import type { CoordinatorRecord } from '../../lib/core/index.ts'
+import { GroupLog, type Item, type Written } from '../../lib/store/group-log.ts'
 import { Fenced } from '../../lib/store/pg-lease.ts'
 import { StoreUnavailable } from '../../lib/store/store.ts'
-import type { Checkpoints, LogMember, SharedLog } from '../../lib/store/store.ts'
+import type { LogMember } from '../../lib/store/store.ts'
 import type { Random } from './prng.ts'
 import type { Scheduler } from './scheduler.ts'
 
@@ -43,11 +44,6 @@ export type DatabaseObserver = {
   /** A row of the coordinators' log is written. */
   written(row: Row): void
 }
-
-type Item =
-  | { kind: 'record'; record: CoordinatorRecord }
-  | { kind: 'claim'; txn: string; participants: readonly string[]; protocol?: '3pc' }
-  | { kind: 'done'; txn: string }
 
 export class SimDatabase {
   readonly members = new Map<string, Member>()
@@ -136,11 +132,17 @@ export class SimDatabase {
   }
 
   /** PgLog's one statement: the lease checked and the group written, or nothing written. */
-  write(name: string, epoch: number, items: readonly Item[]): Set<string> {
+  write(name: string, epoch: number, items: readonly Item[]): Written {
     const m = this.#ours(name, epoch)
     if (this.rules.fencing) {
       if (!m) throw new Fenced(`the lease of ${name} was taken over: nothing written`)
       if (m.leaseUntil <= this.now) throw new Error(`the lease of ${name} ran out: nothing written`)
+    }
+    // As PostgreSQL's statement sees them: the claims from before it.
+    const orphans = new Set<string>()
+    for (const item of items) {
+      const claim = item.kind === 'claim' ? this.claims.get(item.txn) : undefined
+      if (claim && claim.owner === name && !claim.done) orphans.add(claim.txn)
     }
     const claimed = new Set<string>()
     for (const item of items) {
@@ -160,7 +162,7 @@ export class SimDatabase {
       const claim = this.claims.get(txn)
       if (done && claim) claim.done = true
     }
-    return claimed
+    return { claimed, orphans }
   }
 
   /** PgLease.takeOver's transaction: the unfinished transactions of every coordinator whose
@@ -223,26 +225,16 @@ export type DatabasePort = {
   sleep: (ms: number) => Promise<void>
 }
 
-type Pending = { item: Item; resolve: (claimed: boolean) => void; reject: (e: unknown) => void }
-
-/** One coordinator's shared log in one life: PgLog's group commit over SimDatabase. */
-export class SimSharedLog implements SharedLog<CoordinatorRecord>, Checkpoints<CoordinatorRecord> {
-  readonly lazyMs = 20
-  flushes = 0
+export class SimSharedLog extends GroupLog {
   epoch = 0
-  #records: CoordinatorRecord[] = []
-  #pending: Pending[] = []
-  #writing: Promise<void> | null = null
-  #scheduled = false
-  #lazy = false
-  #fenced: Fenced | null = null
-  onFenced: (error: Error) => void = () => {}
 
   constructor(
     readonly db: SimDatabase,
     readonly name: string,
     readonly port: DatabasePort,
-  ) {}
+  ) {
+    super(20, (ms, fn) => void port.sleep(ms).then(fn))
+  }
 
   #call<T>(statement: () => T): Promise<T> {
     return this.db.call(this.port.from, this.port.deliver, statement)
@@ -262,7 +254,7 @@ export class SimSharedLog implements SharedLog<CoordinatorRecord>, Checkpoints<C
     for (;;) {
       try {
         const txns = await this.#call(() => this.db.owned(this.name))
-        this.#records = await this.#call(() => this.db.recordsOf(txns))
+        this.loaded = await this.#call(() => this.db.recordsOf(txns))
         return
       } catch {
         await this.port.sleep(50)
@@ -272,35 +264,6 @@ export class SimSharedLog implements SharedLog<CoordinatorRecord>, Checkpoints<C
 
   get leaseMs(): number {
     return this.db.leaseMs
-  }
-
-  records(): CoordinatorRecord[] {
-    return this.#records
-  }
-
-  history(): Iterable<CoordinatorRecord> {
-    return this.#records
-  }
-
-  folded(): undefined {
-    return undefined
-  }
-
-  get checkpoints(): this {
-    return this
-  }
-
-  fold(txn: string): void {
-    this.#enqueue({ kind: 'done', txn }, true).catch(() => {})
-  }
-
-  append(record: CoordinatorRecord, _effect: undefined, lazy: boolean): Promise<void> {
-    return this.#enqueue({ kind: 'record', record }, lazy).then(() => {})
-  }
-
-  claim(txn: string, participants: readonly string[], protocol: '2pc' | '3pc'): Promise<boolean> {
-    const three = protocol === '3pc' ? { protocol: '3pc' as const } : {}
-    return this.#enqueue({ kind: 'claim', txn, participants, ...three }, false)
   }
 
   async lookup(txn: string): Promise<CoordinatorRecord[]> {
@@ -320,61 +283,12 @@ export class SimSharedLog implements SharedLog<CoordinatorRecord>, Checkpoints<C
     return this.#call(() => this.db.owned(this.name))
   }
 
-  async renew(): Promise<void> {
-    if (this.#fenced) throw this.#fenced
-    try {
-      await this.#call(() => this.db.renew(this.name, this.epoch))
-    } catch (error) {
-      if (error instanceof Fenced) this.#fence(error)
-      throw error
-    }
+  protected renewLease(): Promise<void> {
+    return this.#call(() => this.db.renew(this.name, this.epoch))
   }
 
-  #enqueue(item: Item, lazy: boolean): Promise<boolean> {
-    if (this.#fenced) return Promise.reject(this.#fenced)
-    const { promise, resolve, reject } = Promise.withResolvers<boolean>()
-    this.#pending.push({ item, resolve, reject })
-    if (!lazy) this.#writeSoon()
-    else if (!this.#lazy) {
-      this.#lazy = true
-      void this.port.sleep(this.lazyMs).then(() => this.#writeSoon())
-    }
-    return promise
-  }
-
-  #writeSoon(): void {
-    if (this.#scheduled || this.#writing) return
-    this.#scheduled = true
-    void this.port.sleep(0).then(() => this.#write())
-  }
-
-  async #write(): Promise<void> {
-    this.#scheduled = false
-    this.#lazy = false
-    const group = this.#pending
-    if (group.length === 0) return
-    this.#pending = []
-    const { promise, resolve } = Promise.withResolvers<void>()
-    this.#writing = promise
-    try {
-      const items = group.map((p) => p.item)
-      const claimed = await this.#call(() => this.db.write(this.name, this.epoch, items))
-      this.flushes += 1
-      for (const p of group) p.resolve(p.item.kind !== 'claim' || claimed.has(p.item.txn))
-    } catch (error) {
-      if (error instanceof Fenced) this.#fence(error)
-      for (const p of group) p.reject(error)
-    } finally {
-      this.#writing = null
-      resolve()
-      if (this.#pending.length > 0) this.#writeSoon()
-    }
-  }
-
-  #fence(error: Fenced): void {
-    if (this.#fenced) return
-    this.#fenced = error
-    this.onFenced(error)
+  protected write(items: Item[]): Promise<Written> {
+    return this.#call(() => this.db.write(this.name, this.epoch, items))
   }
 
   close(): void {}
