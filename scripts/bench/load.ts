@@ -21,7 +21,8 @@ export type Load = {
 
 /** `total` transactions to the coordinator at `url`, the body of the i-th being `bodyOf(i)`. */
 export type Spec = {
-  url: string
+  /** With several (Bun's fetch only), client i sends to the i-th in turn. */
+  url: string | readonly string[]
   concurrency: number
   total: number
   bodyOf: (i: number) => string
@@ -38,10 +39,11 @@ async function driveFetch({ url, concurrency, total, bodyOf }: Spec): Promise<Lo
   let committed = 0
   const cpu = process.cpuUsage()
   const started = performance.now()
-  async function client(): Promise<void> {
+  async function client(c: number): Promise<void> {
+    const to = typeof url === 'string' ? url : url[c % url.length]!
     for (let i = next++; i < total; i = next++) {
       const t0 = performance.now()
-      const response = await fetch(`${url}/transactions`, {
+      const response = await fetch(`${to}/transactions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: bodyOf(i),
@@ -51,7 +53,7 @@ async function driveFetch({ url, concurrency, total, bodyOf }: Spec): Promise<Lo
       if (reply.decision === 'commit') committed += 1
     }
   }
-  await Promise.all(Array.from({ length: concurrency }, client))
+  await Promise.all(Array.from({ length: concurrency }, (_, c) => client(c)))
   const seconds = (performance.now() - started) / 1000
   const used = process.cpuUsage(cpu)
   latencies.sort((a, b) => a - b)
@@ -79,6 +81,7 @@ type WrkSummary = {
 }
 
 async function driveWrk({ url, concurrency, total, bodyOf }: Spec, dir: string): Promise<Load> {
+  if (typeof url !== 'string') throw new Error('wrk drives one coordinator: use --client fetch')
   // One body more per connection: what is in flight when the last answer arrives.
   const bodies = join(dir, `bodies-${concurrency}-${total}.txt`)
   const lines = Array.from({ length: total + concurrency }, (_, i) => bodyOf(i))

@@ -11,6 +11,7 @@ import { SQL } from 'bun'
 import { startPgCluster, type PgCluster } from '../../lib/store/pg-cluster.ts'
 import { spawnCoordinatorService, spawnParticipant, type Node } from '../../testing/nodes.ts'
 import { bodyOf, cpuSeconds, round, type Settings } from './level.ts'
+import { drive as driveLoad } from './load.ts'
 import { table } from './table.ts'
 
 export type SharedRow = {
@@ -106,28 +107,10 @@ async function measure(s: Settings, run: Run, log: SharedRow['log'], levels: num
  * i mod n: every coordinator gets its share. */
 async function drive(s: Settings, run: Run, concurrency: number, total: number, tag: string) {
   const name = `${tag}-${Date.now().toString(36)}`
-  const latencies: number[] = []
-  let next = 0
-  const started = performance.now()
-  const client = async (c: number) => {
-    const url = run.coordinators[c % run.coordinators.length]!.url
-    for (let i = next++; i < total; i = next++) {
-      const t0 = performance.now()
-      const response = await fetch(`${url}/transactions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: bodyOf(s, i, name),
-      })
-      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}: ${await response.text()}`)
-      await response.arrayBuffer()
-      latencies.push(performance.now() - t0)
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, (_, c) => client(c)))
-  const seconds = (performance.now() - started) / 1000
-  latencies.sort((a, b) => a - b)
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * total))]!
-  return { perSecond: Math.round(total / seconds), p50: round(at(0.5)), p99: round(at(0.99)) }
+  const url = run.coordinators.map((c) => c.url)
+  const spec = { url, concurrency, total, bodyOf: (i: number) => bodyOf(s, i, name) }
+  const load = await driveLoad('fetch', spec, s.root)
+  return { perSecond: Math.round(total / load.seconds), p50: round(load.p50), p99: round(load.p99) }
 }
 
 export function sharedLines(rows: SharedRow[]): string[] {
