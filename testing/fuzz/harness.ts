@@ -59,14 +59,22 @@ function serverText(body: FuzzRequest['body']): string {
   return new TextDecoder().decode(typeof body === 'string' ? new TextEncoder().encode(body) : body)
 }
 
+/** The requests open to all (lib/http/auth.ts, lib/http/dashboard/): GET /healthz, and the
+ * dashboard's page and assets, which hold no data (GET, and HEAD which Hono answers alike). */
+function isOpen(request: FuzzRequest): boolean {
+  const path = request.path
+  if (/^GET$/i.test(request.method) && /^\/healthz(\?|$)/.test(path)) return true
+  const page = /^\/(assets\/uPlot\.(iife\.min\.js|min\.css))?(\?|$)/.test(path)
+  return /^(GET|HEAD)$/i.test(request.method) && page
+}
+
 /** What is wrong with the answer to a request sent with a proof (`proof` true) or without one
  * that holds (false): the first is never refused as unauthorized; the second is, unless it
- * is GET /healthz (open to all) or refused before anyone looks at a proof (405, 413). */
+ * is open to all (`isOpen`) or refused before anyone looks at a proof (405, 413). */
 export function proofProblem(request: FuzzRequest, sent: Sent): string | null {
   if (sent.proof === undefined) return null
   if (sent.proof) return sent.status === 401 ? `401 despite a valid proof: ${sent.text}` : null
-  const open = /^GET$/i.test(request.method) && /^\/healthz(\?|$)/.test(request.path)
-  if (open || [401, 405, 413].includes(sent.status)) return null
+  if (isOpen(request) || [401, 405, 413].includes(sent.status)) return null
   return `${sent.status} without a valid proof: ${sent.text.slice(0, 200)}`
 }
 
