@@ -138,15 +138,22 @@ async function rounds(c: Cluster, transfers: Transfer[], concurrency: number) {
   return decisions
 }
 
-/** Waits until nothing is prepared on the server and the coordinator delivers nothing more. */
+/** Waits until nothing is prepared on the server and the coordinator delivers nothing more;
+ * after 30 s, says what is left and throws. */
 async function settle(c: Cluster): Promise<void> {
   const db = new SQL({ url: c.urls.ledger, max: 1 })
+  let left = ''
   try {
     await waitFor(async () => {
       const status = await (await fetch(`${c.coordinator.url}/status`)).json()
-      const [{ n }] = await db`SELECT count(*)::int AS n FROM pg_prepared_xacts`
-      return n === 0 && (status as { counts: { delivering: number } }).counts.delivering === 0
-    }, 60_000)
+      const delivering = (status as { counts: { delivering: number } }).counts.delivering
+      const rows = await db`SELECT gid FROM pg_prepared_xacts ORDER BY gid`
+      const gids = (rows as { gid: string }[]).map((r) => r.gid)
+      left = `prepared: ${gids.join(', ') || 'none'}; the coordinator delivering ${delivering}`
+      return gids.length === 0 && delivering === 0
+    }, 30_000)
+  } catch {
+    throw new Error(`not settled after 30 s: ${left}`)
   } finally {
     await db.close()
   }

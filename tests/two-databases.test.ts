@@ -29,6 +29,7 @@ test('the example: both databases agree after the kills', async () => {
     [process.execPath, 'examples/two-databases.ts'],
     ['--transfers', '40'],
   )
+  if (run.code !== 0) console.error(run.stderr) // what was left unsettled, if that was it
   expect(run.stdout).toContain('SIGKILLed the database server and restarted it')
   expect(run.stdout).toContain('prepared: 0')
   expect(run.stdout).toContain('verdict: both databases agree')

@@ -2,10 +2,11 @@
 // rules as the SQLite log (./log.ts): a record's promise resolves only once PostgreSQL has
 // committed it, with group commit (./group-log.ts). Every write is one statement that checks
 // this coordinator's lease (./pg-lease.ts) and writes nothing when it was taken over: fencing.
-import { SQL } from 'bun'
+import type { SQL } from 'bun'
 import type { CoordinatorRecord } from '../core/index.ts'
 import { GroupLog, type Item, type Written } from './group-log.ts'
 import { Fenced, PgLease } from './pg-lease.ts'
+import { pgPool } from './pg-pool.ts'
 import type { LogMember } from './store.ts'
 
 export type PgLogOptions = {
@@ -40,7 +41,7 @@ export class PgLog extends GroupLog {
   /** Connects, takes a lease under `name` (waiting for an earlier one to run out) and reads the
    * records of the transactions this coordinator owns. */
   static async open(url: string, options: PgLogOptions): Promise<PgLog> {
-    const log = new PgLog(new SQL({ url, max: 4 }), options)
+    const log = new PgLog(pgPool(url, 4), options)
     await log.lease.register(options.say ?? (() => {}), options.sleep ?? Bun.sleep)
     log.loaded = await log.lease.owned(options.all ?? false)
     return log

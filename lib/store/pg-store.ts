@@ -12,7 +12,7 @@
 //   precommitted or preaborted, or a termination attempt it joined; the latest one counts.
 // A transaction listed in pg_prepared_xacts with no outcome row is in doubt: prepared, or what
 // its latest `three` row says.
-import { SQL, type ReservedSQL } from 'bun'
+import type { SQL, ReservedSQL } from 'bun'
 import {
   backoffMs,
   evaluateOps,
@@ -26,6 +26,8 @@ import {
 import { failpoint } from './failpoint.ts'
 import { runSqlOps } from './pg-sql.ts'
 import { PreparedWork, lockReason } from './locks.ts'
+import { pgPool } from './pg-pool.ts'
+import { UnsurePrepares } from './pg-unsure.ts'
 import {
   StoreUnavailable,
   type ParticipantStore,
@@ -99,11 +101,18 @@ export class PgStore implements ParticipantStore {
   readonly #work = new PreparedWork()
   /** Open (not yet prepared) database transactions, by transaction id, between check and vote. */
   readonly #open = new Map<string, ReservedSQL>()
+  /** Prepares whose answer was lost: what they left on the server is rolled back. */
+  readonly #unsure: UnsurePrepares
   #database = ''
   flushes = 0
 
-  constructor(readonly url: string) {
-    this.#sql = new SQL({ url, max: POOL_MAX, connection: { lock_timeout: LOCK_TIMEOUT_MS } })
+  /** `options.sleep`: the pause between attempts to settle a prepare that got no answer. */
+  constructor(
+    readonly url: string,
+    options: { sleep?: (ms: number) => Promise<void> } = {},
+  ) {
+    this.#sql = pgPool(url, POOL_MAX, { lock_timeout: LOCK_TIMEOUT_MS })
+    this.#unsure = new UnsurePrepares((txn) => this.#finish(txn, 'ROLLBACK'), options.sleep)
   }
 
   /** Waits until the database answers, retrying with backoff while it cannot be reached (each
@@ -186,6 +195,11 @@ export class PgStore implements ParticipantStore {
   }
 
   async check(txn: string, ops: readonly Op[], context: PrepareContext = {}): Promise<Verdict> {
+    try {
+      await this.#unsure.settle(txn) // an earlier prepare of it that got no answer
+    } catch (error) {
+      return { vote: 'no', reason: `database unavailable: ${messageOf(error)}` }
+    }
     const conflict = this.#work.conflict(txn, ops)
     if (conflict) return { vote: 'no', reason: lockReason(conflict) }
     // Claimed before the first statement: two prepares of one key never meet in the database,
@@ -291,7 +305,12 @@ export class PgStore implements ParticipantStore {
     const conn = this.#open.get(record.txn)
     if (!conn) throw new Error(`assertion: ${record.txn} has no open database transaction`)
     await appendLog(conn, record)
-    await conn.unsafe(`PREPARE TRANSACTION '${this.#gid(record.txn)}'`)
+    try {
+      await conn.unsafe(`PREPARE TRANSACTION '${this.#gid(record.txn)}'`)
+    } catch (error) {
+      this.#unsure.add(record.txn) // the server may have prepared it and lost only the answer
+      throw error
+    }
     failpoint('pg-after-prepare', record.txn)
     this.#open.delete(record.txn)
     conn.release()
@@ -356,7 +375,13 @@ export class PgStore implements ParticipantStore {
     return this.#work.locks()
   }
 
+  /** Resolves once every prepare that got no answer is settled (./pg-unsure.ts). */
+  settled(): Promise<void> {
+    return this.#unsure.settled()
+  }
+
   async close(): Promise<void> {
+    this.#unsure.close()
     for (const txn of [...this.#open.keys()]) await this.discard(txn)
     await this.#sql.close()
   }
