@@ -1,10 +1,13 @@
 // The tweet store (examples/tweets.ts) over real processes: two workers and a coordinator
 // service; each write one transaction on both workers, a second writer of a tweet refused with
-// 409, and a worker down failing writes cleanly while the other still serves the feed.
+// 409, and a worker down failing writes cleanly while the other still serves the feed; on a
+// cluster with a secret and mutual TLS, it proves both.
 import { afterEach, expect, test } from 'bun:test'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { requestHeaders } from '../lib/node/ports.ts'
 import { ROOT, spawnNode, type Node } from '../testing/nodes.ts'
+import { makeCerts, tlsFlags } from '../testing/tls.ts'
 import {
   cleanup,
   kill,
@@ -168,4 +171,75 @@ test('a bad flag or a silent coordinator: one line and a non-zero exit', async (
     'error: --coordinator http://127.0.0.1:1: no answer from its /status',
   )
   expect(nobody.stderr.trim().split('\n').length).toBe(1)
+})
+
+test('on a cluster with a secret and mutual TLS it proves both; else it is refused', async () => {
+  const dir = tempDir()
+  const secretFile = join(dir, 'secret')
+  writeFileSync(secretFile, 'tweets-cluster-secret-0123456789\n')
+  const certs = makeCerts(dir)
+  const args = ['--secret-file', secretFile, ...tlsFlags(certs)]
+  const workers = [
+    await startParticipant(tempDir(), { args }),
+    await startParticipant(tempDir(), { args }),
+  ]
+  const participants = workers.map((w) => w.url)
+  expect(participants.every((u) => u.startsWith('https://'))).toBe(true)
+  const service = await startCoordinatorService(tempDir(), {
+    participants,
+    args: ['--timeout', '1000', ...args],
+  })
+  const onlyTls = ['--port', '0', '--coordinator', service.url, ...tlsFlags(certs)]
+  const refused = await runCommand(TWEETS, onlyTls)
+  expect(refused.code).toBe(2)
+  expect(refused.stderr.trim()).toStartWith(
+    `error: --coordinator ${service.url}: its /status answered 401: unauthorized`,
+  )
+  const tweets = await spawnNode(
+    [...TWEETS, '--port', '0', '--coordinator', service.url, ...args],
+    ROOT,
+    {},
+  )
+  ours.push(tweets)
+  const alice = client(tweets.url)
+  await alice('POST', '/api/login', { username: 'alice' })
+  const posted = await alice('POST', '/api/tweet', { content: 'signed' })
+  expect(posted.status).toBe(201)
+  expect((await alice('GET', '/api/tweets')).body.tweets.map((t: any) => t.content)).toEqual([
+    'signed',
+  ])
+  // Both workers hold it (read with the proof), and refuse a request without it.
+  const tls = {
+    ca: readFileSync(certs.ca, 'utf8'),
+    cert: readFileSync(certs.cert, 'utf8'),
+    key: readFileSync(certs.key, 'utf8'),
+  }
+  for (const w of workers) {
+    const url = `${w.url}/kv/tweet:${posted.body.tweet.id}`
+    const signed = requestHeaders('GET', url, '', 'tweets-cluster-secret-0123456789')
+    const held = await fetch(url, { headers: signed, tls })
+    expect(((await held.json()) as any).value.content).toBe('signed')
+    expect((await fetch(url, { tls })).status).toBe(401)
+  }
+})
+
+test('on its own with a secret, its cluster requires the secret too', async () => {
+  const secretFile = join(tempDir(), 'secret')
+  writeFileSync(secretFile, 'tweets-cluster-secret-0123456789\n')
+  const command = [...TWEETS, '--port', '0', '--timeout', '1000', '--secret-file', secretFile]
+  const tweets = await spawnNode(command, ROOT, {})
+  ours.push(tweets)
+  const alice = client(tweets.url)
+  await alice('POST', '/api/login', { username: 'alice' })
+  expect((await alice('POST', '/api/tweet', { content: 'alone, signed' })).status).toBe(201)
+  const pid = tweets.proc.pid
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')
+  expect(children.length).toBe(3)
+  for (const child of children) {
+    const argv = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0')
+    expect(argv.slice(argv.indexOf('--secret-file'), argv.indexOf('--secret-file') + 2)).toEqual([
+      '--secret-file',
+      secretFile,
+    ])
+  }
 })

@@ -21,15 +21,31 @@ export class WriteRefused extends Error {
   }
 }
 
+import { requestHeaders, type HttpOptions } from '../../lib/node/ports.ts'
+
 const PREFIX = 'tweet:'
 const READ_MS = 2000
 
 export class TweetStore {
+  /** `http`: the cluster's secret, which every request to a node then proves, and TLS. */
   constructor(
     readonly coordinator: string,
     readonly workers: readonly string[],
     readonly writeMs = 30_000,
+    readonly http: HttpOptions = {},
   ) {}
+
+  /** What a request of `body` to `url` carries: the proof of the secret, and TLS. */
+  #init(method: 'GET' | 'POST', url: string, body: string, ms: number): RequestInit {
+    const tls = this.http.tls ? { tls: this.http.tls } : {}
+    return {
+      method,
+      headers: requestHeaders(method, url, body, this.http.secret),
+      ...(method === 'POST' ? { body } : {}),
+      ...tls,
+      signal: AbortSignal.timeout(ms),
+    }
+  }
 
   /** Every tweet, newest first, from the first worker that answers: committed data only (a
    * worker shows a write once it has committed it). */
@@ -48,7 +64,8 @@ export class TweetStore {
   async #read(path: string, absentOk = false): Promise<unknown> {
     for (const worker of this.workers) {
       try {
-        const response = await fetch(worker + path, { signal: AbortSignal.timeout(READ_MS) })
+        const url = worker + path
+        const response = await fetch(url, this.#init('GET', url, '', READ_MS))
         if (absentOk && response.status === 404) return null
         if (response.ok) return await response.json()
       } catch {} // that worker is down: the next one has the same tweets
@@ -80,12 +97,9 @@ export class TweetStore {
     const txn = `tweet-${id}-${crypto.randomUUID().slice(0, 8)}`
     let outcome: Outcome
     try {
-      const response = await fetch(`${this.coordinator}/transactions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: txn, ops }),
-        signal: AbortSignal.timeout(this.writeMs),
-      })
+      const url = `${this.coordinator}/transactions`
+      const body = JSON.stringify({ id: txn, ops })
+      const response = await fetch(url, this.#init('POST', url, body, this.writeMs))
       outcome = (await response.json()) as Outcome
     } catch {
       throw new WriteRefused(503, 'the coordinator did not answer: try again later')
