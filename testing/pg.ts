@@ -6,10 +6,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startPgCluster, type PgCluster } from '../lib/store/pg-cluster.ts'
 
-/** Registers the file's cluster; `cluster()` is the running one (within a test). */
-export function usePgCluster(prefix: string): { cluster: () => PgCluster } {
+/** Registers the file's cluster; `cluster()` is the running one (within a test), and
+ * `freshDatabase()` creates an empty database on it and returns its URL. */
+export function usePgCluster(prefix: string): {
+  cluster: () => PgCluster
+  freshDatabase: () => Promise<string>
+} {
   let pg: PgCluster | null = null
   let dir = ''
+  let databases = 0
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), prefix))
     pg = await startPgCluster(dir)
@@ -18,12 +23,16 @@ export function usePgCluster(prefix: string): { cluster: () => PgCluster } {
     await pg?.stop()
     rmSync(dir, { recursive: true, force: true })
   })
-  return {
-    cluster: () => {
-      if (pg === null) throw new Error('the PostgreSQL cluster is not running')
-      return pg
-    },
+  const cluster = () => {
+    if (pg === null) throw new Error('the PostgreSQL cluster is not running')
+    return pg
   }
+  const freshDatabase = async () => {
+    const name = `db_${process.pid}_${++databases}`
+    await pgQuery(cluster().url, `CREATE DATABASE ${name}`)
+    return cluster().url.replace(/\/postgres$/, `/${name}`)
+  }
+  return { cluster, freshDatabase }
 }
 
 /** Runs `text` on its own connection to `url` and returns the rows. */

@@ -15,18 +15,9 @@ import {
 import { usePgCluster } from '../testing/pg.ts'
 
 const pg = usePgCluster('twophase-pg-')
-let databases = 0
+/** A database of its own for each test, so that it starts from empty data. */
+const { freshDatabase } = pg
 afterEach(cleanup)
-
-/** A fresh database on the shared test cluster, so every test starts from empty data. */
-async function freshDatabase(): Promise<string> {
-  const { SQL } = await import('bun')
-  const admin = new SQL({ url: pg.cluster().url, max: 1 })
-  const name = `t${++databases}`
-  await admin.unsafe(`CREATE DATABASE ${name}`)
-  await admin.close()
-  return pg.cluster().url.replace(/\/postgres$/, `/${name}`)
-}
 
 type StoreKind = 'sqlite' | 'postgres'
 

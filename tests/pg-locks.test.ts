@@ -35,12 +35,7 @@ afterEach(async () => {
 /** A "no" must come this fast: a behavioural bound (no wait on a lock), not a benchmark. */
 const AT_ONCE_MS = 500
 
-let databases = 0
-async function freshDatabase(): Promise<string> {
-  const name = `locks_${process.pid}_${databases++}`
-  await withSql(pg.cluster().url, (sql) => sql.unsafe(`CREATE DATABASE ${name}`))
-  return pg.cluster().url.replace(/\/postgres$/, `/${name}`)
-}
+const { freshDatabase } = pg
 
 async function withSql<T>(url: string, fn: (sql: SQL) => Promise<T>): Promise<T> {
   const sql = new SQL({ url, max: 1 })

@@ -8,7 +8,7 @@ import type { Op } from '../lib.ts'
 import { pgPool } from '../lib/store/pg-pool.ts'
 import { PgStore } from '../lib/store/pg-store.ts'
 import { PgProxy } from '../testing/pg-proxy.ts'
-import { pgQuery, usePgCluster } from '../testing/pg.ts'
+import { usePgCluster } from '../testing/pg.ts'
 import { waitFor } from '../testing/processes.ts'
 
 const pg = usePgCluster('twophase-pg-lost-answer-')
@@ -17,12 +17,7 @@ afterEach(async () => {
   for (const stop of stops.splice(0).reverse()) await stop()
 })
 
-let databases = 0
-async function freshDatabase(): Promise<string> {
-  const name = `lost_${process.pid}_${databases++}`
-  await pgQuery(pg.cluster().url, `CREATE DATABASE ${name}`)
-  return pg.cluster().url.replace(/\/postgres$/, `/${name}`)
-}
+const { freshDatabase } = pg
 
 /** A store on a fresh database, reached through a proxy that can lose answers. */
 async function storeBehindProxy(options: ConstructorParameters<typeof PgStore>[1] = {}) {

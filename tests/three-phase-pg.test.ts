@@ -16,14 +16,7 @@ afterEach(async () => {
   for (const stop of stops.splice(0).reverse()) await stop()
 })
 
-let databases = 0
-async function freshDatabase(): Promise<string> {
-  const name = `three_${process.pid}_${databases++}`
-  const admin = new SQL({ url: pg.cluster().url, max: 1 })
-  await admin.unsafe(`CREATE DATABASE ${name}`)
-  await admin.close()
-  return pg.cluster().url.replace(/\/postgres$/, `/${name}`)
-}
+const { freshDatabase } = pg
 
 /** A participant on database `url`, served on `port` (0: any). */
 async function participant(url: string, port = 0) {
