@@ -2,6 +2,7 @@
 // two-phase transaction through the coordinator service, so both workers hold the same tweets.
 // A worker locks a tweet's key while a transaction that writes it is prepared: a second writer
 // of the same tweet is voted down, and its write is refused as a conflict.
+import { requestHeaders, type HttpOptions } from '../../lib/node/ports.ts'
 
 export type Tweet = {
   id: string
@@ -20,8 +21,6 @@ export class WriteRefused extends Error {
     super(message)
   }
 }
-
-import { requestHeaders, type HttpOptions } from '../../lib/node/ports.ts'
 
 const PREFIX = 'tweet:'
 const READ_MS = 2000
