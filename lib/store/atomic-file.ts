@@ -76,6 +76,9 @@ export function sweepTempFiles(dir: string): void {
 
 /** How many times its last rewrite's cost an unawaited rewrite of a view waits, at least. */
 const VIEW_SPACING = 100
+/** The longest an unawaited rewrite waits, however dear the last one was: how far a view may
+ * lag its log (a view that costs more than a tenth of this to write takes more than 1 %). */
+const VIEW_LAG_MAX_MS = 10_000
 
 /**
  * A text file that shows a rendering of in-memory state (`state.txt`, `decision.txt`). It is
@@ -85,13 +88,17 @@ const VIEW_SPACING = 100
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
  * so a busy node rewrites the file a few times a second instead of once per transaction. The
  * file holds every transaction the node has seen, so its cost grows with the node's age: the
- * delay stretches to VIEW_SPACING times what the last write took, which keeps those rewrites
- * of a large view to about 1 % of the node's time however busy it is. A `refresh()` someone
+ * delay stretches to VIEW_SPACING times the CPU time the last write took, which keeps those
+ * rewrites of a large view to about 1 % of the node's time however busy it is. CPU time, not
+ * the clock's: a process stopped mid-write (SIGSTOP, a paused machine) or waiting for a busy
+ * CPU would otherwise space its next rewrites by a hundred times the pause. Never more than
+ * VIEW_LAG_MAX_MS, though: past a view of about 100 MB (millions of transactions) its rewrites
+ * take more than 1 %, and such a node is better run with `--no-views`. A `refresh()` someone
  * waits for (the classic endpoints) is not delayed; its write, like every write here, blocks
  * the event loop while it lasts (about a millisecond per megabyte of view).
  */
 export class FileView {
-  /** How long the last write took (rendering included), in ms. */
+  /** The CPU time the last write took (rendering included), in ms. */
   #costMs = 0
   #written: string | null = null
   #timer: Timer | null = null
@@ -100,6 +107,7 @@ export class FileView {
     readonly path: string,
     private readonly render: () => string,
     readonly delayMs = 100,
+    readonly maxDelayMs = VIEW_LAG_MAX_MS,
   ) {}
 
   refreshSoon(): void {
@@ -109,7 +117,7 @@ export class FileView {
         this.#timer = null
         this.refresh().catch((error) => console.error(`${basename(this.path)}: ${error}`))
       },
-      Math.max(this.delayMs, this.#costMs * VIEW_SPACING),
+      Math.min(Math.max(this.delayMs, this.#costMs * VIEW_SPACING), this.maxDelayMs),
     )
     // The file is rebuilt from the log at start-up, so an exit need not wait for this write.
     this.#timer.unref()
@@ -125,11 +133,12 @@ export class FileView {
 
   /** Writes the file now, unless it already shows the state; rejects if the write failed. */
   async refresh(): Promise<void> {
-    const started = performance.now()
+    const started = process.cpuUsage()
     const text = this.render()
     if (text === this.#written) return
     replaceFileSync(this.path, text)
     this.#written = text
-    this.#costMs = performance.now() - started
+    const { user, system } = process.cpuUsage(started)
+    this.#costMs = (user + system) / 1000
   }
 }

@@ -77,16 +77,23 @@ test('sweepTempFiles removes the temp files a crash left, and nothing else', () 
 
 describe('FileView', () => {
   /** A view of `lines`, counting how often it is rendered. */
-  function view(delayMs?: number) {
+  function view(delayMs?: number, maxDelayMs?: number) {
     const path = join(tempDir(), 'state.txt')
     const lines: string[] = []
     let renders = 0
+    let stallMs = 0
+    let burnMs = 0
     const render = () => {
       renders += 1
+      if (stallMs > 0) Bun.sleepSync(stallMs) // off the CPU, as a stopped process is
+      for (const until = performance.now() + burnMs; performance.now() < until;);
+      stallMs = burnMs = 0
       return lines.map((l) => `${l}\n`).join('')
     }
-    const file = new FileView(path, render, delayMs)
-    return { file, lines, path, renders: () => renders }
+    const file = new FileView(path, render, delayMs, maxDelayMs)
+    const stallNextRender = (ms: number) => (stallMs = ms)
+    const burnNextRender = (ms: number) => (burnMs = ms)
+    return { file, lines, path, renders: () => renders, stallNextRender, burnNextRender }
   }
 
   test('refresh writes the rendering at once', async () => {
@@ -131,6 +138,35 @@ describe('FileView', () => {
     jest.advanceTimersByTime(1)
     expect(read(path)).toBe('t1=committed\nt2=aborted\n')
     expect(renders()).toBe(1)
+  })
+
+  // A process stopped mid-write (SIGSTOP, a paused machine) or waiting for a busy CPU takes
+  // long by the wall clock at no cost to itself: the spacing of rewrites follows the CPU time
+  // a write took, or one stop would leave the file minutes behind the log.
+  test('a write that took long by the clock but little CPU does not delay the next', async () => {
+    const { file, lines, path, stallNextRender } = view(100)
+    lines.push('t1=committed')
+    stallNextRender(400)
+    await file.refresh()
+    jest.useFakeTimers()
+    lines.push('t2=aborted')
+    file.refreshSoon()
+    jest.advanceTimersByTime(1_000)
+    expect(read(path)).toBe('t1=committed\nt2=aborted\n')
+  })
+
+  test('a dear write spaces the next by 100 times its CPU time, up to maxDelayMs', async () => {
+    const { file, lines, path, burnNextRender } = view(100, 2_000)
+    lines.push('t1=committed')
+    burnNextRender(80) // 8 s, capped at 2
+    await file.refresh()
+    jest.useFakeTimers()
+    lines.push('t2=aborted')
+    file.refreshSoon()
+    jest.advanceTimersByTime(1_000)
+    expect(read(path)).toBe('t1=committed\n')
+    jest.advanceTimersByTime(1_000)
+    expect(read(path)).toBe('t1=committed\nt2=aborted\n')
   })
 
   test('settle writes a pending refreshSoon now; the timer then writes nothing more', async () => {
