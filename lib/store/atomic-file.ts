@@ -77,7 +77,9 @@ export function sweepTempFiles(dir: string): void {
 /** How many times its last rewrite's cost an unawaited rewrite of a view waits, at least. */
 const VIEW_SPACING = 100
 /** The longest an unawaited rewrite waits, however dear the last one was: how far a view may
- * lag its log (a view that costs more than a tenth of this to write takes more than 1 %). */
+ * lag its log. A view whose write takes more than a tenth of this (about 100 MB of view,
+ * millions of transactions) then costs more than 1 %: such a node is better run with
+ * `--no-views`. */
 const VIEW_LAG_MAX_MS = 10_000
 
 /**
@@ -88,17 +90,16 @@ const VIEW_LAG_MAX_MS = 10_000
  * `refreshSoon()` is for changes nobody waits on: one write within `delayMs` covers them all,
  * so a busy node rewrites the file a few times a second instead of once per transaction. The
  * file holds every transaction the node has seen, so its cost grows with the node's age: the
- * delay stretches to VIEW_SPACING times the CPU time the last write took, which keeps those
- * rewrites of a large view to about 1 % of the node's time however busy it is. CPU time, not
- * the clock's: a process stopped mid-write (SIGSTOP, a paused machine) or waiting for a busy
- * CPU would otherwise space its next rewrites by a hundred times the pause. Never more than
- * VIEW_LAG_MAX_MS, though: past a view of about 100 MB (millions of transactions) its rewrites
- * take more than 1 %, and such a node is better run with `--no-views`. A `refresh()` someone
- * waits for (the classic endpoints) is not delayed; its write, like every write here, blocks
- * the event loop while it lasts (about a millisecond per megabyte of view).
+ * delay stretches to VIEW_SPACING times what the last write took, which keeps those rewrites
+ * of a large view to about 1 % of the node's time however busy it is (by the clock: a rename
+ * waiting on a busy disk blocks the event loop as surely as CPU work does). Never more than
+ * VIEW_LAG_MAX_MS, though: a process stopped mid-write (SIGSTOP, a paused machine) counts the
+ * stop as the write's cost, and must not leave its view minutes behind its log for it. A
+ * `refresh()` someone waits for (the classic endpoints) is not delayed; its write, like every
+ * write here, blocks the event loop while it lasts (about a millisecond per megabyte of view).
  */
 export class FileView {
-  /** The CPU time the last write took (rendering included), in ms. */
+  /** How long the last write took (rendering included), in ms. */
   #costMs = 0
   #written: string | null = null
   #timer: Timer | null = null
@@ -133,12 +134,11 @@ export class FileView {
 
   /** Writes the file now, unless it already shows the state; rejects if the write failed. */
   async refresh(): Promise<void> {
-    const started = process.cpuUsage()
+    const started = performance.now()
     const text = this.render()
     if (text === this.#written) return
     replaceFileSync(this.path, text)
     this.#written = text
-    const { user, system } = process.cpuUsage(started)
-    this.#costMs = (user + system) / 1000
+    this.#costMs = performance.now() - started
   }
 }

@@ -98,8 +98,8 @@ async function readDecisionFile(coordinator: ChaosNode, decidedCount: number) {
 }
 
 /** A participant's state.txt, once it lists as many outcomes as the participant counts: it too
- * is rewritten in the background, a moment after the log (at least 100 ms later, or 100 times
- * the CPU time its last rewrite took). */
+ * is rewritten in the background, a moment after the log (100 times what its last rewrite
+ * took later, between 100 ms and 10 s). */
 async function readStateFile(bank: Bank, node: ChaosNode) {
   const read = () => parseLines(readText(join(node.dir, 'state.txt')), ['committed', 'aborted'])
   const decided = async () => {
