@@ -139,35 +139,36 @@ describe('FileView', () => {
     expect(renders()).toBe(1)
   })
 
-  test('a write that took 10 ms spaces the next unawaited one by at least 1 s', async () => {
-    const { file, lines, path, stallNextRender } = view(100)
+  /** Writes t1 in a rewrite that takes at least `stallMs`, then t2 with refreshSoon: whether
+   * t2 is in the file `notYetMs` and then `byMs` later (on the virtual clock). */
+  async function rewriteAfterSlowOne(
+    stallMs: number,
+    notYetMs: number,
+    byMs: number,
+    max?: number,
+  ) {
+    const { file, lines, path, stallNextRender } = view(100, max)
     lines.push('t1=committed')
-    stallNextRender(10)
+    stallNextRender(stallMs)
     await file.refresh()
     jest.useFakeTimers()
     lines.push('t2=aborted')
     file.refreshSoon()
-    jest.advanceTimersByTime(900)
+    jest.advanceTimersByTime(notYetMs)
     expect(read(path)).toBe('t1=committed\n')
-    jest.advanceTimersByTime(20_000)
+    jest.advanceTimersByTime(byMs - notYetMs)
     expect(read(path)).toBe('t1=committed\nt2=aborted\n')
+  }
+
+  test('a write that took 10 ms spaces the next unawaited one by at least 1 s', async () => {
+    await rewriteAfterSlowOne(10, 900, 20_000)
   })
 
   // A process stopped in the middle of a write (SIGSTOP, a paused machine) counts the stop as
   // the write's cost: the next waits no longer than maxDelayMs, or one stop would leave the file
   // minutes behind the log.
   test('a stop in the middle of a write delays the next by maxDelayMs at most', async () => {
-    const { file, lines, path, stallNextRender } = view(100, 2_000)
-    lines.push('t1=committed')
-    stallNextRender(400) // 40 s at 100 times, capped at 2
-    await file.refresh()
-    jest.useFakeTimers()
-    lines.push('t2=aborted')
-    file.refreshSoon()
-    jest.advanceTimersByTime(1_900)
-    expect(read(path)).toBe('t1=committed\n')
-    jest.advanceTimersByTime(100)
-    expect(read(path)).toBe('t1=committed\nt2=aborted\n')
+    await rewriteAfterSlowOne(400, 1_900, 2_000, 2_000) // 40 s at 100 times, capped at 2
   })
 
   test('settle writes a pending refreshSoon now; the timer then writes nothing more', async () => {
