@@ -78,8 +78,6 @@ export function proofProblem(request: FuzzRequest, sent: Sent): string | null {
   return `${sent.status} without a valid proof: ${sent.text.slice(0, 200)}`
 }
 
-const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
-
 export class Tally {
   cases = 0
   ok = 0

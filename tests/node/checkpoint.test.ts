@@ -4,13 +4,7 @@
 import { afterEach, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import {
-  CoordinatorNode,
-  DurableLog,
-  ParticipantNode,
-  SqliteStore,
-  type CoordinatorRecord,
-} from '../../lib.ts'
+import { CoordinatorNode, DurableLog, ParticipantNode, SqliteStore } from '../../lib.ts'
 import { createCoordinatorApp } from '../../lib/http/coordinator-app.ts'
 import { createApp } from '../../lib/http/participant-app.ts'
 import { cleanup, tempDir } from '../../testing/processes.ts'
