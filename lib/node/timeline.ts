@@ -3,6 +3,7 @@
 // last `limit` transactions begun, at most MAX_ENTRIES events each, and the last RECENT decided.
 import type { CoordinatorEvent, CoordinatorMessage, CoordinatorTxn } from '../core/index.ts'
 import type { CoordinatorObserver } from './observe.ts'
+import { Fifo } from './fifo.ts'
 
 export type TimelineEntry = { at: number; event: string; participant?: string; detail?: string }
 export type TxnTimeline = { txn: string; began: number; entries: TimelineEntry[] }
@@ -13,6 +14,8 @@ const RECENT = 50
 
 export class Timeline implements CoordinatorObserver {
   readonly #txns = new Map<string, TxnTimeline>()
+  /** The same ids, oldest first: the one dropped when there are too many. */
+  readonly #begun = new Fifo<string>()
   /** The last RECENT transactions decided, oldest first. */
   readonly recent: string[] = []
   /** Decisions since start-up. */
@@ -55,14 +58,21 @@ export class Timeline implements CoordinatorObserver {
 
   #begin(txn: string): void {
     const at = this.now()
+    if (!this.#txns.has(txn)) this.#begun.push(txn)
     this.#txns.set(txn, { txn, began: at, entries: [{ at, event: 'begin' }] })
-    if (this.#txns.size > this.limit) this.#txns.delete(this.#txns.keys().next().value!)
+    if (this.#txns.size > this.limit) this.#txns.delete(this.#begun.shift()!)
   }
 
   #add(txn: string, entry: Omit<TimelineEntry, 'at'>): void {
     const timeline = this.#txns.get(txn)
     if (timeline === undefined || timeline.entries.length >= MAX_ENTRIES) return
-    timeline.entries.push({ at: this.now(), ...entry })
+    // Field by field, not `{ at, ...entry }`: a spread copies by walking the object's properties,
+    // and this runs for every message and answer of every transaction.
+    const { event, participant, detail } = entry
+    const added: TimelineEntry = { at: this.now(), event }
+    if (participant !== undefined) added.participant = participant
+    if (detail !== undefined) added.detail = detail
+    timeline.entries.push(added)
   }
 }
 
