@@ -115,8 +115,7 @@ export class CoordinatorNode {
     this.log = options.shared ?? options.log ?? openLog(options.dir)
     const records = this.log.records()
     this.txns = recoverCoordinator(records, this.ports.now())
-    const shown = options.view === false ? [] : (this.log.checkpoints?.history() ?? records)
-    this.#decisions = decisionLines(shown)
+    if (options.view !== false) this.#decisions = decisionLines(this.log)
     this.#env = {
       prng: options.prng ?? Math.random,
       timeoutMs: options.timeoutMs ?? 10_000,
@@ -449,16 +448,23 @@ export class CoordinatorNode {
  * decision.txt, rebuilt from the history, keeps decision order. */
 function openLog(dir: string): DurableLog<CoordinatorRecord> {
   const anchor = (r: CoordinatorRecord) => r.type === 'decision'
-  return new DurableLog<CoordinatorRecord>(join(dir, COORDINATOR_DB), { anchor })
+  const outcome = (r: CoordinatorRecord) => (r.type === 'decision' ? r.decision : null)
+  return new DurableLog<CoordinatorRecord>(join(dir, COORDINATOR_DB), { anchor, outcome })
 }
 
-/** decision.txt's lines from the log's history, one per transaction: on a shared log a decision
- * whose write committed though its answer was lost with the connection is written again, so it
- * may be there twice (always the same decision). */
-function decisionLines(records: Iterable<CoordinatorRecord>): string {
-  const seen = new Set<string>()
+/** decision.txt's lines from the log's history, one per transaction, in decision order: on a
+ * shared log a decision whose write committed though its answer was lost with the connection is
+ * written again, so it may be there twice (always the same decision); `outcomes` gives each
+ * once. */
+function decisionLines(log: CoordinatorLog<CoordinatorRecord>): string {
   let text = ''
-  for (const r of records) {
+  const checkpoints = log.checkpoints
+  if (checkpoints?.outcomes) {
+    checkpoints.outcomes((txn, decision) => void (text += `${txn}=${decision}\n`))
+    return text
+  }
+  const seen = new Set<string>()
+  for (const r of checkpoints?.history() ?? log.records()) {
     if (r.type !== 'decision' || seen.has(r.txn)) continue
     seen.add(r.txn)
     text += `${r.txn}=${r.decision}\n`

@@ -138,15 +138,19 @@ export class ParticipantNode {
     const records = await this.store.load()
     this.txns = recoverParticipant(records, this.ports.now(), this.#env)
     for (const t of this.txns.values()) this.#set(t)
-    if (this.options.view !== false) this.#show(this.store.checkpoints?.history() ?? records)
+    if (this.options.view !== false) this.#show(records)
     for (const t of this.txns.values()) if (participantFold(t)) this.#retention.finished(t.txn)
     await this.#view.refresh()
     this.#stopClock = this.ports.every(this.options.tickMs ?? 50, () => this.#tick())
   }
 
-  /** Every outcome in `records`, folded or live, goes into state.txt. */
-  #show(records: Iterable<ParticipantRecord>): void {
-    for (const r of records) {
+  /** Every outcome in the log's history, folded or live, goes into state.txt (the live
+   * `records` alone, from a store that keeps no checkpoints). */
+  #show(records: ParticipantRecord[]): void {
+    const checkpoints = this.store.checkpoints
+    // In any order: state.txt is sorted by id.
+    if (checkpoints?.outcomes) return checkpoints.outcomes((t, o) => this.#lines.set(t, o), false)
+    for (const r of checkpoints?.history() ?? records) {
       if (r.state === 'committed' || r.state === 'aborted') this.#lines.set(r.txn, r.state)
     }
   }

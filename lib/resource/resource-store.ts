@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { sqlOps, type Effect, type Json, type Op, type ParticipantRecord } from '../core/index.ts'
 import { failpoint } from '../store/failpoint.ts'
 import { DurableLog } from '../store/log.ts'
-import { PARTICIPANT_DB } from '../store/sqlite-store.ts'
+import { PARTICIPANT_DB, outcome } from '../store/sqlite-store.ts'
 import {
   StoreUnavailable,
   type Checkpoints,
@@ -33,7 +33,7 @@ export class ResourceStore implements ParticipantStore {
     readonly resource: Resource,
     dir: string,
   ) {
-    this.#log = new DurableLog<LoggedRecord>(join(dir, PARTICIPANT_DB), { lazyMs: 0 })
+    this.#log = new DurableLog<LoggedRecord>(join(dir, PARTICIPANT_DB), { lazyMs: 0, outcome })
   }
 
   get flushes(): number {
@@ -44,6 +44,7 @@ export class ResourceStore implements ParticipantStore {
     fold: (txn, record) => this.#log.fold(txn, record),
     folded: (txn) => this.#log.folded(txn),
     history: () => this.#log.history(),
+    outcomes: (each, inLogOrder) => this.#log.outcomes(each, inLogOrder),
   }
 
   /** The log's records; first the resource is brought in line with them (see reconcile). */

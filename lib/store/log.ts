@@ -28,6 +28,10 @@ export type DurableLogOptions<R> = {
   anchor?: (record: R) => boolean
   /** How many folds are written together (FOLD_BATCH by default). */
   foldBatch?: number
+  /** The outcome a record shows in a view of the whole history (the coordinator's decision, a
+   * participant's committed or aborted), or null. A folded record's is kept in a column of its
+   * own, so `outcomes` reads a long history without parsing a record of it. */
+  outcome?: (record: R) => string | null
 }
 
 /**
@@ -51,6 +55,7 @@ export class DurableLog<R> {
   /** Writes a group in one SQLite transaction: each record, then its effect, then the folds. */
   readonly #write: (group: Pending<R>[], folds: Map<string, R>) => void
   readonly #anchor: (record: R) => boolean
+  readonly #outcome: (record: R) => string | null
   #pending: Pending<R>[] = []
   /** Finished transactions to fold with the next flush, and the record each folds into. */
   #folds = new Map<string, R>()
@@ -74,6 +79,7 @@ export class DurableLog<R> {
     this.lazyMs = options.lazyMs ?? 20
     this.#foldBatch = options.foldBatch ?? FOLD_BATCH
     this.#anchor = options.anchor ?? (() => false)
+    this.#outcome = options.outcome ?? (() => null)
     this.#db = new Database(path, { create: true, strict: true })
     // One connection, ours: no other process reads or writes a node's log while it runs (the
     // directory lock says so too), so SQLite takes its file locks once instead of for every
@@ -89,14 +95,16 @@ export class DurableLog<R> {
     // Keyed by the id alone (no rowid): a lookup is one B-tree search, however long the history.
     this.#db.run(
       'CREATE TABLE IF NOT EXISTS folded (txn TEXT PRIMARY KEY, seq INTEGER NOT NULL, ' +
-        'record TEXT NOT NULL) WITHOUT ROWID',
+        'record TEXT NOT NULL, outcome TEXT) WITHOUT ROWID',
     )
+    addOutcomeColumn(this.#db)
     // Compiled once, here: not on the first append, which a client is waiting for.
     this.#insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
     this.#lookup = this.#db.query('SELECT record FROM folded WHERE txn = ?')
     this.#keep = this.#db.query(
-      "INSERT OR REPLACE INTO folded (txn, seq, record) SELECT json_extract(value, '$[0]'), " +
-        "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)",
+      'INSERT OR REPLACE INTO folded (txn, seq, record, outcome) SELECT ' +
+        "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), " +
+        "json_extract(value, '$[3]') FROM json_each(?)",
     )
     this.#drop = this.#db.query('DELETE FROM log WHERE seq IN (SELECT value FROM json_each(?))')
     this.#write = this.#db.transaction((group: Pending<R>[], folds: Map<string, R>) =>
@@ -123,6 +131,34 @@ export class DurableLog<R> {
       'SELECT seq, record FROM log UNION ALL SELECT seq, record FROM folded ORDER BY seq',
     )
     for (const row of all.iterate() as Iterable<Row>) yield JSON.parse(row.record) as R
+  }
+
+  /** Calls `each` once for every transaction with an outcome, folded or live: what the views
+   * show, read in a fraction of what `history` takes (a folded record's outcome comes from its
+   * column; only a live one, or one folded before that column was there, is parsed). In the
+   * order of the log, or with `inLogOrder` false the folded ones first, by id (no sort). Once:
+   * a folded id is the folded table's key and has no live records left (folding removed them
+   * in the same commit, and nothing is appended for a folded transaction). */
+  outcomes(each: (txn: string, outcome: string) => void, inLogOrder = true): void {
+    const folded =
+      'SELECT seq, txn, outcome, iif(outcome IS NULL, record, NULL) AS record FROM folded'
+    const live = 'SELECT seq, NULL AS txn, NULL AS outcome, record FROM log'
+    const queries = inLogOrder ? [`${folded} UNION ALL ${live} ORDER BY seq`] : [folded, live]
+    const seen = new Set<string>() // live ids: a transaction's outcome is shown once
+    for (const query of queries) {
+      for (const row of this.#db.query(query).iterate() as Iterable<OutcomeRow>) {
+        if (row.outcome !== null) each(row.txn!, row.outcome)
+        else this.#parsedOutcome(JSON.parse(row.record!) as R, seen, each)
+      }
+    }
+  }
+
+  #parsedOutcome(record: R, seen: Set<string>, each: (txn: string, outcome: string) => void) {
+    const outcome = this.#outcome(record)
+    const txn = (record as { txn?: unknown }).txn
+    if (outcome === null || typeof txn !== 'string' || seen.has(txn)) return
+    seen.add(txn)
+    each(txn, outcome)
   }
 
   /** The folded record of `txn`, if it was folded. */
@@ -218,12 +254,12 @@ export class DurableLog<R> {
     if (folds.size === 0) return
     // Two statements for every fold of the group (JSON arrays read by SQLite itself), not three
     // or four a fold: at full load this runs for every transaction.
-    const kept: [string, number, string][] = []
+    const kept: [string, number, string, string | null][] = []
     const dropped: number[] = []
     for (const [txn, record] of folds) {
       const rows = rowsOf.get(txn)
       if (rows === undefined) continue // folded already
-      kept.push([txn, rows.anchor ?? rows.seqs[0]!, JSON.stringify(record)])
+      kept.push([txn, rows.anchor ?? rows.seqs[0]!, JSON.stringify(record), this.#outcome(record)])
       for (const seq of rows.seqs) dropped.push(seq)
       rowsOf.delete(txn)
     }
@@ -258,3 +294,15 @@ export class DurableLog<R> {
 }
 
 type Row = { seq: number; record: string }
+type OutcomeRow = { txn: string | null; outcome: string | null; record: string | null }
+
+/** A log from before folded records kept their outcome gets the column; their rows stay null
+ * there, and `outcomes` parses those. */
+function addOutcomeColumn(db: Database): void {
+  const columns = db.query('SELECT name FROM pragma_table_info(?)').all('folded') as {
+    name: string
+  }[]
+  if (!columns.some((c) => c.name === 'outcome')) {
+    db.run('ALTER TABLE folded ADD COLUMN outcome TEXT')
+  }
+}

@@ -17,6 +17,11 @@ import type { Verdict } from './store.ts'
 
 export const PARTICIPANT_DB = 'participant.db'
 
+/** What state.txt shows of a participant's record: its outcome, once it has one. */
+export function outcome(record: ParticipantRecord): string | null {
+  return record.state === 'committed' || record.state === 'aborted' ? record.state : null
+}
+
 export class SqliteStore implements ParticipantStore {
   readonly onePhase = true
   readonly threePhase = true
@@ -27,7 +32,7 @@ export class SqliteStore implements ParticipantStore {
     // No lazy window: an outcome record that may share a flush (a batch's) goes in the next
     // turn's, with whatever came with it, and never waits on a timer; its locks are held until
     // it is durable. A 2 ms window made a lone transaction wait out its timer at every commit.
-    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), { lazyMs: 0 })
+    this.#log = new DurableLog<StoredRecord>(join(dir, PARTICIPANT_DB), { lazyMs: 0, outcome })
     this.#log.db.run('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
   }
 
@@ -40,6 +45,7 @@ export class SqliteStore implements ParticipantStore {
     fold: (txn, record) => this.#log.fold(txn, record),
     folded: (txn) => this.#log.folded(txn),
     history: () => this.#log.history(),
+    outcomes: (each, inLogOrder) => this.#log.outcomes(each, inLogOrder),
   }
 
   /** The database of data and log, for an operator's (or a test's) pragmas. */

@@ -51,6 +51,10 @@ export interface Checkpoints<R> {
   folded(txn: string): R | undefined
   /** Every record, folded or live, in log order: for views of the whole history. */
   history(): Iterable<R>
+  /** What those views show of it, if the log can say so without parsing every record: `each`
+   * called once for every transaction's outcome (a decision; committed or aborted), in log
+   * order, or with `inLogOrder` false in any order. */
+  outcomes?(each: (txn: string, outcome: string) => void, inLogOrder?: boolean): void
 }
 
 /** Thrown when the store cannot be reached (database down): the request may be retried. */

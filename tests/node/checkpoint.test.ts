@@ -2,6 +2,7 @@
 // kept out of the live log that start-up reads. Folded or not, every transaction answers the
 // same: its outcome, its vote, a 409 to the opposite decision, and a repeated id its outcome.
 import { afterEach, expect, test } from 'bun:test'
+import { Database } from 'bun:sqlite'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CoordinatorNode, DurableLog, ParticipantNode, SqliteStore } from '../../lib.ts'
@@ -49,6 +50,60 @@ test('a fold leaves the live log, keeps its place in the history, and is found',
   expect(reopened.folded('a')).toEqual({ txn: 'a', type: 'folded' })
   expect(reopened.folded('b')).toBeUndefined()
   reopened.close()
+})
+
+type Outcome = { txn: string; type: string; decision?: string }
+const outcomeOf = (r: Outcome) => (r.type === 'decision' ? r.decision! : null)
+
+/** The outcomes `log` gives, as `txn=outcome` lines. */
+function outcomeLines(log: DurableLog<Outcome>, inLogOrder = true): string[] {
+  const lines: string[] = []
+  log.outcomes((txn, outcome) => lines.push(`${txn}=${outcome}`), inLogOrder)
+  return lines
+}
+
+test('outcomes: folded ones from their column, live ones parsed, in log order', async () => {
+  const path = join(tempDir(), 'log.db')
+  const options = { anchor: (r: Outcome) => r.type === 'decision', outcome: outcomeOf }
+  const log = new DurableLog<Outcome>(path, { ...options, foldBatch: 2 })
+  const decide = (txn: string, decision: string) => log.append({ txn, type: 'decision', decision })
+  await log.append({ txn: 'z', type: 'begin' })
+  await decide('z', 'commit')
+  await decide('b', 'abort')
+  await decide('m', 'commit')
+  log.fold('z', { txn: 'z', type: 'decision', decision: 'commit' })
+  log.fold('b', { txn: 'b', type: 'decision', decision: 'abort' })
+  await log.append({ txn: 'z', type: 'done' }) // the flush that writes both folds
+  expect(log.records().map((r) => r.txn)).toEqual(['m'])
+  // The folded rows carry the outcome itself: a view of them parses nothing.
+  const column = log.db.query('SELECT txn, outcome FROM folded ORDER BY seq').values()
+  expect(column).toEqual([
+    ['z', 'commit'],
+    ['b', 'abort'],
+  ])
+  expect(outcomeLines(log)).toEqual(['z=commit', 'b=abort', 'm=commit'])
+  // In any order: the folded ones first, by id, then the live ones.
+  expect(outcomeLines(log, false)).toEqual(['b=abort', 'z=commit', 'm=commit'])
+  log.close()
+})
+
+test('outcomes: a log folded before that column gets it, and its rows are parsed', async () => {
+  const path = join(tempDir(), 'log.db')
+  const old = new Database(path)
+  old.run('CREATE TABLE log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)')
+  old.run(
+    'CREATE TABLE folded (txn TEXT PRIMARY KEY, seq INTEGER NOT NULL, record TEXT NOT NULL) ' +
+      'WITHOUT ROWID',
+  )
+  const folded = { txn: 'a', type: 'decision', decision: 'abort' }
+  old.query('INSERT INTO folded VALUES (?, ?, ?)').run('a', 2, JSON.stringify(folded))
+  const live = { txn: 'c', type: 'decision', decision: 'commit' }
+  old.query('INSERT INTO log VALUES (?, ?)').run(1, JSON.stringify(live))
+  old.close()
+  const log = new DurableLog<Outcome>(path, { outcome: outcomeOf })
+  expect(outcomeLines(log)).toEqual(['c=commit', 'a=abort'])
+  expect(log.folded('a')).toEqual(folded)
+  log.close()
 })
 
 test('a fold whose write fails waits for the next flush; the records stay until then', async () => {
