@@ -10,6 +10,7 @@ import { indexOf, isName, nameError, opsBody } from './routing.ts'
 import { readStartLine } from './start-line.ts'
 import { intervalOf, watch } from './watch.ts'
 import { isTxnId } from '../core/index.ts'
+import { newTxnId } from '../wire/coordinator.ts'
 
 function expectPositionals(positionals: string[], names: string[], command: string): void {
   if (positionals.length < names.length) {
@@ -32,7 +33,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   // The coordinator's participants are asked for only when the routing needs them.
   const ops = await opsBody(line, () => participantUrls(target))
   // An id of our own when the line has none, so that one without an answer can be named.
-  const id = line.id ?? crypto.randomUUID()
+  const id = line.id ?? newTxnId()
   const body = {
     id,
     ...(line.protocol === undefined ? {} : { protocol: line.protocol }),

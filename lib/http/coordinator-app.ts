@@ -14,6 +14,7 @@ import {
 } from '../core/index.ts'
 import { httpError, readJsonObject, useJsonErrors } from './json-errors.ts'
 import { encodeCoordinatorAnswer } from '../wire/in-doubt.ts'
+import { newTxnId } from '../wire/coordinator.ts'
 import { SQL_NEEDS_CLUSTER, carriesSql } from '../wire/sql.ts'
 import { coordinatorMetrics } from '../node/metrics.ts'
 import { useMetrics } from './metrics-routes.ts'
@@ -185,7 +186,7 @@ function parseOrThrow(value: unknown, at: string): Op[] {
 }
 
 function idOf(body: Record<string, unknown>): string {
-  if (body.id === undefined) return crypto.randomUUID()
+  if (body.id === undefined) return newTxnId()
   if (!isTxnId(body.id)) throw httpError(400, txnIdError(body.id).replace('"txn"', '"id"'))
   return body.id
 }

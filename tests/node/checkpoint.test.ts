@@ -218,3 +218,23 @@ test('a coordinator answers a folded transaction, and a repeated id runs nothing
   expect(node.log.records().some((r) => r.txn === 'c1')).toBe(false)
   expect(readFileSync(join(dir, 'decision.txt'), 'utf8')).toBe('c1=commit\nc2=commit\nc3=commit\n')
 })
+
+test('ids a request names none for sort in the order they were assigned', async () => {
+  const p = await participant(tempDir(), 10)
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: p.app.fetch })
+  stops.push(() => server.stop(true))
+  const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true })
+  await node.start()
+  stops.push(() => node.close())
+  const participants = [`http://127.0.0.1:${server.port}`]
+  const app = createCoordinatorApp(node, { participants, ackWaitMs: 10_000 })
+  const ids: string[] = []
+  for (let i = 0; i < 50; i++) {
+    const response = await app.request('/transactions', { method: 'POST', body: '{}' })
+    ids.push(((await response.json()) as { id: string }).id)
+  }
+  // Version 7 UUIDs: each one past the last, so they join the end of every id-keyed table.
+  for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab]/)
+  expect(ids.toSorted()).toEqual(ids)
+  expect(new Set(ids).size).toBe(ids.length)
+})
