@@ -56,6 +56,38 @@ for (const client of ['fetch', 'wrk']) {
   })
 }
 
+test('bench --history: a history, a restart, and the medians of short runs', async () => {
+  const args = ['--client', 'fetch', '--history', '300', '--transactions', '20', '--retain', '40']
+  const run = await bench([...args, '--json'])
+  expect(run.code).toBe(0)
+  // The progress goes to stderr, a line every tenth.
+  expect(run.stderr).toContain('history 100% 300/300:')
+  type Nodes = Record<string, { startMs: { restarted: number }; stop: { code: number } }>
+  const { history: h } = JSON.parse(run.stdout) as {
+    history: { transactions: number; listed: Record<string, number>; nodes: Nodes } & {
+      runs: { fresh: Row[]; after: Row[] }
+      fresh: Row
+      after: Row
+      ratio: number
+    }
+  }
+  expect(h.transactions).toBe(300)
+  // Past --retain, what the coordinator lists is the retained, before and after the restart.
+  expect(h.listed).toEqual({ history: 40, restarted: 40 })
+  for (const side of ['fresh', 'after'] as const) {
+    expect(h.runs[side].map((r) => r.committed)).toEqual([20, 20, 20])
+    // The side's figure is its median run.
+    const sorted = h.runs[side].map((r) => r.perSecond).sort((a, b) => a - b)
+    expect(h[side].perSecond).toBe(sorted[1]!)
+  }
+  expect(h.ratio).toBeCloseTo(h.after.perSecond / h.fresh.perSecond, 2)
+  expect(Object.keys(h.nodes)).toEqual(['coordinator', 'p0', 'p1', 'p2'])
+  for (const node of Object.values(h.nodes)) {
+    expect(node.stop.code).toBe(0)
+    expect(node.startMs.restarted).toBeGreaterThan(0)
+  }
+})
+
 test('bench --protocol 3pc runs every transaction in three-phase commit', async () => {
   const args = ['--client', 'fetch', '--transactions', '30', '--warmup', '10', '--concurrency', '1']
   const run = await bench([...args, '--protocol', '3pc', '--json'])

@@ -1,8 +1,9 @@
 // `bun run bench -- --history N`: what N transactions leave behind. A fresh cluster's throughput
 // (a short run at concurrency 64), then N transactions as fast as they go (concurrency 256),
 // then every node stopped with SIGTERM and started again on the same directories and ports,
-// timed from spawn to healthy, and the same short run again. Compared with the fresh cluster:
-// throughput, start-up time, resident memory and the nodes' files on disk.
+// timed from spawn to healthy, and the same short runs again. Compared with the fresh cluster:
+// throughput (the median of SHORT_RUNS short runs each side), start-up time, resident memory
+// and the nodes' files on disk.
 import { join } from 'node:path'
 import { wrap } from '../../lib/cli/flags.ts'
 import type { Node } from '../../testing/nodes.ts'
@@ -38,6 +39,9 @@ const KEYS = 10_000
 /** The concurrency of the short runs, and of the history. */
 export const SHORT = 64
 export const PUSH = 256
+/** Short runs on each side: a run of a few seconds on a shared machine spreads by more than
+ * the difference it is meant to show, so each side's figure is the median of these. */
+export const SHORT_RUNS = 3
 
 /** One node's figures. */
 type NodeFigures = {
@@ -55,8 +59,10 @@ export type History = {
   perSecond: number
   /** Decided transactions GET /status lists: after the history, after the restart. */
   listed: { history: number; restarted: number }
+  /** The median short run of each side (by throughput), and every one of them. */
   fresh: Row
   after: Row
+  runs: { fresh: Row[]; after: Row[] }
   ratio: number
   nodes: Record<string, NodeFigures>
 }
@@ -73,7 +79,7 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
     files: NAMES.map((name) => filesOf(join(s.root, name))),
   })
   const fresh = await startCluster(s, started)
-  const freshRow = await shortRun(s, fresh.cluster)
+  const freshRuns = await shortRuns(s, fresh.cluster)
   const afterFresh = snapshot(fresh.cluster)
   const push = await pushHistory(s, fresh.cluster, n, snapshot, say)
   const listedHistory = await idle(fresh.cluster.coordinator)
@@ -84,7 +90,7 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
   const again = await startCluster(s, started, ports)
   const listedRestarted = await idle(again.cluster.coordinator)
   const restarted = snapshot(again.cluster)
-  const afterRow = await shortRun(s, again.cluster)
+  const afterRuns = await shortRuns(s, again.cluster)
   const end = snapshot(again.cluster)
   const figures = (i: number): NodeFigures => ({
     startMs: { fresh: round(fresh.startMs[i]!, 1), restarted: round(again.startMs[i]!, 1) },
@@ -101,14 +107,24 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
   })
   const nodes = Object.fromEntries(NAMES.map((name, i) => [name, figures(i)]))
   const listed = { history: listedHistory, restarted: listedRestarted }
+  const [freshRow, afterRow] = [median(freshRuns), median(afterRuns)]
   const ratio = round(afterRow.perSecond / freshRow.perSecond, 3)
-  return { ...push, listed, fresh: freshRow, after: afterRow, ratio, nodes } satisfies History
+  const runs = { fresh: freshRuns, after: afterRuns }
+  return { ...push, listed, fresh: freshRow, after: afterRow, runs, ratio, nodes } satisfies History
 }
 
-/** The short run: `s.warmup` unmeasured transactions first when asked for, then `s.count`. */
-async function shortRun(s: Settings, cluster: Cluster): Promise<Row> {
+/** The short runs: `s.warmup` unmeasured transactions first when asked for, then SHORT_RUNS
+ * runs of `s.count`. */
+async function shortRuns(s: Settings, cluster: Cluster): Promise<Row[]> {
   if (s.warmup > 0) await warm(s, cluster, s.warmup, SHORT)
-  return level(s, cluster, SHORT)
+  const rows: Row[] = []
+  for (let i = 0; i < SHORT_RUNS; i++) rows.push(await level(s, cluster, SHORT))
+  return rows
+}
+
+/** The run of median throughput. */
+function median(rows: readonly Row[]): Row {
+  return rows.toSorted((a, b) => a.perSecond - b.perSecond)[Math.floor(rows.length / 2)]!
 }
 
 /** `n` transactions at concurrency 256 in tenths, each tenth's throughput and the nodes' memory
@@ -169,15 +185,20 @@ export function historyLines(h: History, s: Settings): string[] {
       `(${h.perSecond} txn/s)`,
     `GET /status lists ${h.listed.history} decided transactions after the history, ` +
       `${h.listed.restarted} after the restart`,
-    `throughput at concurrency ${SHORT}, ${s.count} transactions` +
+    `throughput at concurrency ${SHORT}, ${SHORT_RUNS} runs of ${s.count} transactions` +
       (s.warmup > 0 ? ` after ${s.warmup} unmeasured` : '') +
       ': fresh, then after the history and a restart',
-    ...rowLines([h.fresh, h.after], ['fresh', 'after']),
-    `after/fresh: ${h.ratio} (${h.after.perSecond} / ${h.fresh.perSecond} txn/s)`,
+    ...rowLines([...h.runs.fresh, ...h.runs.after], runLabels(h)),
+    `after/fresh, medians: ${h.ratio} (${h.after.perSecond} / ${h.fresh.perSecond} txn/s)`,
     '',
     ...table(NODE_COLUMNS, Object.entries(h.nodes).map(nodeCells)),
   ]
   return [...lines, ...notes(h)]
+}
+
+function runLabels(h: History): string[] {
+  const label = (side: 'fresh' | 'after') => h.runs[side].map((_, i) => `${side[0]}${i + 1}`)
+  return [...label('fresh'), ...label('after')]
 }
 
 function nodeCells([name, f]: [string, NodeFigures]): string[] {
@@ -194,6 +215,8 @@ function nodeCells([name, f]: [string, NodeFigures]): string[] {
 /** What the node table's columns mean, each node's files at the end, and unclean stops. */
 function notes(h: History): string[] {
   const lines = [
+    `f1-f${SHORT_RUNS}, a1-a${SHORT_RUNS}: the short runs on the fresh cluster, and after the ` +
+      'history and a restart',
     'start ms: from spawn until GET /healthz answers, fresh and again (the same directories)',
     'stop ms: from SIGTERM to exit, after the history',
     'RSS MB: after the fresh run, after the history, just started again, after its run',
