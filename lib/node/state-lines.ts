@@ -97,8 +97,13 @@ function sortedLast(added: readonly string[]): [string[], string[]] {
   const states: string[] = []
   for (const k of order) {
     const id = added[2 * k]!
-    if (ids.at(-1) === id) states[states.length - 1] = added[2 * k + 1]!
-    else (ids.push(id), states.push(added[2 * k + 1]!))
+    const state = added[2 * k + 1]!
+    if (ids.at(-1) === id) {
+      states[states.length - 1] = state
+    } else {
+      ids.push(id)
+      states.push(state)
+    }
   }
   return [ids, states]
 }
