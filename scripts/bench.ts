@@ -11,8 +11,9 @@
 // --protocol 3pc runs every transaction (warm-up, levels, history) in three-phase commit.
 // Prints, per concurrency: transactions/s, latency p50/p99/max, forced writes (fsyncing commits)
 // and protocol HTTP requests per transaction, and the CPU time per transaction of each process.
-// --history (scripts/bench/history.ts) prints the throughput of a short run on the fresh cluster
-// and again after N transactions and a restart, with each node's start-up time, memory and files.
+// --history (scripts/bench/history.ts) prints the throughput of short runs on the fresh cluster,
+// then after N transactions and a restart in turns with a new cluster beside it (the control),
+// with each node's start-up time, memory and files.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -41,7 +42,7 @@ const FLAGS = {
   warmup: {
     value: 'N',
     default: '10000; 0 with --history',
-    help: 'unmeasured transactions first, at 64 (--history: before each short run)',
+    help: 'unmeasured transactions first, at 64 (--history: on each cluster, before its runs)',
   },
   mix: {
     value: 'MIX',
@@ -132,7 +133,8 @@ const BENCH: Command<typeof FLAGS> = {
       'Starts three participants and a coordinator service and drives POST /transactions; prints',
       'transactions/s, latency, forced writes and requests per transaction, and the CPU time per',
       'transaction of each process (µs). --history N: what N transactions leave behind, against',
-      'a fresh cluster: throughput, start-up time (spawn to GET /healthz), RSS, files on disk.',
+      'a fresh cluster and a control run in turns with it: throughput, start-up time (spawn to',
+      'GET /healthz), RSS, files on disk.',
       '',
       'flags:',
       ...flagLines(FLAGS),

@@ -56,35 +56,50 @@ for (const client of ['fetch', 'wrk']) {
   })
 }
 
-test('bench --history: a history, a restart, and the medians of short runs', async () => {
+test('bench --history: a history, a restart, and turns with a control cluster', async () => {
   const args = ['--client', 'fetch', '--history', '300', '--transactions', '20', '--retain', '40']
   const run = await bench([...args, '--json'])
   expect(run.code).toBe(0)
   // The progress goes to stderr, a line every tenth.
   expect(run.stderr).toContain('history 100% 300/300:')
-  type Nodes = Record<string, { startMs: { restarted: number }; stop: { code: number } }>
+  type Rss = { after: number; control: number }
+  type Nodes = Record<
+    string,
+    { startMs: { restarted: number }; stop: { code: number }; rssBytes: Rss }
+  >
+  type Side = 'fresh' | 'control' | 'after'
   const { history: h } = JSON.parse(run.stdout) as {
     history: { transactions: number; listed: Record<string, number>; nodes: Nodes } & {
-      runs: { fresh: Row[]; after: Row[] }
-      fresh: Row
-      after: Row
+      runs: Record<Side, Row[]>
+      turns: number[]
       ratio: number
-    }
+      ratios: { control: number; fresh: number }
+    } & Record<Side, Row>
   }
   expect(h.transactions).toBe(300)
   // Past --retain, what the coordinator lists is the retained, before and after the restart.
   expect(h.listed).toEqual({ history: 40, restarted: 40 })
-  for (const side of ['fresh', 'after'] as const) {
-    expect(h.runs[side].map((r) => r.committed)).toEqual([20, 20, 20])
-    // The side's figure is its median run.
-    const sorted = h.runs[side].map((r) => r.perSecond).sort((a, b) => a - b)
-    expect(h[side].perSecond).toBe(sorted[1]!)
+  expect(h.runs.fresh.map((r) => r.committed)).toEqual([20, 20, 20])
+  expect(h.runs.control.map((r) => r.committed)).toEqual([20, 20, 20, 20, 20])
+  expect(h.runs.after.map((r) => r.committed)).toEqual([20, 20, 20, 20, 20])
+  const middle = (xs: number[]) => xs.toSorted((a, b) => a - b)[(xs.length - 1) / 2]!
+  // Each side's figure is its median run.
+  for (const side of ['fresh', 'control', 'after'] as const) {
+    expect(h[side].perSecond).toBe(middle(h.runs[side].map((r) => r.perSecond)))
   }
-  expect(h.ratio).toBeCloseTo(h.after.perSecond / h.fresh.perSecond, 2)
+  // The figure is the median of the turns' ratios, each the after run over the control's.
+  const turns = h.runs.after.map((a, i) => a.perSecond / h.runs.control[i]!.perSecond)
+  expect(h.turns.length).toBe(5)
+  h.turns.forEach((t, i) => expect(t).toBeCloseTo(turns[i]!, 2))
+  expect(h.ratio).toBeCloseTo(middle(turns), 2)
+  expect(h.ratios.control).toBeCloseTo(h.after.perSecond / h.control.perSecond, 2)
+  expect(h.ratios.fresh).toBeCloseTo(h.after.perSecond / h.fresh.perSecond, 2)
   expect(Object.keys(h.nodes)).toEqual(['coordinator', 'p0', 'p1', 'p2'])
   for (const node of Object.values(h.nodes)) {
     expect(node.stop.code).toBe(0)
     expect(node.startMs.restarted).toBeGreaterThan(0)
+    // The control's nodes are other processes, running at the end.
+    expect(node.rssBytes.control).toBeGreaterThan(0)
   }
 })
 

@@ -1,9 +1,10 @@
 // `bun run bench -- --history N`: what N transactions leave behind. A fresh cluster's throughput
-// (a short run at concurrency 64), then N transactions as fast as they go (concurrency 256),
+// (short runs at concurrency 64), then N transactions as fast as they go (concurrency 256),
 // then every node stopped with SIGTERM and started again on the same directories and ports,
-// timed from spawn to healthy, and the same short runs again. Compared with the fresh cluster:
-// throughput (the median of SHORT_RUNS short runs each side), start-up time, resident memory
-// and the nodes' files on disk.
+// timed from spawn to healthy. Beside it a control: a new cluster on directories of its own.
+// The two take turns at the same short runs, so that the machine's drift from one minute to
+// the next falls on both alike; the figure is the median of the turns' ratios. Also shown:
+// start-up time, resident memory and the nodes' files on disk, before and after.
 import { join } from 'node:path'
 import { wrap } from '../../lib/cli/flags.ts'
 import type { Node } from '../../testing/nodes.ts'
@@ -42,12 +43,16 @@ export const PUSH = 256
 /** Short runs on each side: a run of a few seconds on a shared machine spreads by more than
  * the difference it is meant to show, so each side's figure is the median of these. */
 export const SHORT_RUNS = 3
+/** Turns of the restarted cluster and the control, one short run each, alternating. */
+export const TURNS = 5
 
 /** One node's figures. */
 type NodeFigures = {
   startMs: { fresh: number; restarted: number }
   stop: Stopped
-  rssBytes: { fresh: number; history: number; restarted: number; after: number }
+  /** RSS: after the fresh runs, after the history, just restarted, after the turns, and the
+   * control's node of the same name after the turns. */
+  rssBytes: { fresh: number; history: number; restarted: number; after: number; control: number }
   diskBytes: { history: number; stopped: number; end: number }
   fileBytes: { history: Record<string, number>; end: Record<string, number> }
 }
@@ -59,11 +64,17 @@ export type History = {
   perSecond: number
   /** Decided transactions GET /status lists: after the history, after the restart. */
   listed: { history: number; restarted: number }
-  /** The median short run of each side (by throughput), and every one of them. */
+  /** The median short run of each side (by throughput), and every one of them: the fresh
+   * cluster before the history, the control, and the restarted cluster after the history. */
   fresh: Row
+  control: Row
   after: Row
-  runs: { fresh: Row[]; after: Row[] }
+  runs: { fresh: Row[]; control: Row[]; after: Row[] }
+  /** After over control, turn by turn, and their median: the figure the target is judged by. */
+  turns: number[]
   ratio: number
+  /** The medians' ratios: after over control, and after over the fresh cluster before. */
+  ratios: { control: number; fresh: number }
   nodes: Record<string, NodeFigures>
 }
 
@@ -90,14 +101,16 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
   const again = await startCluster(s, started, ports)
   const listedRestarted = await idle(again.cluster.coordinator)
   const restarted = snapshot(again.cluster)
-  const afterRuns = await shortRuns(s, again.cluster)
+  const control = await startCluster({ ...s, root: join(s.root, 'control') }, started)
+  const turns = await takeTurns(s, control.cluster, again.cluster)
   const end = snapshot(again.cluster)
+  const controlEnd = snapshot(control.cluster)
   const figures = (i: number): NodeFigures => ({
     startMs: { fresh: round(fresh.startMs[i]!, 1), restarted: round(again.startMs[i]!, 1) },
     stop: { ...stops[i]!, ms: round(stops[i]!.ms, 1) },
     rssBytes: {
       ...{ fresh: afterFresh.rss[i]!, history: afterHistory.rss[i]! },
-      ...{ restarted: restarted.rss[i]!, after: end.rss[i]! },
+      ...{ restarted: restarted.rss[i]!, after: end.rss[i]!, control: controlEnd.rss[i]! },
     },
     diskBytes: {
       ...{ history: nodeBytes(afterHistory.files[i]!), stopped: nodeBytes(stopped.files[i]!) },
@@ -107,14 +120,42 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
   })
   const nodes = Object.fromEntries(NAMES.map((name, i) => [name, figures(i)]))
   const listed = { history: listedHistory, restarted: listedRestarted }
-  const [freshRow, afterRow] = [median(freshRuns), median(afterRuns)]
-  const ratio = round(afterRow.perSecond / freshRow.perSecond, 3)
-  const runs = { fresh: freshRuns, after: afterRuns }
-  return { ...push, listed, fresh: freshRow, after: afterRow, runs, ratio, nodes } satisfies History
+  const runs = { fresh: freshRuns, ...turns }
+  return { ...push, listed, ...compared(runs), nodes } satisfies History
 }
 
-/** The short runs: `s.warmup` unmeasured transactions first when asked for, then SHORT_RUNS
- * runs of `s.count`. */
+type Runs = History['runs']
+
+/** Each side's median run, the turns' ratios and their median, and the medians' ratios. */
+function compared(runs: Runs) {
+  const [fresh, control, after] = [median(runs.fresh), median(runs.control), median(runs.after)]
+  const turns = runs.after.map((a, i) => round(a.perSecond / runs.control[i]!.perSecond, 3))
+  const ratios = {
+    control: round(after.perSecond / control.perSecond, 3),
+    fresh: round(after.perSecond / fresh.perSecond, 3),
+  }
+  const ratio = turns.toSorted((a, b) => a - b)[Math.floor(turns.length / 2)]!
+  return { fresh, control, after, runs, turns, ratio, ratios }
+}
+
+/** TURNS short runs on each of the two clusters, the control first in every turn; `s.warmup`
+ * unmeasured transactions on each first, when asked for. */
+async function takeTurns(s: Settings, control: Cluster, after: Cluster) {
+  const controlSettings = { ...s, root: join(s.root, 'control') }
+  if (s.warmup > 0) {
+    await warm(controlSettings, control, s.warmup, SHORT)
+    await warm(s, after, s.warmup, SHORT)
+  }
+  const turns = { control: [] as Row[], after: [] as Row[] }
+  for (let i = 0; i < TURNS; i++) {
+    turns.control.push(await level(controlSettings, control, SHORT))
+    turns.after.push(await level(s, after, SHORT))
+  }
+  return turns
+}
+
+/** The fresh cluster's short runs: `s.warmup` unmeasured transactions first when asked for,
+ * then SHORT_RUNS runs of `s.count`. */
 async function shortRuns(s: Settings, cluster: Cluster): Promise<Row[]> {
   if (s.warmup > 0) await warm(s, cluster, s.warmup, SHORT)
   const rows: Row[] = []
@@ -172,7 +213,8 @@ const NODE_COLUMNS: Column[] = [
   { label: 'fresh', width: 7, group: 'RSS MB' },
   { label: 'history', width: 7, group: 'RSS MB' },
   { label: 'again', width: 7, group: 'RSS MB' },
-  { label: '+run', width: 7, group: 'RSS MB' },
+  { label: '+turns', width: 7, group: 'RSS MB' },
+  { label: 'control', width: 7, group: 'RSS MB' },
   { label: 'history', width: 8, group: 'disk MB' },
   { label: 'stopped', width: 8, group: 'disk MB' },
   { label: 'end', width: 8, group: 'disk MB' },
@@ -185,20 +227,28 @@ export function historyLines(h: History, s: Settings): string[] {
       `(${h.perSecond} txn/s)`,
     `GET /status lists ${h.listed.history} decided transactions after the history, ` +
       `${h.listed.restarted} after the restart`,
-    `throughput at concurrency ${SHORT}, ${SHORT_RUNS} runs of ${s.count} transactions` +
-      (s.warmup > 0 ? ` after ${s.warmup} unmeasured` : '') +
-      ': fresh, then after the history and a restart',
-    ...rowLines([...h.runs.fresh, ...h.runs.after], runLabels(h)),
-    `after/fresh, medians: ${h.ratio} (${h.after.perSecond} / ${h.fresh.perSecond} txn/s)`,
+    `throughput at concurrency ${SHORT}, runs of ${s.count} transactions` +
+      (s.warmup > 0 ? ` after ${s.warmup} unmeasured on each cluster` : '') +
+      `: ${SHORT_RUNS} on the fresh cluster, then ${TURNS} turns of the control and of the ` +
+      'cluster restarted after the history',
+    ...rowLines([...h.runs.fresh, ...interleaved(h)], runLabels(h)),
+    `after/control, turn by turn: ${h.turns.join(', ')}; median ${h.ratio}`,
+    `after/control, medians: ${h.ratios.control} (${h.after.perSecond} / ` +
+      `${h.control.perSecond} txn/s); after/fresh: ${h.ratios.fresh} (${h.fresh.perSecond} txn/s)`,
     '',
     ...table(NODE_COLUMNS, Object.entries(h.nodes).map(nodeCells)),
   ]
   return [...lines, ...notes(h)]
 }
 
+/** The turns' rows in the order they ran: control, then after, turn by turn. */
+function interleaved(h: History): Row[] {
+  return h.runs.after.flatMap((after, i) => [h.runs.control[i]!, after])
+}
+
 function runLabels(h: History): string[] {
-  const label = (side: 'fresh' | 'after') => h.runs[side].map((_, i) => `${side[0]}${i + 1}`)
-  return [...label('fresh'), ...label('after')]
+  const turns = h.runs.after.flatMap((_, i) => [`c${i + 1}`, `a${i + 1}`])
+  return [...h.runs.fresh.map((_, i) => `f${i + 1}`), ...turns]
 }
 
 function nodeCells([name, f]: [string, NodeFigures]): string[] {
@@ -207,7 +257,8 @@ function nodeCells([name, f]: [string, NodeFigures]): string[] {
   return [
     name,
     ...[f.startMs.fresh, f.startMs.restarted, f.stop.ms].map(ms),
-    ...[f.rssBytes.fresh, f.rssBytes.history, f.rssBytes.restarted, f.rssBytes.after].map(mb),
+    ...[f.rssBytes.fresh, f.rssBytes.history, f.rssBytes.restarted].map(mb),
+    ...[f.rssBytes.after, f.rssBytes.control].map(mb),
     ...[f.diskBytes.history, f.diskBytes.stopped, f.diskBytes.end].map(megabytes),
   ]
 }
@@ -215,11 +266,13 @@ function nodeCells([name, f]: [string, NodeFigures]): string[] {
 /** What the node table's columns mean, each node's files at the end, and unclean stops. */
 function notes(h: History): string[] {
   const lines = [
-    `f1-f${SHORT_RUNS}, a1-a${SHORT_RUNS}: the short runs on the fresh cluster, and after the ` +
-      'history and a restart',
+    `f1-f${SHORT_RUNS}: the short runs on the fresh cluster, before the history;`,
+    `  c1-c${TURNS}, a1-a${TURNS}: the turns of the control (a new cluster beside it) and of`,
+    '  the cluster restarted after the history',
     'start ms: from spawn until GET /healthz answers, fresh and again (the same directories)',
     'stop ms: from SIGTERM to exit, after the history',
-    'RSS MB: after the fresh run, after the history, just started again, after its run',
+    'RSS MB: after the fresh runs, after the history, just started again, after the turns; and',
+    "  the control's node after the turns",
     "disk MB: the node's participant.db*, coordinator.db*, state.txt and decision.txt after the",
     '  history, once stopped, and at the end',
     ...LEGEND,
