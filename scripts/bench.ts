@@ -281,7 +281,7 @@ async function historyRun(n: number): Promise<void> {
       `ack-wait ${ackWait}, client ${client},`,
   )
   say(`3 participants, SQLite synchronous=FULL${retainLabel(s)}${viewsLabel()}`)
-  const h = await history(s, n, started, say)
+  const h = await history(s, n, started, say, s.retain?.value)
   const retained = s.retain ? { retain: s.retain } : {}
   const run = {
     protocol,

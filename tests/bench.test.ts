@@ -74,11 +74,14 @@ test('bench --history: a history, a restart, and turns with a control cluster', 
       turns: number[]
       ratio: number
       ratios: { control: number; fresh: number }
+      steady: number
     } & Record<Side, Row>
   }
   expect(h.transactions).toBe(300)
-  // Past --retain, what the coordinator lists is the retained, before and after the restart.
-  expect(h.listed).toEqual({ history: 40, restarted: 40 })
+  // Past --retain, what the coordinator lists is the retained, before and after the restart,
+  // and on the control too: before its turns it ran as many unmeasured, and the warm-up (none).
+  expect(h.listed).toEqual({ history: 40, restarted: 40, control: 40 })
+  expect(h.steady).toBe(40)
   expect(h.runs.fresh.map((r) => r.committed)).toEqual([20, 20, 20])
   expect(h.runs.control.map((r) => r.committed)).toEqual([20, 20, 20, 20, 20])
   expect(h.runs.after.map((r) => r.committed)).toEqual([20, 20, 20, 20, 20])

@@ -31,6 +31,7 @@ import {
   type Row,
   type Settings,
 } from './level.ts'
+import { DEFAULT_RETAIN } from '../../lib/node/retention.ts'
 import { drive } from './load.ts'
 import { megabytes, table, type Column } from './table.ts'
 
@@ -63,7 +64,9 @@ export type History = {
   seconds: number
   perSecond: number
   /** Decided transactions GET /status lists: after the history, after the restart. */
-  listed: { history: number; restarted: number }
+  listed: { history: number; restarted: number; control: number }
+  /** Unmeasured transactions on each of the two clusters before their turns. */
+  steady: number
   /** The median short run of each side (by throughput), and every one of them: the fresh
    * cluster before the history, the control, and the restarted cluster after the history. */
   fresh: Row
@@ -83,8 +86,15 @@ type Say = (line: string) => void
 /** What the nodes hold at one point: each one's RSS (none once stopped) and files. */
 type Snapshot = { rss: number[]; files: Record<string, number>[] }
 
-/** Runs the whole procedure with the nodes it starts in `started` (for the caller to clean up). */
-export async function history(s: Settings, n: number, started: Node[], say: Say) {
+/** Runs the whole procedure with the nodes it starts in `started` (for the caller to clean up);
+ * `retained` is the nodes' `--retain`. */
+export async function history(
+  s: Settings,
+  n: number,
+  started: Node[],
+  say: Say,
+  retained = DEFAULT_RETAIN,
+) {
   const snapshot = (cluster?: Cluster): Snapshot => ({
     rss: cluster ? nodesOf(cluster).map((node) => rssBytes(node.proc.pid)) : [],
     files: NAMES.map((name) => filesOf(join(s.root, name))),
@@ -102,7 +112,8 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
   const listedRestarted = await idle(again.cluster.coordinator)
   const restarted = snapshot(again.cluster)
   const control = await startCluster({ ...s, root: join(s.root, 'control') }, started)
-  const turns = await takeTurns(s, control.cluster, again.cluster)
+  const steady = retained + s.warmup
+  const { listedControl, ...turns } = await takeTurns(s, control.cluster, again.cluster, steady)
   const end = snapshot(again.cluster)
   const controlEnd = snapshot(control.cluster)
   const figures = (i: number): NodeFigures => ({
@@ -119,9 +130,9 @@ export async function history(s: Settings, n: number, started: Node[], say: Say)
     fileBytes: { history: afterHistory.files[i]!, end: end.files[i]! },
   })
   const nodes = Object.fromEntries(NAMES.map((name, i) => [name, figures(i)]))
-  const listed = { history: listedHistory, restarted: listedRestarted }
+  const listed = { history: listedHistory, restarted: listedRestarted, control: listedControl }
   const runs = { fresh: freshRuns, ...turns }
-  return { ...push, listed, ...compared(runs), nodes } satisfies History
+  return { ...push, listed, steady, ...compared(runs), nodes } satisfies History
 }
 
 type Runs = History['runs']
@@ -138,15 +149,17 @@ function compared(runs: Runs) {
   return { fresh, control, after, runs, turns, ratio, ratios }
 }
 
-/** TURNS short runs on each of the two clusters, the control first in every turn; `s.warmup`
- * unmeasured transactions on each first, when asked for. */
-async function takeTurns(s: Settings, control: Cluster, after: Cluster) {
+/** TURNS short runs on each of the two clusters, the control first in every turn, after
+ * `steady` unmeasured transactions on each: the nodes' retention (`--retain`) and `s.warmup`.
+ * A node folds each transaction that finishes once it retains that many, and not before: a
+ * control that had not filled its retention would be spared that work, which the restarted
+ * cluster, and any cluster past its first `--retain` transactions, does all the time. */
+async function takeTurns(s: Settings, control: Cluster, after: Cluster, steady: number) {
   const controlSettings = { ...s, root: join(s.root, 'control') }
-  if (s.warmup > 0) {
-    await warm(controlSettings, control, s.warmup, SHORT)
-    await warm(s, after, s.warmup, SHORT)
-  }
-  const turns = { control: [] as Row[], after: [] as Row[] }
+  await warm(controlSettings, control, steady, SHORT)
+  await warm(s, after, steady, SHORT)
+  const listedControl = await idle(control.coordinator)
+  const turns = { listedControl, control: [] as Row[], after: [] as Row[] }
   for (let i = 0; i < TURNS; i++) {
     turns.control.push(await level(controlSettings, control, SHORT))
     turns.after.push(await level(s, after, SHORT))
@@ -226,11 +239,12 @@ export function historyLines(h: History, s: Settings): string[] {
     `history: ${h.transactions} transactions at concurrency ${h.concurrency} in ${h.seconds} s ` +
       `(${h.perSecond} txn/s)`,
     `GET /status lists ${h.listed.history} decided transactions after the history, ` +
-      `${h.listed.restarted} after the restart`,
+      `${h.listed.restarted} after the restart, ${h.listed.control} on the control`,
     `throughput at concurrency ${SHORT}, runs of ${s.count} transactions` +
-      (s.warmup > 0 ? ` after ${s.warmup} unmeasured on each cluster` : '') +
-      `: ${SHORT_RUNS} on the fresh cluster, then ${TURNS} turns of the control and of the ` +
-      'cluster restarted after the history',
+      `: ${SHORT_RUNS} on the fresh cluster` +
+      (s.warmup > 0 ? ` (after ${s.warmup} unmeasured)` : '') +
+      `, then ${TURNS} turns of the control and of the cluster restarted after the history ` +
+      `(after ${h.steady} unmeasured on each: the retention and the warm-up)`,
     ...rowLines([...h.runs.fresh, ...interleaved(h)], runLabels(h)),
     `after/control, turn by turn: ${h.turns.join(', ')}; median ${h.ratio}`,
     `after/control, medians: ${h.ratios.control} (${h.after.perSecond} / ` +
