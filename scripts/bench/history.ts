@@ -2,11 +2,13 @@
 // (short runs at concurrency 64), then N transactions as fast as they go (concurrency 256),
 // then every node stopped with SIGTERM and started again on the same directories and ports,
 // timed from spawn to healthy. Beside it a control: a new cluster on directories of its own.
-// The two take turns at the same short runs, so that the machine's drift from one minute to
-// the next falls on both alike; the figure is the median of the turns' ratios. Also shown:
-// start-up time, resident memory and the nodes' files on disk, before and after.
+// Both run past their retention first (so both fold), then take turns at the same short runs,
+// so that the machine's drift from one minute to the next falls on both alike; the figure is
+// the median of the turns' ratios. Also shown: start-up time, resident memory and the nodes'
+// files on disk, before and after.
 import { join } from 'node:path'
 import { wrap } from '../../lib/cli/flags.ts'
+import { DEFAULT_RETAIN } from '../../lib/node/retention.ts'
 import type { Node } from '../../testing/nodes.ts'
 import {
   filesOf,
@@ -31,7 +33,6 @@ import {
   type Row,
   type Settings,
 } from './level.ts'
-import { DEFAULT_RETAIN } from '../../lib/node/retention.ts'
 import { drive } from './load.ts'
 import { megabytes, table, type Column } from './table.ts'
 
@@ -63,7 +64,8 @@ export type History = {
   concurrency: number
   seconds: number
   perSecond: number
-  /** Decided transactions GET /status lists: after the history, after the restart. */
+  /** Decided transactions GET /status lists: after the history, after the restart, and on the
+   * control before its turns. */
   listed: { history: number; restarted: number; control: number }
   /** Unmeasured transactions on each of the two clusters before their turns. */
   steady: number
