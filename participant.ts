@@ -4,6 +4,7 @@
 //   bun participant.ts resolve TXN commit|abort [--dir .]   (operator's heuristic outcome)
 import { join, resolve } from 'node:path'
 import { createApp } from './lib/http/participant-app.ts'
+import { channelSocket } from './lib/http/channel.ts'
 import { lockDir } from './lib/store/dir-lock.ts'
 import {
   ParticipantNode,
@@ -68,12 +69,16 @@ async function serve(argv: string[]): Promise<void> {
   // a couple of milliseconds that would otherwise fall on the first prepare.
   await app.request('/healthz')
   const tls = serveTlsOf(security)
-  const server = Bun.serve({ port, hostname, fetch: app.fetch, ...(tls ? { tls } : {}) })
+  const { websocket, closeAll } = channelSocket(app)
+  const server = Bun.serve({ port, hostname, fetch: app.fetch, websocket, ...(tls ? { tls } : {}) })
   const url = `${schemeOf(security)}://${hostname}:${server.port}`
   writeAddressFile(dir, url)
   console.error(trustLine('participant', security))
   console.log(`participant listening on ${url} (dir ${dir})`)
-  const stop = () => void server.stop().then(() => process.exit(0))
+  const stop = () => {
+    closeAll()
+    void server.stop().then(() => process.exit(0))
+  }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
 }

@@ -1,5 +1,7 @@
 // A fault-injecting HTTP proxy between the coordinator and one participant: per path it passes,
-// refuses (503), drops (holds the request until the fault heals, then fails it), or delays.
+// refuses (503), drops (holds the request until the fault heals, then fails it), or delays. It
+// passes no WebSockets, as many proxies do not: a coordinator behind it sends its batches as
+// plain requests (lib/node/channel.ts), each of which it sees.
 /** A batch counts as the protocol step of its first message (`/prepare`, `/commit`, `/abort`),
  * so a fault set on a step applies whether the message travels alone or in a batch. */
 function batchStep(body: ArrayBuffer | undefined): string {
@@ -61,6 +63,9 @@ export class FaultProxy {
   }
 
   async #handle(request: Request): Promise<Response> {
+    if (request.headers.get('upgrade') !== null) {
+      return Response.json({ error: 'proxy: no WebSockets' }, { status: 501 })
+    }
     const path = new URL(request.url).pathname
     const body = request.method === 'GET' ? undefined : await request.arrayBuffer()
     const step = path === '/batch' ? batchStep(body) : path

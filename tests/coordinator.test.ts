@@ -18,6 +18,7 @@ test.each([
       port: 0,
       hostname: '127.0.0.1',
       async fetch(request) {
+        if (request.method !== 'POST') return new Response(null, { status: 404 }) // no channels
         const { messages } = (await request.json()) as { messages: { type: string; txn: string }[] }
         const replies = messages.map((m) => ({
           status: 200,

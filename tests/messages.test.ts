@@ -15,6 +15,7 @@ function yesVoter(): string {
     port: 0,
     hostname: '127.0.0.1',
     async fetch(req) {
+      if (req.method !== 'POST') return new Response(null, { status: 404 }) // no channels
       const { messages } = (await req.json()) as { messages: { txn: string }[] }
       const replies = messages.map((m) => ({ status: 200, body: { txn: m.txn, vote: 'yes' } }))
       return Response.json({ replies })

@@ -4,6 +4,7 @@
 import { Hono, type Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { OPEN, useAuth, type Credentials } from './auth.ts'
+import { useChannel } from './channel.ts'
 import { httpError, readJsonObject, useJsonErrors, wantsJson } from './json-errors.ts'
 import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
@@ -50,6 +51,7 @@ export function createApp(
   const app = new Hono()
   useJsonErrors(app)
   useAuth(app, credentials, node.ports.now)
+  useChannel(app)
   let requests = 0 // protocol requests received, for benchmarks
   const metrics = participantMetrics(node)
   app.use(async (c, next) => {

@@ -434,6 +434,7 @@ export class CoordinatorNode {
   close(): Promise<void> {
     this.#stopClock?.()
     this.#stopClock = null
+    this.ports.close?.()
     void this.#view.settle().catch(() => {})
     // A SQLite log closes at once, and so is the directory free at once (a restart in the same
     // process may follow).

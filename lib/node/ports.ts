@@ -3,6 +3,7 @@
 // same nodes run in both. Durable storage is a port too: the participant's ParticipantStore,
 // the coordinator's CoordinatorLog, and each node's View.
 import { proofOf } from '../wire/auth.ts'
+import { Channels } from './channel.ts'
 
 /** A reply as it came off the wire: its status and parsed JSON body (null when not JSON). */
 export type WireReply = { status: number; body: unknown }
@@ -24,6 +25,8 @@ export type Ports = Readonly<{
   ) => Promise<WireReply | null>
   /** A line for the operator (a write that failed, an answer not carried out). */
   warn: (line: string) => void
+  /** Lets go of what the requests hold open (a node that stops). */
+  close?: () => void
 }>
 
 /** What a node's requests carry: proof of the cluster's secret, and its TLS identity and the CA
@@ -35,6 +38,10 @@ export type HttpOptions = {
 
 /** Bun's clock, timers and fetch; requests signed and over TLS as `options` say. */
 export function httpPorts(options: HttpOptions = {}): Ports {
+  const channels = new Channels({
+    headers: (url) => requestHeaders('GET', url, '', options.secret),
+    tls: options.tls ?? undefined,
+  })
   return {
     now: () => Date.now(),
     every(ms, fn) {
@@ -42,8 +49,12 @@ export function httpPorts(options: HttpOptions = {}): Ports {
       return () => clearInterval(timer)
     },
     sleep: (ms) => Bun.sleep(ms),
-    request: (method, url, body, timeoutMs) => fetchJson(method, url, body, timeoutMs, options),
+    request: (method, url, body, timeoutMs) =>
+      method === 'POST' && url.endsWith('/batch')
+        ? batchJson(url, body, timeoutMs, options, channels)
+        : fetchJson(method, url, body, timeoutMs, options),
     warn: (line) => console.error(line),
+    close: () => channels.close(),
   }
 }
 
@@ -68,14 +79,30 @@ export function requestHeaders(
   return headers
 }
 
+/** A POST /batch: over the participant's channel (./channel.ts), or as a plain request when it
+ * has none. */
+async function batchJson(
+  url: string,
+  body: unknown,
+  timeoutMs: number,
+  options: HttpOptions,
+  channels: Channels,
+): Promise<WireReply | null> {
+  const text = JSON.stringify(body)
+  const proof = requestHeaders('POST', url, text, options.secret).authorization ?? ''
+  const origin = url.slice(0, -'/batch'.length)
+  const reply = await channels.request(origin, text, proof, timeoutMs)
+  return reply !== undefined ? reply : fetchJson('POST', url, body, timeoutMs, options, text)
+}
+
 async function fetchJson(
   method: 'GET' | 'POST',
   url: string,
   body: unknown,
   timeoutMs: number,
   options: HttpOptions,
+  text = method === 'POST' ? JSON.stringify(body) : '',
 ): Promise<WireReply | null> {
-  const text = method === 'POST' ? JSON.stringify(body) : ''
   try {
     const response = await fetch(url, {
       method,

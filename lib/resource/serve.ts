@@ -5,6 +5,7 @@ import { resolve } from 'node:path'
 import type { Hono } from 'hono'
 import { UsageError } from '../core/errors.ts'
 import { createApp } from '../http/participant-app.ts'
+import { channelSocket } from '../http/channel.ts'
 import { ensureDir } from '../node/batch.ts'
 import { ParticipantNode } from '../node/participant-node.ts'
 import { httpPorts } from '../node/ports.ts'
@@ -97,10 +98,12 @@ async function listen(
   await app.request('/healthz') // builds Hono's router before the first prepare
   const tls = serveTlsOf(security)
   const hostname = options.host ?? '127.0.0.1'
+  const channels = channelSocket(app)
   const server = Bun.serve({
     port: options.port ?? 0,
     hostname,
     fetch: app.fetch,
+    websocket: channels.websocket,
     ...(tls ? { tls } : {}),
   })
   const url = `${schemeOf(security)}://${hostname}:${server.port}`
@@ -109,6 +112,7 @@ async function listen(
   say.err(trustLine('participant', security))
   say.out(`participant listening on ${url} (dir ${node.dir})`)
   const stop = async () => {
+    channels.closeAll()
     await server.stop()
     await node.close()
   }

@@ -1,0 +1,94 @@
+// A participant's persistent channel: a WebSocket (GET /channel) on which the coordinator sends
+// what it would POST to /batch and gets each answer back by its frame's id. A loopback request
+// through Bun's fetch costs its caller several times what a frame costs (see
+// docs/performance.md). Every frame goes through the app as a POST /batch of its body, with the
+// proof it carries as the request's Authorization: authentication (every frame proven, none
+// replayed), the body limit and the JSON errors are the endpoint's own, so the channel changes
+// how messages travel, never what they mean or who may send them. The upgrade itself is a
+// request like any other: with a secret it needs its proof too.
+import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
+import type { Hono } from 'hono'
+import { MAX_BODY_BYTES } from './json-errors.ts'
+
+export const CHANNEL_PATH = '/channel'
+/** A frame's id and proof take at most this much beside its body. */
+const FRAME_HEAD_BYTES = 1024
+/** WebSocket close codes: a node that stops (1001), a frame that is not one (1007), a bug while
+ * answering (1011). */
+const GOING_AWAY = 1001
+const NOT_A_FRAME = 1007
+const INTERNAL = 1011
+
+type Socket = ServerWebSocket<unknown>
+
+/** GET /channel: upgrades to a channel (installed after authentication, before other routes). */
+export function useChannel(app: Hono): void {
+  app.get(CHANNEL_PATH, (c) => {
+    if (upgraded(c.env as Server<unknown> | undefined, c.req.raw)) return new Response(null)
+    return c.json(
+      { error: 'GET /channel is a WebSocket upgrade, on a server that takes them' },
+      426,
+    )
+  })
+}
+
+/** Whether `request` became a channel: not when it is no upgrade, nor on a server without
+ * `channelSocket` (Bun throws there: an app served by another's Bun.serve). */
+function upgraded(server: Server<unknown> | undefined, request: Request): boolean {
+  try {
+    return server?.upgrade?.(request, { data: null }) === true
+  } catch {
+    return false
+  }
+}
+
+/** Bun.serve's `websocket` for `app`, and the channels open on it. A server's graceful stop
+ * waits for every WebSocket to close, so a node that stops closes its channels first
+ * (`closeAll`): a frame still being answered then gets no answer, as a request cut by a stop. */
+export function channelSocket(app: Hono) {
+  const open = new Set<Socket>()
+  const websocket: WebSocketHandler<unknown> = {
+    maxPayloadLength: MAX_BODY_BYTES + FRAME_HEAD_BYTES,
+    open: (ws) => void open.add(ws),
+    close: (ws) => void open.delete(ws),
+    async message(ws: Socket, data: string | Buffer) {
+      const frame = frameOf(typeof data === 'string' ? data : data.toString('utf8'))
+      if (frame === null) return ws.close(NOT_A_FRAME, 'a frame is "id\\nproof\\nbody"')
+      try {
+        ws.send(await answer(app, frame))
+      } catch (error) {
+        ws.close(INTERNAL, `answering frame ${frame.id}: ${String(error).slice(0, 80)}`)
+      }
+    },
+  }
+  const closeAll = () => {
+    for (const ws of open) ws.close(GOING_AWAY, 'the participant is stopping')
+    open.clear()
+  }
+  return { websocket, closeAll }
+}
+
+export type Frame = { id: string; proof: string; body: string }
+
+/** A frame is `id \n proof \n body` (the proof empty without a secret), its answer
+ * `id \n status \n body`: the body travels as in a request, not quoted again. */
+export function frameOf(text: string): Frame | null {
+  const first = text.indexOf('\n')
+  const second = first < 0 ? -1 : text.indexOf('\n', first + 1)
+  if (second < 0 || second > FRAME_HEAD_BYTES) return null
+  const id = text.slice(0, first)
+  if (!/^\d{1,15}$/.test(id)) return null
+  return { id, proof: text.slice(first + 1, second), body: text.slice(second + 1) }
+}
+
+async function answer(app: Hono, frame: Frame): Promise<string> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (frame.proof !== '') headers.authorization = frame.proof
+  const request = new Request('http://channel/batch', {
+    method: 'POST',
+    headers,
+    body: frame.body,
+  })
+  const response = await app.fetch(request)
+  return `${frame.id}\n${response.status}\n${await response.text()}`
+}
