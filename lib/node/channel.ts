@@ -66,7 +66,11 @@ class Channel {
         this.close()
       }, timeoutMs)
       this.#pending.set(id, { resolve, timer })
-      this.#ws.send(`${id}\n${proof}\n${body}`)
+      try {
+        this.#ws.send(`${id}\n${proof}\n${body}`)
+      } catch {
+        this.close() // a socket closing under us: no answer, as for a reset connection
+      }
     })
   }
 
@@ -138,13 +142,18 @@ export class Channels {
     if (existing !== undefined && !existing.closed) return existing
     if ((this.#refused.get(origin)?.until ?? 0) > Date.now()) return null
     const url = `${origin.replace(/^http/, 'ws')}/channel`
-    const channel = new Channel(url, this.options, (closed) => {
-      if (this.#open.get(origin) === closed) this.#open.delete(origin)
-      if (closed.answered) this.#refused.delete(origin)
-      else this.#refuse(origin)
-    })
-    this.#open.set(origin, channel)
-    return channel
+    try {
+      const channel = new Channel(url, this.options, (closed) => {
+        if (this.#open.get(origin) === closed) this.#open.delete(origin)
+        if (closed.answered) this.#refused.delete(origin)
+        else this.#refuse(origin)
+      })
+      this.#open.set(origin, channel)
+      return channel
+    } catch {
+      this.#refuse(origin) // a URL or TLS options Bun's WebSocket takes no channel with
+      return null
+    }
   }
 
   #refuse(origin: string): void {
