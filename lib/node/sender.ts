@@ -23,7 +23,7 @@ type Peer = { queue: Queued[]; inFlight: number; batches: boolean }
 
 export class MessageSender {
   readonly #peers = new Map<string, Peer>()
-  /** HTTP requests sent, for benchmarks. */
+  /** Requests sent (a batch on a participant's channel counts as one), for benchmarks. */
   requests = 0
   /** The other coordinators on a shared log, named in every prepare (see lib/store/pg-log.ts). */
   others: readonly string[] = []

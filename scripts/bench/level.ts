@@ -207,4 +207,5 @@ export function rowLines(rows: Row[], labels?: string[]): string[] {
 export const LEGEND = [
   'fsync/txn: forced writes per transaction (c: the coordinator, p: each participant)',
   'CPU µs/txn: CPU time per transaction measured (coordinator, p0-p2, the load generator)',
+  'req/txn: requests to the participants per transaction (a batch on a channel counts as one)',
 ]
