@@ -75,10 +75,10 @@ async function serve(argv: string[]): Promise<void> {
   writeAddressFile(dir, url)
   console.error(trustLine('participant', security))
   console.log(`participant listening on ${url} (dir ${dir})`)
-  const stop = () => {
-    closeAll()
-    void server.stop().then(() => process.exit(0))
-  }
+  const stop = () =>
+    void closeAll()
+      .then(() => server.stop())
+      .then(() => process.exit(0))
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
 }

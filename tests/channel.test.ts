@@ -12,6 +12,7 @@ import { ParticipantNode, httpPorts, requestHeaders } from '../lib.ts'
 import type { Ports } from '../lib/node/ports.ts'
 import { cleanup, tempDir, waitFor } from '../testing/processes.ts'
 import { makeCerts } from '../testing/tls.ts'
+import { serveResource } from '../lib/resource/serve.ts'
 
 const SECRET = 'a-cluster-secret-of-some-length'
 const TXN = '0190f0e0-aaaa-7bbb-8ccc-0123456789ab'
@@ -231,4 +232,71 @@ test('over TLS the channel is a wss:// one with the same certificates as request
   const voted = await client({ tls }).request('POST', `${p.url}/batch`, prepare(), 5000)
   expect((voted?.body as Replies).replies[0]?.body.vote).toBe('yes')
   expect(p.server.pendingWebSockets).toBe(1)
+})
+
+test('one that takes the connection, never answering the upgrade: no answer', async () => {
+  const held: { end(): void }[] = []
+  const listener = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: { open: (s) => void held.push(s), data: () => {} },
+  })
+  stops.push(() => {
+    for (const s of held) s.end()
+    listener.stop(true)
+  })
+  const url = `http://127.0.0.1:${listener.port}/batch`
+  // Bun gives up on a handshake after about two minutes: only the request's time ends it here.
+  const reply = await Promise.race([
+    client().request('POST', url, prepare(), 300),
+    Bun.sleep(30_000).then(() => 'still waiting' as const),
+  ])
+  expect(reply).toBeNull()
+})
+
+test('a batch past the body limit is a 413 alone, the batches beside it answered', async () => {
+  const p = await participant()
+  const ports = client()
+  const url = `${p.url}/batch`
+  expect((await ports.request('POST', url, prepare(), 5000))?.status).toBe(200)
+  const other = '0190f0e0-aaaa-7bbb-8ccc-0123456789ad'
+  const big = {
+    messages: [{ ...prepare(other).messages[0], pad: 'x'.repeat(MAX_BODY_BYTES + 4096) }],
+  }
+  const [large, small] = await Promise.all([
+    ports.request('POST', url, big, 5000),
+    ports.request('POST', url, commit(), 5000),
+  ])
+  expect(large?.status).toBe(413)
+  expect((small?.body as Replies).replies[0]?.body.state).toBe('committed')
+  expect(p.node.state(other).state).toBe('unknown')
+  expect(p.server.pendingWebSockets).toBe(1) // the channel carried on
+})
+
+test('a participant that stops answers the frames it is answering first, then closes', async () => {
+  const log: string[] = []
+  const { promise: started, resolve: start } = Promise.withResolvers<void>()
+  let closed = false
+  const resource = {
+    async prepare() {
+      start()
+      await Bun.sleep(200) // a slow resource
+      log.push(`prepare ended, resource closed: ${closed}`)
+      return { vote: 'yes' as const }
+    },
+    commit() {},
+    abort() {},
+    close() {
+      closed = true
+    },
+  }
+  const p = await serveResource(resource, { dir: tempDir(), say: { out: () => {}, err: () => {} } })
+  const s = await socket(p.url)
+  s.ws.send(`1\n\n${JSON.stringify(prepare())}`)
+  await started
+  await p.stop()
+  expect(log).toEqual(['prepare ended, resource closed: false'])
+  expect(s.answers[0]).toStartWith('1\n200\n{"replies":[{"status":200,"body":{"txn":')
+  await waitFor(() => s.closed() !== null)
+  expect(s.closed()).toBe(1001)
 })

@@ -43,25 +43,29 @@ function upgraded(server: Server<unknown> | undefined, request: Request): boolea
 }
 
 /** Bun.serve's `websocket` for `app`, and the channels open on it. A server's graceful stop
- * waits for every WebSocket to close, so a node that stops closes its channels first
- * (`closeAll`): a frame still being answered then gets no answer, as a request cut by a stop. */
+ * waits for every WebSocket to close, and not for the frames being answered, so a node that
+ * stops calls `closeAll` first: it takes no new frame, waits for those being answered (as a
+ * graceful stop waits for its requests; a batch waits BATCH_WAIT_MS at most) and sends their
+ * answers, then closes every channel. */
 export function channelSocket(app: Hono) {
   const open = new Set<Socket>()
+  const answering = new Set<Promise<void>>()
+  let stopping = false
   const websocket: WebSocketHandler<unknown> = {
     maxPayloadLength: MAX_BODY_BYTES + FRAME_HEAD_BYTES,
     open: (ws) => void open.add(ws),
     close: (ws) => void open.delete(ws),
-    async message(ws: Socket, data: string | Buffer) {
+    message(ws: Socket, data: string | Buffer) {
       const frame = frameOf(typeof data === 'string' ? data : data.toString('utf8'))
       if (frame === null) return ws.close(NOT_A_FRAME, 'a frame is "id\\nproof\\nbody"')
-      try {
-        ws.send(await answer(app, frame))
-      } catch (error) {
-        ws.close(INTERNAL, `answering frame ${frame.id}: ${String(error).slice(0, 80)}`)
-      }
+      if (stopping) return // unanswered, as a request to a server that stopped listening
+      const work = answerOn(ws, app, frame).finally(() => answering.delete(work))
+      answering.add(work)
     },
   }
-  const closeAll = () => {
+  const closeAll = async () => {
+    stopping = true
+    await Promise.all(answering)
     for (const ws of open) ws.close(GOING_AWAY, 'the participant is stopping')
     open.clear()
   }
@@ -79,6 +83,15 @@ export function frameOf(text: string): Frame | null {
   const id = text.slice(0, first)
   if (!/^\d{1,15}$/.test(id)) return null
   return { id, proof: text.slice(first + 1, second), body: text.slice(second + 1) }
+}
+
+/** Sends `frame`'s answer on `ws`; a bug while answering closes the channel (1011). */
+async function answerOn(ws: Socket, app: Hono, frame: Frame): Promise<void> {
+  try {
+    ws.send(await answer(app, frame))
+  } catch (error) {
+    ws.close(INTERNAL, `answering frame ${frame.id}: ${String(error).slice(0, 80)}`)
+  }
 }
 
 async function answer(app: Hono, frame: Frame): Promise<string> {

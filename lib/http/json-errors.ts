@@ -5,9 +5,9 @@ import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { methodNotAllowed } from 'hono/method-not-allowed'
 import { StoreUnavailable } from '../store/store.ts'
-import { jsonProblem } from '../wire/limits.ts'
+import { MAX_BODY_BYTES, jsonProblem } from '../wire/limits.ts'
 
-export const MAX_BODY_BYTES = 1024 * 1024
+export { MAX_BODY_BYTES }
 
 export function httpError(
   status: 400 | 404 | 409 | 413 | 422 | 503,

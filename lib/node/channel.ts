@@ -35,6 +35,8 @@ class Channel {
   /** Whether the channel opened (false once it failed or closed first). */
   readonly opened: Promise<boolean>
   closed = false
+  /** Whether this end closed it (a timeout, a node that stops), not the participant. */
+  closedHere = false
   /** Whether a frame was answered on it: a channel that works. */
   answered = false
 
@@ -75,6 +77,7 @@ class Channel {
   }
 
   close(): void {
+    this.closedHere = true
     this.#ws.close()
     this.#drop()
   }
@@ -103,6 +106,17 @@ class Channel {
   }
 }
 
+/** `promise`'s value, or null if it takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)))
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 function settle(p: Pending, reply: WireReply | null): void {
   clearTimeout(p.timer)
   p.resolve(reply)
@@ -126,8 +140,15 @@ export class Channels {
   ): Promise<WireReply | null | undefined> {
     const channel = this.#channel(origin)
     if (channel === null) return undefined
-    if (!(await channel.opened)) return undefined
-    return channel.send(body, proof, timeoutMs)
+    const started = Date.now()
+    const opened = await within(channel.opened, timeoutMs)
+    // An upgrade not answered in the request's time (a participant paused, a proxy waiting on
+    // a dead backend) is no answer, as a request's would be; so is a channel this end closed
+    // meanwhile (a node that stops sends nothing more).
+    if (opened === null) channel.close()
+    if (opened === null || channel.closedHere) return null
+    if (!opened) return undefined // refused: a plain request instead
+    return channel.send(body, proof, Math.max(1, timeoutMs - (Date.now() - started)))
   }
 
   /** Closes every channel (a node that stops: an open WebSocket keeps a process running). */

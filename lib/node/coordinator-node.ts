@@ -30,7 +30,7 @@ import { KeyedQueue } from './keyed-queue.ts'
 import { MessageSender } from './sender.ts'
 import { DurableLog } from '../store/log.ts'
 import type { CoordinatorLog, SharedLog } from '../store/store.ts'
-import { NO_VIEW, bunPorts, type Ports, type View } from './ports.ts'
+import { NO_VIEW, httpPorts, type Ports, type View } from './ports.ts'
 import type { CoordinatorObserver } from './observe.ts'
 import { DEFAULT_RETAIN, Retention } from './retention.ts'
 
@@ -106,7 +106,8 @@ export class CoordinatorNode {
   readonly observers: CoordinatorObserver[] = []
 
   constructor(readonly options: CoordinatorOptions) {
-    this.ports = options.ports ?? bunPorts
+    // Its own by default: closing the node closes the channels it opened, and only those.
+    this.ports = options.ports ?? httpPorts()
     // A node that keeps its log or view in `dir` owns it: one node per directory.
     if (!options.log || typeof options.view !== 'function') {
       this.#lock = lockDir(options.dir, 'coordinator')

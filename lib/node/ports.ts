@@ -3,6 +3,7 @@
 // same nodes run in both. Durable storage is a port too: the participant's ParticipantStore,
 // the coordinator's CoordinatorLog, and each node's View.
 import { proofOf } from '../wire/auth.ts'
+import { MAX_BODY_BYTES } from '../wire/limits.ts'
 import { Channels } from './channel.ts'
 
 /** A reply as it came off the wire: its status and parsed JSON body (null when not JSON). */
@@ -91,7 +92,10 @@ async function batchJson(
   const text = JSON.stringify(body)
   const proof = requestHeaders('POST', url, text, options.secret).authorization ?? ''
   const origin = url.slice(0, -'/batch'.length)
-  const reply = await channels.request(origin, text, proof, timeoutMs)
+  // A body larger than a participant reads goes as a request, to be refused alone (a 413):
+  // as a frame past the limit it would close the channel and every batch in flight on it.
+  const large = text.length > MAX_BODY_BYTES / 4 && Buffer.byteLength(text) > MAX_BODY_BYTES
+  const reply = large ? undefined : await channels.request(origin, text, proof, timeoutMs)
   return reply !== undefined ? reply : fetchJson('POST', url, body, timeoutMs, options, text)
 }
 

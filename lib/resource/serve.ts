@@ -112,7 +112,7 @@ async function listen(
   say.err(trustLine('participant', security))
   say.out(`participant listening on ${url} (dir ${node.dir})`)
   const stop = async () => {
-    channels.closeAll()
+    await channels.closeAll()
     await server.stop()
     await node.close()
   }

@@ -6,6 +6,9 @@
 
 export const MAX_JSON_DEPTH = 64
 
+/** The largest request body any node reads (a 413 beyond). */
+export const MAX_BODY_BYTES = 1024 * 1024
+
 /** Beyond this, integers are no longer exact in a double: 2^53 + 1 reads as 2^53. */
 export const MAX_EXACT = Number.MAX_SAFE_INTEGER
 
