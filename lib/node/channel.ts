@@ -34,6 +34,8 @@ class Channel {
   readonly #ws: WebSocket
   /** Whether the channel opened (false once it failed or closed first). */
   readonly opened: Promise<boolean>
+  /** Whether it opened: a batch on it then need not wait for `opened`. */
+  ready = false
   closed = false
   /** Whether this end closed it (a timeout, a node that stops), not the participant. */
   closedHere = false
@@ -48,7 +50,10 @@ class Channel {
     const tls = options.tls ? { tls: options.tls } : {}
     this.#ws = new (WebSocket as unknown as Open)(url, { headers: options.headers(url), ...tls })
     this.opened = new Promise((resolve) => {
-      this.#ws.onopen = () => resolve(true)
+      this.#ws.onopen = () => {
+        this.ready = true
+        resolve(true)
+      }
       this.#ws.onerror = () => resolve(false)
       this.#ws.onclose = () => {
         resolve(false)
@@ -140,6 +145,7 @@ export class Channels {
   ): Promise<WireReply | null | undefined> {
     const channel = this.#channel(origin)
     if (channel === null) return undefined
+    if (channel.ready) return channel.send(body, proof, timeoutMs)
     const started = Date.now()
     const opened = await within(channel.opened, timeoutMs)
     // An upgrade not answered in the request's time (a participant paused, a proxy waiting on
