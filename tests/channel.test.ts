@@ -300,3 +300,51 @@ test('a participant that stops answers the frames it is answering first, then cl
   await waitFor(() => s.closed() !== null)
   expect(s.closed()).toBe(1001)
 })
+
+test('a frame gets, byte for byte, the answer its body gets as a POST /batch', async () => {
+  const p = await participant(SECRET)
+  const url = `${p.url}/batch`
+  const s = await socket(p.url, requestHeaders('GET', `${p.url}/channel`, '', SECRET))
+  const deep = `{"messages":[],"x":${'['.repeat(200)}${']'.repeat(200)}}`
+  const bodies = [
+    JSON.stringify(prepare()), // answered 200 twice: a repeated prepare is idempotent
+    '{"messages":',
+    '[1,2]',
+    '{"messages":"none"}',
+    deep,
+    JSON.stringify({ messages: [{ type: 'vote', txn: TXN }, 7] }),
+    JSON.stringify({ messages: [], pad: 'x'.repeat(MAX_BODY_BYTES) }),
+  ]
+  const proofs = ['proven', 'unproven', 'replayed'] as const
+  let id = 0
+  for (const body of bodies) {
+    for (const how of proofs) {
+      const proof =
+        how === 'unproven' ? '' : requestHeaders('POST', url, body, SECRET).authorization!
+      const headers: Record<string, string> = how === 'unproven' ? {} : { authorization: proof }
+      const plain = await fetch(url, { method: 'POST', headers, body })
+      const viaRequest = `${plain.status}\n${await plain.text()}`
+      if (how === 'replayed') {
+        // The same proof, once used by the request, is refused on the channel too (a body past
+        // the limit is refused before its proof is looked at, as a request's is).
+        s.ws.send(`${++id}\n${proof}\n${body}`)
+        await waitFor(() => s.answers.length === id)
+        const refused =
+          plain.status === 413 ? '413\n' : '401\n{"error":"unauthorized: the proof was'
+        expect(s.answers[id - 1]!).toStartWith(`${id}\n${refused}`)
+        continue
+      }
+      const fresh =
+        how === 'unproven' ? '' : requestHeaders('POST', url, body, SECRET).authorization!
+      s.ws.send(`${++id}\n${fresh}\n${body}`)
+      await waitFor(() => s.answers.length === id)
+      expect(s.answers[id - 1]!).toBe(`${id}\n${viaRequest}`)
+    }
+  }
+  expect(s.answers.map((a) => a.split('\n')[1])).toEqual([
+    ...['200', '401', '401', '400', '401', '401', '400', '401', '401'],
+    ...['400', '401', '401', '400', '401', '401', '200', '401', '401'],
+    ...['413', '413', '413'],
+  ])
+  expect(s.closed()).toBeNull()
+})

@@ -3,7 +3,7 @@
 // anything else is a 401 that changes nothing. Without a secret a node accepts anyone, and says
 // so once at start-up (the classic exercise runs that way).
 import type { Context, Hono } from 'hono'
-import { ReplayGuard, hasClientToken, proofProblem } from '../wire/auth.ts'
+import { ReplayGuard, hasClientToken, proofProblem, type Signed } from '../wire/auth.ts'
 import { bodyText } from './json-errors.ts'
 
 export type Credentials = {
@@ -19,16 +19,23 @@ export const OPEN: Credentials = { secret: null }
  * them what only the cluster may do, such as `sql` operations. */
 export const admittedByToken = new WeakSet<Request>()
 
-/** Installs authentication on `app`, after the JSON error handling and before its routes. */
+/** Why a request with this Authorization `header` is refused, or null: the cluster secret's
+ * proof, checked against one replay guard (so a proof is used once, whichever way it came). */
+export type Gate = (request: Signed, header: string | undefined) => string | null
+
+/** Installs authentication on `app`, after the JSON error handling and before its routes; the
+ * gate it checks proofs with (null without a secret), for requests that come another way (a
+ * participant's channel). */
 export function useAuth(
   app: Hono,
   credentials: Credentials,
   now: () => number,
   clientRoute: (c: Context) => boolean = () => false,
-): void {
+): Gate | null {
   const { secret } = credentials
-  if (secret === null) return
+  if (secret === null) return null
   const guard = new ReplayGuard(now())
+  const gate: Gate = (request, header) => proofProblem(secret, header, request, now(), guard)
   const tokens = credentials.clientTokens ?? []
   app.use(async (c, next) => {
     if (c.req.method === 'GET' && c.req.path === '/healthz') return next()
@@ -39,9 +46,9 @@ export function useAuth(
     }
     const url = new URL(c.req.url)
     const body = c.req.method === 'GET' || c.req.method === 'HEAD' ? '' : await bodyText(c)
-    const request = { method: c.req.method, path: url.pathname + url.search, body }
-    const problem = proofProblem(secret, header, request, now(), guard)
+    const problem = gate({ method: c.req.method, path: url.pathname + url.search, body }, header)
     if (problem !== null) return c.json({ error: `unauthorized: ${problem}` }, 401)
     return next()
   })
+  return gate
 }

@@ -1,11 +1,14 @@
 // A participant's persistent channel: a WebSocket (GET /channel) on which the coordinator sends
 // what it would POST to /batch and gets each answer back by its frame's id. A loopback request
 // through Bun's fetch costs its caller several times what a frame costs (see
-// docs/performance.md). Every frame goes through the app as a POST /batch of its body, with the
-// proof it carries as the request's Authorization: authentication (every frame proven, none
-// replayed), the body limit and the JSON errors are the endpoint's own, so the channel changes
-// how messages travel, never what they mean or who may send them. The upgrade itself is a
-// request like any other: with a secret it needs its proof too.
+// docs/performance.md). A frame is answered by the app's own POST /batch handler, after the
+// checks its middleware makes of a request, made here of the frame: the body limit, the proof
+// the frame carries (every frame proven, none replayed, against the same replay guard as
+// requests), and the JSON errors; the answer is the one the request would get, byte for byte.
+// So the channel changes how messages travel, never what they mean or who may send them; a
+// frame only skips the Request and the router that a request goes through, which cost a
+// participant more than the rest of a batch of one. The upgrade itself is a request like any
+// other: with a secret it needs its proof too.
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
 import type { Hono } from 'hono'
 import { MAX_BODY_BYTES } from './json-errors.ts'
@@ -21,8 +24,19 @@ const INTERNAL = 1011
 
 type Socket = ServerWebSocket<unknown>
 
-/** GET /channel: upgrades to a channel (installed after authentication, before other routes). */
-export function useChannel(app: Hono): void {
+/** How a frame's body is answered: the status and body POST /batch would answer it with, the
+ * frame's proof standing for the request's Authorization. */
+export type FrameAnswerer = (
+  proof: string,
+  body: string,
+) => Promise<{ status: number; body: string }>
+
+const answerers = new WeakMap<Hono, FrameAnswerer>()
+
+/** GET /channel: upgrades to a channel whose frames `answer` answers (installed after
+ * authentication, before other routes). */
+export function useChannel(app: Hono, answer: FrameAnswerer): void {
+  answerers.set(app, answer)
   app.get(CHANNEL_PATH, (c) => {
     if (upgraded(c.env as Server<unknown> | undefined, c.req.raw)) return new Response(null)
     return c.json(
@@ -48,6 +62,8 @@ function upgraded(server: Server<unknown> | undefined, request: Request): boolea
  * graceful stop waits for its requests; a batch waits BATCH_WAIT_MS at most) and sends their
  * answers, then closes every channel. */
 export function channelSocket(app: Hono) {
+  const answer = answerers.get(app)
+  if (answer === undefined) throw new Error('assertion: channelSocket of an app without useChannel')
   const open = new Set<Socket>()
   const answering = new Set<Promise<void>>()
   let stopping = false
@@ -59,7 +75,7 @@ export function channelSocket(app: Hono) {
       const frame = frameOf(typeof data === 'string' ? data : data.toString('utf8'))
       if (frame === null) return ws.close(NOT_A_FRAME, 'a frame is "id\\nproof\\nbody"')
       if (stopping) return // unanswered, as a request to a server that stopped listening
-      const work = answerOn(ws, app, frame).finally(() => answering.delete(work))
+      const work = answerOn(ws, answer, frame).finally(() => answering.delete(work))
       answering.add(work)
     },
   }
@@ -86,22 +102,11 @@ export function frameOf(text: string): Frame | null {
 }
 
 /** Sends `frame`'s answer on `ws`; a bug while answering closes the channel (1011). */
-async function answerOn(ws: Socket, app: Hono, frame: Frame): Promise<void> {
+async function answerOn(ws: Socket, answer: FrameAnswerer, frame: Frame): Promise<void> {
   try {
-    ws.send(await answer(app, frame))
+    const { status, body } = await answer(frame.proof, frame.body)
+    ws.send(`${frame.id}\n${status}\n${body}`)
   } catch (error) {
     ws.close(INTERNAL, `answering frame ${frame.id}: ${String(error).slice(0, 80)}`)
   }
-}
-
-async function answer(app: Hono, frame: Frame): Promise<string> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' }
-  if (frame.proof !== '') headers.authorization = frame.proof
-  const request = new Request('http://channel/batch', {
-    method: 'POST',
-    headers,
-    body: frame.body,
-  })
-  const response = await app.fetch(request)
-  return `${frame.id}\n${response.status}\n${await response.text()}`
 }

@@ -22,17 +22,26 @@ export function useJsonErrors(app: Hono): void {
   app.use(
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ error: `request body is larger than ${MAX_BODY_BYTES} bytes` }, 413),
+      onError: (c) => c.json({ error: TOO_LARGE }, 413),
     }),
   )
   app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404))
   app.onError((error, c) => {
-    if (error instanceof HTTPException) return error.getResponse()
-    // The store (a database) is down: the request may be retried, so say so.
-    if (error instanceof StoreUnavailable) return c.json({ error: error.message }, 503)
-    console.error(error)
-    return c.json({ error: 'internal error' }, 500)
+    const answer = thrownAnswer(error)
+    return answer instanceof Response ? answer : c.json({ error: answer.error }, answer.status)
   })
+}
+
+/** The 413's message: a body past MAX_BODY_BYTES. */
+export const TOO_LARGE = `request body is larger than ${MAX_BODY_BYTES} bytes`
+
+/** What a request that threw is answered: an HTTP error, its own response; a store that is down
+ * (a database), a 503, since the request may be retried; anything else (a bug), a 500, logged. */
+export function thrownAnswer(error: unknown): Response | { status: 500 | 503; error: string } {
+  if (error instanceof HTTPException) return error.getResponse()
+  if (error instanceof StoreUnavailable) return { status: 503, error: error.message }
+  console.error(error)
+  return { status: 500, error: 'internal error' }
 }
 
 function notAllowed(c: Context, methods: string[]): Response {
@@ -45,7 +54,11 @@ export const BODY_TIMEOUT_MS = 5000
 
 /** The request body as a JSON object, or a 4xx saying why it is not one. */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
-  const text = await bodyText(c)
+  return jsonObjectOf(await bodyText(c))
+}
+
+/** `text` as a JSON object, or a 4xx saying why it is not one. */
+export function jsonObjectOf(text: string): Record<string, unknown> {
   let body: unknown
   try {
     body = JSON.parse(text)

@@ -3,9 +3,18 @@
 // decoded and replies encoded by the one codec, lib/wire/participant.ts.
 import { Hono, type Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import { OPEN, useAuth, type Credentials } from './auth.ts'
-import { useChannel } from './channel.ts'
-import { httpError, readJsonObject, useJsonErrors, wantsJson } from './json-errors.ts'
+import { OPEN, useAuth, type Credentials, type Gate } from './auth.ts'
+import { useChannel, type FrameAnswerer } from './channel.ts'
+import {
+  MAX_BODY_BYTES,
+  TOO_LARGE,
+  httpError,
+  jsonObjectOf,
+  readJsonObject,
+  thrownAnswer,
+  useJsonErrors,
+  wantsJson,
+} from './json-errors.ts'
 import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
 import { StoreUnavailable } from '../store/store.ts'
@@ -50,9 +59,12 @@ export function createApp(
   const batchWaitMs = options.batchWaitMs ?? BATCH_WAIT_MS
   const app = new Hono()
   useJsonErrors(app)
-  useAuth(app, credentials, node.ports.now)
-  useChannel(app)
-  let requests = 0 // protocol requests received, for benchmarks
+  const gate = useAuth(app, credentials, node.ports.now)
+  let requests = 0 // protocol requests (and frames) received, for benchmarks
+  useChannel(
+    app,
+    frameAnswerer(node, gate, batchWaitMs, () => void (requests += 1)),
+  )
   const metrics = participantMetrics(node)
   app.use(async (c, next) => {
     if (c.req.method === 'POST') requests += 1
@@ -68,10 +80,7 @@ export function createApp(
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
   app.post('/batch', async (c) => {
-    const messages = decoded(decodeBatch, await readJsonObject(c))
-    // All at once: their log records share a flush (group commit).
-    const items = messages.map((m) => batchItem(node, m))
-    return c.json({ replies: await within(items, batchWaitMs, node.ports) })
+    return c.json({ replies: await batchReplies(node, await readJsonObject(c), batchWaitMs) })
   })
   // Three-phase commit (lib/core/three-phase.ts): the coordinator's and terminators' messages.
   app.post('/precommit', async (c) => answer(c, await pre(node, c, 'commit'), true))
@@ -177,6 +186,41 @@ function limitOf(value: string | undefined): number {
     throw httpError(400, `invalid limit ${JSON.stringify(value)}: expected 1-10000`)
   }
   return limit
+}
+
+/** The replies to a POST /batch body. */
+function batchReplies(node: ParticipantNode, body: Body, batchWaitMs: number) {
+  const messages = decoded(decodeBatch, body)
+  // All at once: their log records share a flush (group commit).
+  const items = messages.map((m) => batchItem(node, m))
+  return within(items, batchWaitMs, node.ports)
+}
+
+/** POST /batch for a body that came on the channel: the checks a request meets on its way to
+ * the route, in the same order (the body limit of useJsonErrors, then useAuth's proof, against
+ * the same replay guard), then the route's own handler, and an error answered as onError
+ * answers it: the answer is the request's, byte for byte (tests/channel.test.ts). */
+function frameAnswerer(
+  node: ParticipantNode,
+  gate: Gate | null,
+  batchWaitMs: number,
+  counted: () => void,
+): FrameAnswerer {
+  const answer = (status: number, body: object) => ({ status, body: JSON.stringify(body) })
+  return async (proof, text) => {
+    try {
+      if (Buffer.byteLength(text) > MAX_BODY_BYTES) return answer(413, { error: TOO_LARGE })
+      const request = { method: 'POST', path: '/batch', body: text }
+      const problem = gate === null ? null : gate(request, proof === '' ? undefined : proof)
+      if (problem !== null) return answer(401, { error: `unauthorized: ${problem}` })
+      counted()
+      return answer(200, { replies: await batchReplies(node, jsonObjectOf(text), batchWaitMs) })
+    } catch (error) {
+      const thrown = thrownAnswer(error)
+      if (thrown instanceof Response) return { status: thrown.status, body: await thrown.text() }
+      return answer(thrown.status, { error: thrown.error })
+    }
+  }
 }
 
 /** One message of a batch, answered as its own endpoint would answer it in JSON. A batch's
