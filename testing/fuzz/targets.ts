@@ -118,7 +118,9 @@ export type CoordinatorSetup = {
 }
 
 /** The coordinator service in `dir` with a short prepare timeout, so that a prepare to an
- * unreachable participant ends in 200 ms. */
+ * unreachable participant ends in 500 ms. Not shorter: a one-phase transaction not decided
+ * within it is answered 202 (still preparing), and a live participant stalled by a loaded
+ * machine once took 200 ms to vote. */
 export async function coordinatorTarget(
   dir: string,
   setup: CoordinatorSetup,
@@ -127,7 +129,7 @@ export async function coordinatorTarget(
   const node = new CoordinatorNode({
     dir,
     ports: httpPorts({ secret }),
-    timeoutMs: 200,
+    timeoutMs: 500,
     requestMs: 200,
     alwaysBatch: true,
     lazyAborts: true,
