@@ -79,9 +79,9 @@ export function createApp(
   })
   app.post('/commit', async (c) => answer(c, await decide(node, c, 'commit')))
   app.post('/abort', async (c) => answer(c, await decide(node, c, 'abort')))
-  app.post('/batch', async (c) => {
-    return c.json({ replies: await batchReplies(node, await readJsonObject(c), batchWaitMs) })
-  })
+  app.post('/batch', async (c) =>
+    c.json({ replies: await batchReplies(node, await readJsonObject(c), batchWaitMs) }),
+  )
   // Three-phase commit (lib/core/three-phase.ts): the coordinator's and terminators' messages.
   app.post('/precommit', async (c) => answer(c, await pre(node, c, 'commit'), true))
   app.post('/preabort', async (c) => answer(c, await pre(node, c, 'abort'), true))
