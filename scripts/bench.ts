@@ -5,6 +5,7 @@
 //                 [--protocol 2pc|3pc] [--client wrk|fetch] [--json] [--profile DIR]
 //   bun run bench -- --history N   (N transactions, then a restart, against a fresh cluster)
 //   bun run bench -- --classic 20   (the classic exercise's coordinator, timed from spawn to exit)
+//   bun run bench -- --in-process   (every node in this one process: the code's own CPU cost)
 // --warmup runs that many transactions at concurrency 64 first, unmeasured: the nodes' code is
 // compiled by the JIT as it runs, and the first thousands of transactions pay for that.
 // --profile writes each node's CPU profile (markdown) into DIR when the run ends.
@@ -20,6 +21,7 @@ import { join, resolve } from 'node:path'
 import { fail } from '../lib/cli/args.ts'
 import { flagLines, parseCommand, wrap, type Command } from '../lib/cli/flags.ts'
 import { timeClassicRuns } from './bench/classic.ts'
+import { inProcessLines, inProcessRuns } from './bench/in-process.ts'
 import { retainArgs, startCluster } from './bench/cluster.ts'
 import { SHORT, history, historyLines } from './bench/history.ts'
 import { sharedLines, sharedLogRuns } from './bench/shared.ts'
@@ -86,6 +88,12 @@ const FLAGS = {
       'short run again; start-up ms, RSS and disk per node',
   },
   classic: { value: 'RUNS', help: "time the classic exercise's coordinator RUNS times instead" },
+  'in-process': {
+    help:
+      'instead of the processes: the coordinator service and three participants in this one ' +
+      'process, batches handed over in memory (no network): the CPU their code costs a ' +
+      'transaction (TMPDIR=/dev/shm: no fsync either)',
+  },
   'log-db': {
     value: 'URL|embedded',
     help:
@@ -108,6 +116,8 @@ const FORMS = [
   '--history N [--transactions N] [--warmup N] [--mix MIX] [--ack-wait MS] [--retain R] ' +
     '[--protocol 2pc|3pc] [--client wrk|fetch] [--json]',
   '--classic RUNS [--protocol 2pc|3pc] [--json]',
+  '--in-process [--concurrency N,N,...] [--transactions N] [--warmup N] [--mix MIX] ' +
+    '[--ack-wait MS] [--protocol 2pc|3pc] [--json]',
   '--log-db URL|embedded [--coordinators N,N,...] [--concurrency N,N,...] [--transactions N] ' +
     '[--warmup N] [--mix MIX] [--ack-wait MS] [--json]',
 ]
@@ -174,6 +184,15 @@ if (client === 'wrk' && !Bun.which('wrk')) {
 if (historyOf && values.classic !== undefined) {
   console.error('error: --history and --classic are two different runs: give one')
   process.exit(2)
+}
+if (values['in-process']) {
+  // What only a run of processes has: another run, its load generator, its nodes' flags.
+  const others = ['history', 'classic', 'log-db', 'client', 'retain', 'no-views', 'profile']
+  const given = others.find((flag) => values[flag as keyof typeof values] !== undefined)
+  if (given) {
+    console.error(`error: --in-process runs every node in this process: drop --${given}`)
+    process.exit(2)
+  }
 }
 if (historyOf && values.concurrency !== undefined) {
   console.error('error: --history runs at concurrency 64 and 256 of its own: drop --concurrency')
@@ -273,6 +292,21 @@ async function throughput(): Promise<void> {
   }
 }
 
+/** `--in-process`: see scripts/bench/in-process.ts. */
+async function inProcess(): Promise<void> {
+  const rows = await inProcessRuns(settings(), levels)
+  if (values.json)
+    console.log(JSON.stringify({ inProcess: { protocol, mix, ackWait, warmup, rows } }))
+  else {
+    console.log(
+      `in one process: ${PROTOCOL_NAMES[protocol]}, mix ${mix}, ack-wait ${ackWait}, ${count} ` +
+        `transactions per level after ${warmup} unmeasured,`,
+    )
+    console.log(`3 participants, SQLite synchronous=FULL in ${root}, no network`)
+    for (const line of inProcessLines(rows)) console.log(line)
+  }
+}
+
 /** `--history N`: see scripts/bench/history.ts. */
 async function historyRun(n: number): Promise<void> {
   const s = settings()
@@ -317,6 +351,7 @@ try {
   if (values['log-db'] !== undefined) await sharedLogRun(values['log-db'])
   else if (values.classic !== undefined) await classic(integerFlag(values.classic, 20, 'classic'))
   else if (historyOf) await historyRun(historyOf)
+  else if (values['in-process']) await inProcess()
   else await throughput()
 } finally {
   // SIGTERM lets a profiled node write its profile on the way out.

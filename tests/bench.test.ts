@@ -122,10 +122,43 @@ test('bench --protocol 3pc runs every transaction in three-phase commit', async 
   expect(alone!.coordinatorWrites).toBeLessThan(2.5)
 })
 
+test('bench --in-process: every node in one process, every transaction committed', async () => {
+  const args = ['--in-process', '--transactions', '40', '--warmup', '10', '--concurrency', '1,8']
+  const run = await bench([...args, '--json'])
+  expect(run.stderr).toBe('')
+  expect(run.code).toBe(0)
+  type InProcessRow = Omit<Row, 'cpu'> & { cpuMicros: number }
+  const { inProcess } = JSON.parse(run.stdout) as { inProcess: { rows: InProcessRow[] } }
+  expect(inProcess).toMatchObject({ protocol: '2pc', mix: 'data', ackWait: 1000, warmup: 10 })
+  expect(inProcess.rows.map((r) => [r.concurrency, r.transactions])).toEqual([
+    [1, 40],
+    [8, 40],
+  ])
+  for (const r of inProcess.rows) {
+    expect(r.committed).toBe(40)
+    expect(r.perSecond).toBeGreaterThan(0)
+    expect(r.cpuMicros).toBeGreaterThan(0)
+  }
+  // Alone, a transaction goes through the same batches and forced writes as between processes:
+  // six batches (prepare and commit to each participant), the decision forced (lazy records
+  // riding it, or on a slow machine now and then waiting out their timer), and at each
+  // participant its vote and its outcome, each answered only once durable.
+  const [alone] = inProcess.rows
+  expect(alone!.requests).toBe(6)
+  expect(alone!.coordinatorWrites).toBeGreaterThanOrEqual(1)
+  expect(alone!.coordinatorWrites).toBeLessThan(1.5)
+  expect(alone!.participantWrites).toBe(2)
+})
+
 test('bench refuses a bad flag with one line and status 2, before starting anything', async () => {
   const run = await bench(['--client', 'curl'])
   expect(run.code).toBe(2)
   expect(run.stderr.trim()).toBe('error: invalid --client "curl": expected fetch, wrk')
+  const alone = await bench(['--in-process', '--client', 'fetch'])
+  expect(alone.code).toBe(2)
+  expect(alone.stderr.trim()).toBe(
+    'error: --in-process runs every node in this process: drop --client',
+  )
   const protocol = await bench(['--protocol', '4pc'])
   expect(protocol.code).toBe(2)
   expect(protocol.stderr.trim()).toBe('error: invalid --protocol "4pc": expected 2pc, 3pc')
