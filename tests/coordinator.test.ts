@@ -2,6 +2,7 @@
 import { afterEach, expect, test } from 'bun:test'
 import { CoordinatorNode, type CoordinatorRecord } from '../lib.ts'
 import { createCoordinatorApp } from '../lib/http/coordinator-app.ts'
+import { httpPorts, type Ports } from '../lib/node/ports.ts'
 import { cleanup, tempDir, waitFor } from '../testing/processes.ts'
 
 afterEach(cleanup)
@@ -61,3 +62,54 @@ test.each([
     participant.stop(true)
   },
 )
+
+test('a transaction answered leaves no timer of its wait running', async () => {
+  // Two participants that vote yes and acknowledge everything (plain requests: no channels).
+  const participants = [0, 1].map(() =>
+    Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(request) {
+        if (request.method !== 'POST') return new Response(null, { status: 404 })
+        const { messages } = (await request.json()) as { messages: { type: string; txn: string }[] }
+        const replies = messages.map((m) => ({
+          status: 200,
+          body: m.type === 'prepare' ? { vote: 'yes' } : { state: 'committed' },
+        }))
+        return Response.json({ replies })
+      },
+    }),
+  )
+  // Every timer of the acknowledgement wait (its length is this test's own), running or not.
+  const ACK_WAIT_MS = 4321
+  const running = new Set<object>()
+  const real = httpPorts()
+  const ports: Ports = {
+    ...real,
+    every(ms, fn) {
+      if (ms !== ACK_WAIT_MS) return real.every(ms, fn)
+      const timer = {}
+      running.add(timer)
+      const stop = real.every(ms, fn)
+      return () => void (running.delete(timer), stop())
+    },
+    sleep(ms) {
+      if (ms !== ACK_WAIT_MS) return real.sleep(ms)
+      const timer = {}
+      running.add(timer)
+      return real.sleep(ms).finally(() => running.delete(timer))
+    },
+  }
+  const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, lazyAborts: true, ports })
+  await node.start()
+  const urls = participants.map((p) => `http://127.0.0.1:${p.port}`)
+  const app = createCoordinatorApp(node, { participants: urls, ackWaitMs: ACK_WAIT_MS })
+  for (let i = 0; i < 5; i++) {
+    const answer = await app.request('/transactions', { method: 'POST', body: '{}' })
+    expect(await answer.json()).toMatchObject({ decision: 'commit', acknowledged: true })
+  }
+  // Each waited for its acknowledgements, which came first: its timer went with its answer.
+  expect(running.size).toBe(0)
+  await node.close()
+  for (const p of participants) p.stop(true)
+})

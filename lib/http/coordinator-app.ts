@@ -2,6 +2,7 @@
 import { Hono, type Context } from 'hono'
 import { OPEN, admittedByToken, useAuth, type Credentials } from './auth.ts'
 import type { CoordinatorNode } from '../node/coordinator-node.ts'
+import { orAfter } from '../node/ports.ts'
 import {
   MAX_OPS,
   OpError,
@@ -73,7 +74,7 @@ export function createCoordinatorApp(node: CoordinatorNode, options: Coordinator
     const mine = node.txns.has(id)
     const settled =
       options.ackWaitMs > 0 && mine
-        ? await Promise.race([node.when(id, 'done'), node.ports.sleep(options.ackWaitMs)])
+        ? await orAfter(node.ports, node.when(id, 'done'), options.ackWaitMs, undefined)
         : decided
     return c.json(outcomeOf(settled ?? node.txn(id) ?? decided))
   })
@@ -116,7 +117,7 @@ async function decision(
   if (protocol === '2pc' && !onePhase && !node.options.shared) return run
   // Three-phase: what the prepare timeout aborts is answered as in two-phase commit.
   const waitMs = (node.options.timeoutMs ?? 10_000) * (protocol === '3pc' ? 2 : 1)
-  return Promise.race([run, node.ports.sleep(waitMs).then(() => null)])
+  return orAfter(node.ports, run, waitMs, null)
 }
 
 /** A read or claim on the shared log; the database out of reach is a 503 the client may retry. */

@@ -17,6 +17,7 @@ import {
 } from './json-errors.ts'
 import { isTxnId, txnIdError, type Decision, type Reply } from '../core/index.ts'
 import type { ParticipantNode } from '../node/participant-node.ts'
+import { orAfter } from '../node/ports.ts'
 import { StoreUnavailable } from '../store/store.ts'
 import { participantMetrics } from '../node/metrics.ts'
 import { useMetrics } from './metrics-routes.ts'
@@ -273,16 +274,7 @@ async function within(
   if (ms === Infinity) return Promise.all(items)
   const replies: (EncodedReply | undefined)[] = new Array(items.length)
   const all = Promise.all(items.map(async (item, i) => void (replies[i] = await item)))
-  let stop = () => {}
-  const up = new Promise<void>((resolve) => {
-    // A one-shot timer that a batch answered in time cancels (ports.sleep cannot be).
-    stop = ports.every(ms, resolve)
-  })
-  try {
-    await Promise.race([all, up])
-  } finally {
-    stop()
-  }
+  await orAfter(ports, all, ms, undefined)
   return Array.from(replies, (reply) => reply ?? stillRunning(ms)) // holes too, unlike map
 }
 

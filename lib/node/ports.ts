@@ -122,6 +122,27 @@ async function fetchJson(
   }
 }
 
+/** `promise`'s value, or `late` once `ms` have passed, by `ports`' clock. The timer stops as soon
+ * as the promise settles, where a `ports.sleep` raced against it runs out its time: a wait that
+ * every transaction makes (POST /transactions waiting for its acknowledgements) left one timer
+ * running per transaction answered, for the whole wait (a second by default). */
+export async function orAfter<T, L>(
+  ports: Ports,
+  promise: Promise<T>,
+  ms: number,
+  late: L,
+): Promise<T | L> {
+  let stop = () => {}
+  const timeout = new Promise<L>((resolve) => {
+    stop = ports.every(ms, () => resolve(late))
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    stop()
+  }
+}
+
 /** What a node shows in a text file (state.txt, decision.txt): FileView on disk, or memory. */
 export interface View {
   /** Writes the file now (someone waits for it). */
