@@ -5,8 +5,9 @@
 // and the answer comes back the same way; a client's POST /transactions goes to the
 // coordinator's app as a Request. Nothing crosses a socket, so the CPU per transaction is the
 // code's (the cores, JSON, SQLite, Hono, the views) plus the fsyncs where that directory is on a
-// disk (TMPDIR=/dev/shm: none): the floor under what the processes of `bun run bench` pay, and,
-// within a few per cent from run to run, a steadier figure to measure a change by.
+// disk (TMPDIR=/dev/shm: none): the floor under what the processes of `bun run bench` pay, and
+// a steadier figure to measure a change by (runs spread by about a tenth, the processes' by a
+// fifth and more).
 import type { ServerWebSocket } from 'bun'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
