@@ -165,11 +165,16 @@ export function evaluateOps(
   const current = (key: string) => (writes.has(key) ? writes.get(key) : read(key))
   // A store that runs `sql` does so itself; the store that cannot refuses it before this.
   for (const o of keyOps(ops)) {
+    // A set or a delete holds whatever the key holds, so its value is not read: in a store
+    // that is a read of the database, at prepare and again at commit, for nothing.
+    if (o.op === 'set' || o.op === 'delete') {
+      writes.set(o.key, o.op === 'set' ? o.value : undefined)
+      continue
+    }
     const value = current(o.key)
     const failure = failureOf(o, value)
     if (failure !== null) return { ok: false, reason: failure }
-    if (o.op === 'set' || o.op === 'insert') writes.set(o.key, o.value)
-    if (o.op === 'delete') writes.set(o.key, undefined)
+    if (o.op === 'insert') writes.set(o.key, o.value)
     if (o.op === 'add') writes.set(o.key, ((value as number | undefined) ?? 0) + o.amount)
   }
   return { ok: true, writes }

@@ -232,6 +232,30 @@ describe('evaluateOps', () => {
     expect(evaluateOps(ops, counting).ok).toBe(true)
     expect(reads).toEqual(['a', 's'])
   })
+
+  test('reads nothing for a set or a delete: they hold whatever the key holds', () => {
+    const reads: string[] = []
+    const counting = (key: string) => {
+      reads.push(key)
+      return read(key)
+    }
+    const ops: Op[] = [
+      { op: 'set', key: 'a', value: 2 },
+      { op: 'delete', key: 's' },
+      { op: 'set', key: 'absent', value: null },
+      { op: 'insert', key: 'b', value: 1 },
+      { op: 'add', key: 'a', amount: 1 }, // the set's value, not the committed one
+      { op: 'check', key: 'o', equals: { x: 1, y: 2 } },
+    ]
+    const result = evaluateOps(ops, counting)
+    expect(result.ok && Object.fromEntries(result.writes)).toEqual({
+      a: 3,
+      s: undefined,
+      absent: null,
+      b: 1,
+    })
+    expect(reads).toEqual(['b', 'o'])
+  })
 })
 
 describe('canonical', () => {
