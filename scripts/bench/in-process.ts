@@ -88,8 +88,8 @@ function portsTo(frames: Map<string, Frames>): Ports {
   return { ...real, request }
 }
 
-/** The coordinator service and three participants, in this process, under `root`. */
-export async function startInProcess(s: Settings): Promise<InProcess> {
+/** The coordinator service and three participants, in this process, under `s.root`. */
+async function startInProcess(s: Settings): Promise<InProcess> {
   const urls = ['http://p0.invalid', 'http://p1.invalid', 'http://p2.invalid']
   const frames = new Map<string, Frames>()
   const participants: ParticipantNode[] = []
@@ -143,7 +143,7 @@ async function drive(cluster: InProcess, s: Settings, concurrency: number, total
 }
 
 /** One measured level: `s.count` transactions at `concurrency`. */
-export async function inProcessLevel(
+async function inProcessLevel(
   cluster: InProcess,
   s: Settings,
   concurrency: number,
@@ -188,6 +188,7 @@ export async function inProcessRuns(s: Settings, levels: number[]): Promise<InPr
   }
 }
 
+/** The rows as table lines (two lines of headings first), then what the CPU column means. */
 export function inProcessLines(rows: InProcessRow[]): string[] {
   const columns = [
     { label: 'conc', width: 4 },
