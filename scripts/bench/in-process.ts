@@ -18,7 +18,7 @@ import { CoordinatorNode } from '../../lib/node/coordinator-node.ts'
 import { ParticipantNode } from '../../lib/node/participant-node.ts'
 import { httpPorts, type Ports, type WireReply } from '../../lib/node/ports.ts'
 import { SqliteStore } from '../../lib/store/sqlite-store.ts'
-import { bodyOf, round, type Settings } from './level.ts'
+import { COLUMNS, bodyOf, round, type Settings } from './level.ts'
 import { table } from './table.ts'
 
 export type InProcessRow = {
@@ -190,17 +190,9 @@ export async function inProcessRuns(s: Settings, levels: number[]): Promise<InPr
 
 /** The rows as table lines (two lines of headings first), then what the CPU column means. */
 export function inProcessLines(rows: InProcessRow[]): string[] {
-  const columns = [
-    { label: 'conc', width: 4 },
-    { label: 'txn/s', width: 6 },
-    { label: 'p50 ms', width: 7 },
-    { label: 'p99 ms', width: 7 },
-    { label: 'commits', width: 8 },
-    { label: 'c', width: 6, group: 'fsync/txn' },
-    { label: 'p', width: 6, group: 'fsync/txn' },
-    { label: 'req/txn', width: 8 },
-    { label: 'CPU µs/txn', width: 10 },
-  ]
+  // The processes' table, without the max and with one CPU column for the one process.
+  const columns = COLUMNS.filter((c) => c.label !== 'max ms' && c.group !== 'CPU µs/txn')
+  columns.push({ label: 'CPU µs/txn', width: 10 })
   const cells = rows.map((r) =>
     [r.concurrency, r.perSecond, r.p50, r.p99, r.committed]
       .concat([r.coordinatorWrites, r.participantWrites, r.requests, r.cpuMicros])

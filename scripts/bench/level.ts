@@ -174,7 +174,8 @@ export function round(x: number, digits = 2): number {
   return Number(x.toFixed(digits))
 }
 
-const COLUMNS: Column[] = [
+/** The columns of the levels' table. */
+export const COLUMNS: Column[] = [
   { label: 'conc', width: 4 },
   { label: 'txn/s', width: 6 },
   { label: 'p50 ms', width: 7 },

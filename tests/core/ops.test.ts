@@ -137,6 +137,11 @@ describe('parseOps', () => {
 describe('evaluateOps', () => {
   const committed: Record<string, Json> = { a: 1, s: 'text', o: { y: 2, x: 1 } }
   const read = (key: string): Json | undefined => committed[key]
+  /** `read`, noting each key it reads in `reads`. */
+  const readsInto = (reads: string[]) => (key: string) => {
+    reads.push(key)
+    return read(key)
+  }
   const writesOf = (ops: Op[]) => {
     const result = evaluateOps(ops, read)
     if (!result.ok) throw new Error(`expected the ops to hold: ${result.reason}`)
@@ -220,10 +225,7 @@ describe('evaluateOps', () => {
 
   test('reads each key from the store only while it has no write of its own', () => {
     const reads: string[] = []
-    const counting = (key: string) => {
-      reads.push(key)
-      return read(key)
-    }
+    const counting = readsInto(reads)
     const ops: Op[] = [
       { op: 'add', key: 'a', amount: 1 },
       { op: 'add', key: 'a', amount: 1 },
@@ -235,10 +237,7 @@ describe('evaluateOps', () => {
 
   test('reads nothing for a set or a delete: they hold whatever the key holds', () => {
     const reads: string[] = []
-    const counting = (key: string) => {
-      reads.push(key)
-      return read(key)
-    }
+    const counting = readsInto(reads)
     const ops: Op[] = [
       { op: 'set', key: 'a', value: 2 },
       { op: 'delete', key: 's' },
