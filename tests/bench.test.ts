@@ -150,6 +150,17 @@ test('bench --in-process: every node in one process, every transaction committed
   expect(alone!.participantWrites).toBe(2)
 })
 
+test('bench --in-process --ack-wait 0 waits for the commits answered clients left behind', async () => {
+  // Answered at the commit point, the last clients leave their commits on the way: the level
+  // waits for them (they are its cost), and the nodes close only after, with nothing to report.
+  const args = ['--in-process', '--ack-wait', '0', '--transactions', '60', '--warmup', '0']
+  const run = await bench([...args, '--concurrency', '16', '--json'])
+  expect(run.stderr).toBe('')
+  expect(run.code).toBe(0)
+  const { inProcess } = JSON.parse(run.stdout) as { inProcess: { rows: Row[] } }
+  expect(inProcess.rows.map((r) => r.committed)).toEqual([60])
+})
+
 test('bench refuses a bad flag with one line and status 2, before starting anything', async () => {
   const run = await bench(['--client', 'curl'])
   expect(run.code).toBe(2)

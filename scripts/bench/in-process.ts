@@ -142,6 +142,22 @@ async function drive(cluster: InProcess, s: Settings, concurrency: number, total
   return { latencies: latencies.sort((a, b) => a - b), committed }
 }
 
+/** Waits until the coordinator's GET /status lists nothing undecided or undelivered: with
+ * `--ack-wait 0` the clients are answered before the commits are delivered, and those are part
+ * of the level's cost (and must be through before the nodes close). */
+async function idle(cluster: InProcess) {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const status = await cluster.handle(new Request('http://coordinator.invalid/status'))
+    const { counts } = (await status.json()) as {
+      counts: { preparing: number; delivering: number }
+    }
+    if (counts.preparing === 0 && counts.delivering === 0) return
+    if (Date.now() > deadline) throw new Error(`still busy after 60 s: ${JSON.stringify(counts)}`)
+    await Bun.sleep(1)
+  }
+}
+
 /** One measured level: `s.count` transactions at `concurrency`. */
 async function inProcessLevel(
   cluster: InProcess,
@@ -154,6 +170,7 @@ async function inProcessLevel(
   const started = performance.now()
   const { latencies, committed } = await drive(cluster, s, concurrency, s.count)
   const seconds = (performance.now() - started) / 1000
+  await idle(cluster)
   const used = process.cpuUsage(cpu)
   const after = flushes()
   const per = (n: number, digits = 3) => round(n / s.count, digits)
@@ -180,6 +197,7 @@ export async function inProcessRuns(s: Settings, levels: number[]): Promise<InPr
   const cluster = await startInProcess(s)
   try {
     if (s.warmup > 0) await drive(cluster, s, 64, s.warmup)
+    await idle(cluster)
     const rows: InProcessRow[] = []
     for (const concurrency of levels) rows.push(await inProcessLevel(cluster, s, concurrency))
     return rows
