@@ -18,7 +18,8 @@ function hmac(secret: string, text: string): string {
 }
 
 function digest(body: string): string {
-  return new Bun.CryptoHasher('sha256').update(body).digest('hex')
+  // Bun.SHA256.hash, not a CryptoHasher: the same digest without an object per call.
+  return Bun.SHA256.hash(body, 'hex')
 }
 
 /** What a request is, for its proof. */
