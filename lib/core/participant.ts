@@ -291,21 +291,22 @@ export function outcomeReply(txn: string, state: 'committed' | 'aborted'): Parti
 
 export function persistOf(state: ParticipantTxn, effect?: Effect): PersistAction {
   if (state.state === 'unknown') throw new Error('assertion: unknown is never persisted')
-  const record: ParticipantRecord = {
+  // Field by field, in this order (the log's text keeps it): every prepare and outcome, and
+  // every fold, builds one, where a spread of each optional field made an object apiece.
+  const record: { -readonly [K in keyof ParticipantRecord]: ParticipantRecord[K] } = {
     txn: state.txn,
     state: state.state,
-    ...(state.vote ? { vote: state.vote } : {}),
-    ...(state.reason ? { reason: state.reason } : {}),
-    ...(state.heuristic ? { heuristic: true } : {}),
-    ...(state.state === 'prepared' && state.coordinator ? { coordinator: state.coordinator } : {}),
-    ...(state.state === 'prepared' && state.coordinators
-      ? { coordinators: state.coordinators }
-      : {}),
-    ...(state.state === 'prepared' && state.peers.length > 0 ? { peers: state.peers } : {}),
-    ...(state.state === 'prepared' && state.preparedAt !== null ? { at: state.preparedAt } : {}),
-    ...(state.vote === 'yes' && state.digest !== null ? { digest: state.digest } : {}),
-    ...(state.three ? { three: recordOfThree(state.three) } : {}),
   }
+  const prepared = state.state === 'prepared'
+  if (state.vote) record.vote = state.vote
+  if (state.reason) record.reason = state.reason
+  if (state.heuristic) record.heuristic = true
+  if (prepared && state.coordinator) record.coordinator = state.coordinator
+  if (prepared && state.coordinators) record.coordinators = state.coordinators
+  if (prepared && state.peers.length > 0) record.peers = state.peers
+  if (prepared && state.preparedAt !== null) record.at = state.preparedAt
+  if (state.vote === 'yes' && state.digest !== null) record.digest = state.digest
+  if (state.three) record.three = recordOfThree(state.three)
   return effect ? { type: 'persist', record, effect } : { type: 'persist', record }
 }
 
