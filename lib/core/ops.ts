@@ -82,7 +82,7 @@ function parseSql(o: Record<string, unknown>, at: string): SqlOp {
   const text = o.text
   if (typeof text !== 'string' || text.trim() === '')
     throw new OpError(`invalid ${at}.text: expected an SQL statement`)
-  if (utf8Length(text) > MAX_SQL_BYTES || !text.isWellFormed() || text.includes('\0'))
+  if (utf8Longer(text, MAX_SQL_BYTES) || !text.isWellFormed() || text.includes('\0'))
     throw new OpError(`invalid ${at}.text: longer than ${MAX_SQL_BYTES} bytes or not text`)
   const params = o.params ?? []
   if (!Array.isArray(params) || params.length > MAX_SQL_PARAMS)
@@ -99,7 +99,7 @@ function parseSql(o: Record<string, unknown>, at: string): SqlOp {
 function keyOf(key: unknown, at: string): string {
   if (typeof key !== 'string' || key === '')
     throw new OpError(`invalid ${at}.key: expected a string`)
-  if (utf8Length(key) > MAX_KEY_BYTES) {
+  if (utf8Longer(key, MAX_KEY_BYTES)) {
     throw new OpError(`invalid ${at}.key: longer than ${MAX_KEY_BYTES} bytes`)
   }
   // A lone surrogate would be stored as U+FFFD: two keys, one row, two locks.
@@ -110,7 +110,7 @@ function keyOf(key: unknown, at: string): string {
 function valueOf(o: Record<string, unknown>, field: string, at: string): Json {
   if (!(field in o)) throw new OpError(`invalid ${at}: missing "${field}"`)
   const text = JSON.stringify(o[field])
-  if (utf8Length(text) > MAX_VALUE_BYTES) {
+  if (utf8Longer(text, MAX_VALUE_BYTES)) {
     throw new OpError(`invalid ${at}.${field}: larger than ${MAX_VALUE_BYTES} bytes as JSON`)
   }
   return o[field] as Json
@@ -126,8 +126,10 @@ function numberOf(value: unknown, at: string): number {
   return value
 }
 
-function utf8Length(text: string): number {
-  return new TextEncoder().encode(text).length
+/** A UTF-16 code unit is at most 3 bytes of UTF-8: a text that short is within `limit` without
+ * being encoded. */
+function utf8Longer(text: string, limit: number): boolean {
+  return text.length * 3 > limit && new TextEncoder().encode(text).length > limit
 }
 
 /** The keys `ops` touch, each once, in first-use order: what prepare locks. */
@@ -197,12 +199,46 @@ function failureOf(o: KeyOp, value: Json | undefined): string | null {
   return null
 }
 
-/** JSON with object keys sorted, so equal values have equal text; undefined stays undefined. */
+/** JSON with object keys sorted, so equal values have equal text; undefined stays undefined.
+ * The text JSON.stringify gives of a copy with every object's keys sorted (a property test
+ * holds the two equal: a participant's log keeps digests of it), written by a walk: with a
+ * replacer, the digest of every prepare's operations cost a participant 2.7 % of its time. */
 export function canonical(value: Json | undefined): string {
   if (value === undefined) return 'undefined'
-  return JSON.stringify(value, (_, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  )
+  return walked(value) ?? JSON.stringify(value, sortedKeys)
+}
+
+function sortedKeys(_: string, v: unknown): unknown {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return v
+  return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+/** Plain JSON's canonical text, or null where JSON.stringify's own rules would part from a
+ * walk: members that are not JSON (undefined, functions), objects that are not plain (a Date
+ * has its toJSON), and keys that begin with a digit (an object lists integer keys first, in
+ * numeric order). */
+function walked(value: unknown): string | null {
+  if (value === null) return 'null'
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    return JSON.stringify(value)
+  }
+  if (typeof value !== 'object') return null
+  let text = ''
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const inner = walked(item)
+      if (inner === null) return null
+      text += text === '' ? inner : `,${inner}`
+    }
+    return `[${text}]`
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return null
+  for (const key of Object.keys(value).sort()) {
+    const first = key.charCodeAt(0)
+    if (first >= 48 && first <= 57) return null
+    const inner = walked((value as Record<string, unknown>)[key])
+    if (inner === null) return null
+    text += `${text === '' ? '' : ','}${JSON.stringify(key)}:${inner}`
+  }
+  return `{${text}}`
 }

@@ -2,6 +2,7 @@
 // 400 with a message naming the bad field; a well-formed one either holds over the committed
 // values (and says what it writes) or gives the first reason it does not (a `no` vote).
 import { describe, expect, test } from 'bun:test'
+import fc from 'fast-check'
 import {
   canonical,
   evaluateOps,
@@ -273,6 +274,57 @@ describe('canonical', () => {
     expect(canonical(undefined)).toBe('undefined')
     expect(canonical(null)).toBe('null')
     expect(canonical('undefined')).toBe('"undefined"')
+  })
+
+  // The digests in a participant's log were taken of this text: any JSON value, parsed from a
+  // request or built in code, has exactly the text it had.
+  const sortedCopy = (value: unknown) =>
+    JSON.stringify(value, (_, v: unknown) =>
+      v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+    )
+  const keys = fc.oneof(
+    fc.string(),
+    fc.constantFrom('0', '9', '10', '01', '4294967295', '__proto__', 'toJSON', 'é', '\u{1F600}'),
+  )
+  const tricky = fc.letrec((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small' },
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.array(tie('value'), { maxLength: 4 }),
+      fc.dictionary(keys, tie('value'), { maxKeys: 5 }),
+    ),
+  })).value
+
+  test('is the text of JSON.stringify over a copy with sorted keys', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), tricky), (value) => {
+        expect(canonical(value as Json)).toBe(sortedCopy(value))
+        // The same value as a request carries it, parsed from its text.
+        const parsed = JSON.parse(JSON.stringify(value)) as Json
+        expect(canonical(parsed)).toBe(sortedCopy(parsed))
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  test('integer keys first in numeric order, as JSON.stringify writes them', () => {
+    const value = JSON.parse('{"b":1,"10":2,"9":3,"__proto__":{"z":[{"y":2,"x":1}]},"a":null}')
+    expect(canonical(value)).toBe('{"9":3,"10":2,"__proto__":{"z":[{"x":1,"y":2}]},"a":null,"b":1}')
+  })
+
+  test('members that are not JSON are written as JSON.stringify writes them', () => {
+    const values: [unknown, string][] = [
+      [{ z: new Date(0), a: 1 }, '{"a":1,"z":"1970-01-01T00:00:00.000Z"}'],
+      [{ z: undefined, a: 1 }, '{"a":1}'],
+      [{ z: () => 1, a: 1 }, '{"a":1}'],
+      [[undefined, { z: 1, y: 2 }], '[null,{"y":2,"z":1}]'],
+    ]
+    for (const [value, text] of values) {
+      expect(canonical(value as Json)).toBe(text)
+      expect(canonical(value as Json)).toBe(sortedCopy(value))
+    }
   })
 })
 
