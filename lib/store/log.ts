@@ -7,6 +7,8 @@ import { failpoint } from './failpoint.ts'
  * transaction then dirties each page of the log and of the folded table once for them all,
  * where a few folds in every flush made each flush write three or four pages more. */
 const FOLD_BATCH = 2000
+/** Transaction ids are ASCII (see lib/core/txn-id.ts); one that is not is looked up. */
+const ASCII = /^[\x00-\x7f]*$/
 /** How long a fold waits, at most, to be written with the others. */
 const FOLD_MS = 5000
 
@@ -61,6 +63,10 @@ export class DurableLog<R> {
   #folds = new Map<string, R>()
   /** The live rows of each transaction (records with a string `txn`). */
   #rows = new Map<string, Rows>()
+  /** The greatest id folded, or null for none: an id past it was never folded, and is not
+   * looked up. Only an ASCII id skips the lookup: against one, JavaScript's order of strings
+   * (UTF-16) and SQLite's (UTF-8 bytes) agree, whatever the other holds. */
+  #lastFolded: string | null
   #scheduled = false
   #lazyTimer: Timer | null = null
   #foldTimer: Timer | null = null
@@ -101,6 +107,11 @@ export class DurableLog<R> {
     // Compiled once, here: not on the first append, which a client is waiting for.
     this.#insert = this.#db.query('INSERT INTO log (record) VALUES (?)')
     this.#lookup = this.#db.query('SELECT record FROM folded WHERE txn = ?')
+    // The table's last key: one step down its B-tree.
+    const last = this.#db.query('SELECT max(txn) AS txn FROM folded').get() as {
+      txn: string | null
+    }
+    this.#lastFolded = last.txn
     this.#keep = this.#db.query(
       'INSERT OR REPLACE INTO folded (txn, seq, record, outcome) VALUES (?, ?, ?, ?)',
     )
@@ -159,10 +170,13 @@ export class DurableLog<R> {
     each(txn, outcome)
   }
 
-  /** The folded record of `txn`, if it was folded. */
+  /** The folded record of `txn`, if it was folded. A new transaction whose id sorts after
+   * every folded one (a time-ordered id, as the service and the client assign) reads nothing. */
   folded(txn: string): R | undefined {
     const pending = this.#folds.get(txn)
     if (pending !== undefined) return pending
+    if (this.#lastFolded === null) return undefined
+    if (txn > this.#lastFolded && ASCII.test(txn)) return undefined
     const row = this.#lookup.get(txn) as { record: string } | null
     return row === null ? undefined : (JSON.parse(row.record) as R)
   }
@@ -257,6 +271,8 @@ export class DurableLog<R> {
       if (rows === undefined) continue // folded already
       const seq = rows.anchor ?? rows.seqs[0]!
       this.#keep.run(txn, seq, JSON.stringify(record), this.#outcome(record))
+      // Before the commit: a fold rolled back leaves it too far on, which costs only a lookup.
+      if (this.#lastFolded === null || txn > this.#lastFolded) this.#lastFolded = txn
       for (const dropped of rows.seqs) this.#drop.run(dropped)
       rowsOf.delete(txn)
     }

@@ -52,6 +52,34 @@ test('a fold leaves the live log, keeps its place in the history, and is found',
   reopened.close()
 })
 
+test('a folded id is found however ids sort, before and after a restart', async () => {
+  // An id past every folded one is not looked up: each fold moves that mark, a restart reads
+  // it again, and an id that is not ASCII (where JavaScript and SQLite order strings apart) is
+  // always looked up.
+  const path = join(tempDir(), 'log.db')
+  const ids = ['m', 'c', 'x', '\u{10000}', '\uE000']
+  let log = new DurableLog<Rec>(path, { foldBatch: 1 })
+  for (const txn of ids) await log.append({ txn, type: 'done' })
+  const fold = async (txn: string) => {
+    log.fold(txn, { txn, type: 'folded' })
+    await log.append({ txn: 'other', type: 'begin' }) // rides the fold's flush
+  }
+  for (const txn of ['m', 'c', 'x']) {
+    await fold(txn)
+    expect(log.folded(txn)).toEqual({ txn, type: 'folded' })
+  }
+  expect(log.folded('z')).toBeUndefined()
+  expect(log.folded('d')).toBeUndefined()
+  for (const txn of ids.slice(3)) await fold(txn)
+  log.close()
+
+  log = new DurableLog<Rec>(path)
+  for (const txn of ids) expect(log.folded(txn)).toEqual({ txn, type: 'folded' })
+  expect(log.folded('y')).toBeUndefined()
+  expect(log.folded('zz')).toBeUndefined()
+  log.close()
+})
+
 type Outcome = { txn: string; type: string; decision?: string }
 const outcomeOf = (r: Outcome) => (r.type === 'decision' ? r.decision! : null)
 
