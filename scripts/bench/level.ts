@@ -66,7 +66,9 @@ export function bodyOf(
   run: string,
   key = `k:${run}:${i}`,
 ): string {
-  const body: Record<string, unknown> = { id: `${run}-${i}`, ...opsOf(s.mix, i, key) }
+  // Ids as the CLI assigns them (lib/cli/commands.ts) and the service does when a request has
+  // none: time-ordered, so a folded table grows at its end and a new id is known new unread.
+  const body: Record<string, unknown> = { id: Bun.randomUUIDv7(), ...opsOf(s.mix, i, key) }
   if (s.protocol === '3pc') body.protocol = '3pc'
   return JSON.stringify(body)
 }
