@@ -202,7 +202,7 @@ function failureOf(o: KeyOp, value: Json | undefined): string | null {
 /** JSON with object keys sorted, so equal values have equal text; undefined stays undefined.
  * The text JSON.stringify gives of a copy with every object's keys sorted (a property test
  * holds the two equal: a participant's log keeps digests of it), written by a walk: with a
- * replacer, the digest of every prepare's operations cost a participant 2.7 % of its time. */
+ * replacer, the digests of the prepares' operations were 2.7 % of a loaded cluster's time. */
 export function canonical(value: Json | undefined): string {
   if (value === undefined) return 'undefined'
   return walked(value) ?? JSON.stringify(value, sortedKeys)
