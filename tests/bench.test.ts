@@ -150,7 +150,7 @@ test('bench --in-process: every node in one process, every transaction committed
   expect(alone!.participantWrites).toBe(2)
 })
 
-test('bench --in-process --ack-wait 0 waits for the commits answered clients left behind', async () => {
+test('bench --in-process --ack-wait 0 waits for the commits its clients left behind', async () => {
   // Answered at the commit point, the last clients leave their commits on the way: the level
   // waits for them (they are its cost), and the nodes close only after, with nothing to report.
   const args = ['--in-process', '--ack-wait', '0', '--transactions', '60', '--warmup', '0']
