@@ -27,6 +27,11 @@ export const MAX_SQL_PARAMS = 100
 
 export const MAX_KEY_BYTES = 256
 export const MAX_VALUE_BYTES = 64 * 1024
+/** How deep a value may nest (a scalar is 1). Every body a node reads may nest 64 levels
+ * (lib/wire/limits.ts), and the messages that carry a value wrap it in up to seven (a batch's
+ * prepare holding a statement's parameter): a value the coordinator took must still fit the
+ * batch it relays, or the participant refuses that batch for ever. */
+export const MAX_VALUE_DEPTH = 56
 export const MAX_OPS = 1000
 
 /** Thrown for a malformed op list: the request is bad (400), not a reason to vote no. */
@@ -113,7 +118,19 @@ function valueOf(o: Record<string, unknown>, field: string, at: string): Json {
   if (utf8Longer(text, MAX_VALUE_BYTES)) {
     throw new OpError(`invalid ${at}.${field}: larger than ${MAX_VALUE_BYTES} bytes as JSON`)
   }
+  if (deeperThan(o[field], MAX_VALUE_DEPTH)) {
+    throw new OpError(`invalid ${at}.${field}: nested deeper than ${MAX_VALUE_DEPTH} levels`)
+  }
   return o[field] as Json
+}
+
+/** Whether `value` nests more than `limit` levels (a scalar or an empty array or object is
+ * one, anything else one more than its deepest member). */
+function deeperThan(value: unknown, limit: number): boolean {
+  if (limit < 1) return true
+  if (value === null || typeof value !== 'object') return false
+  const items = Array.isArray(value) ? value : Object.values(value)
+  return items.some((item) => deeperThan(item, limit - 1))
 }
 
 function numberOf(value: unknown, at: string): number {

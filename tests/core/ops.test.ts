@@ -11,12 +11,14 @@ import {
   MAX_KEY_BYTES,
   MAX_OPS,
   MAX_VALUE_BYTES,
+  MAX_VALUE_DEPTH,
   OpError,
   parseOps,
   sqlOps,
   type Json,
   type Op,
 } from '../../lib/core/ops.ts'
+import { jsonProblem } from '../../lib/wire/limits.ts'
 
 /** The OpError `parseOps(value)` throws; fails the test when it throws nothing or another kind. */
 function opError(value: unknown): string {
@@ -107,6 +109,21 @@ describe('parseOps', () => {
     expect(opError([{ op: 'check', key: 'a', equals: `${fits}v` }])).toBe(
       `invalid ops[0].equals: larger than ${MAX_VALUE_BYTES} bytes as JSON`,
     )
+  })
+
+  test(`a value may nest ${MAX_VALUE_DEPTH} levels, and so fits every message that carries it`, () => {
+    const nested = (levels: number): Json => (levels === 1 ? 1 : { a: nested(levels - 1) })
+    const deepest = nested(MAX_VALUE_DEPTH)
+    expect(parseOps([{ op: 'set', key: 'a', value: deepest }])).toHaveLength(1)
+    expect(parseOps([{ op: 'check', key: 'a', equals: [[[]]] }])).toHaveLength(1)
+    expect(opError([{ op: 'set', key: 'a', value: nested(MAX_VALUE_DEPTH + 1) }])).toBe(
+      `invalid ops[0].value: nested deeper than ${MAX_VALUE_DEPTH} levels`,
+    )
+    // The deepest wrapping a node relays it in: a batch's prepare, as a statement's parameter.
+    const op = { op: 'sql', text: 'SELECT $1', params: [deepest] }
+    const batch = { messages: [{ type: 'prepare', txn: 't', ops: [op] }] }
+    expect(jsonProblem(JSON.parse(JSON.stringify(batch)))).toBeNull()
+    expect(parseOps([op])).toHaveLength(1)
   })
 
   test('keeps the fields of each op and drops any others', () => {
