@@ -111,7 +111,7 @@ describe('parseOps', () => {
     )
   })
 
-  test(`a value may nest ${MAX_VALUE_DEPTH} levels, and so fits every message that carries it`, () => {
+  test(`a value may nest ${MAX_VALUE_DEPTH} levels: it fits every message that carries it`, () => {
     const nested = (levels: number): Json => (levels === 1 ? 1 : { a: nested(levels - 1) })
     const deepest = nested(MAX_VALUE_DEPTH)
     expect(parseOps([{ op: 'set', key: 'a', value: deepest }])).toHaveLength(1)
