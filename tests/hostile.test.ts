@@ -5,6 +5,7 @@ import type { Hono } from 'hono'
 import { createApp } from '../lib/http/participant-app.ts'
 import { createCoordinatorApp } from '../lib/http/coordinator-app.ts'
 import { CoordinatorNode, ParticipantNode, SqliteStore } from '../lib.ts'
+import { MAX_VALUE_DEPTH } from '../lib/core/ops.ts'
 import { cleanup, outputOf, spawnCoordinator, tempDir, waitFor } from '../testing/processes.ts'
 import { FaultProxy, stopProxies } from '../testing/proxy.ts'
 
@@ -132,6 +133,34 @@ test('values nested 30,000 deep are a prompt 400 that changes nothing', async ()
   expect(refused.status).toBe(400)
   expect(String(refused.body.error)).toContain('nested deeper than 64 levels')
   expect(p.node.state('n1').state).toBe('unknown')
+})
+
+test('a value too deep for the batch that would carry it is a 400 at the coordinator', async () => {
+  // Nested 60 levels, the body passed the coordinator's limit of 64 but its batch to the
+  // participant went one deeper: refused there every time, a one-phase transaction was retried
+  // for ever. The deepest value allowed goes through, in a batch, and commits.
+  const p = await open()
+  const node = new CoordinatorNode({ dir: tempDir(), alwaysBatch: true, onePhase: true })
+  await node.start()
+  stops.push(() => node.close())
+  const app = createCoordinatorApp(node, { participants: [await serve(p)], ackWaitMs: 10_000 })
+  const nested = (levels: number): unknown => (levels === 1 ? 1 : { a: nested(levels - 1) })
+  const begin = async (id: string, levels: number) => {
+    const body = JSON.stringify({
+      id,
+      ops: { 0: [{ op: 'set', key: 'k', value: nested(levels) }] },
+    })
+    const answer = await app.request('/transactions', { method: 'POST', body })
+    return { status: answer.status, body: (await answer.json()) as Record<string, unknown> }
+  }
+  const refused = await begin('deep1', MAX_VALUE_DEPTH + 4)
+  expect(refused.status).toBe(400)
+  expect(String(refused.body.error)).toContain(`nested deeper than ${MAX_VALUE_DEPTH} levels`)
+  expect(node.txns.has('deep1')).toBe(false)
+  const deepest = await begin('deep2', MAX_VALUE_DEPTH)
+  expect(deepest.status).toBe(200)
+  expect(deepest.body).toMatchObject({ decision: 'commit', acknowledged: true })
+  expect(p.node.state('deep2').state).toBe('committed')
 })
 
 test.each([
